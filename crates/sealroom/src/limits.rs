@@ -1,0 +1,141 @@
+//! Every limit sealroom enforces, in one place, each with the reason for its number.
+//!
+//! Limits that an operator may reasonably tune live in [`RoomLimits`]; the rest are constants
+//! because raising them changes what the code can safely assume (stack depth, key sizes).
+
+/// Longest bearer token accepted. Real access tokens are well under 4 KiB; anything larger is
+/// either a mistake or an attempt to make the verifier parse megabytes before rejecting.
+pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
+
+/// Longest `kid` header accepted. Identity providers use short ids; a long `kid` is only useful
+/// to an attacker probing for path or query injection in key lookup.
+pub const KEY_ID_BYTES_MAX: usize = 128;
+
+/// Longest `sub`, `iss` and tenant claim accepted (RFC 7519 sets no bound; 255 covers every
+/// identity provider we know, including URLs as issuers).
+pub const IDENTITY_CLAIM_BYTES_MAX: usize = 255;
+
+/// Most roles read from a token's roles claim.
+pub const ROLES_MAX: usize = 32;
+
+/// Longest remaining lifetime of an accepted token. Access tokens live minutes to hours; an `exp`
+/// years away is a forged or misconfigured token and is refused rather than trusted for years.
+pub const TOKEN_LIFETIME_SECS_MAX: i64 = 31 * 24 * 3600;
+
+/// Largest clock leeway an issuer may configure (the brief caps it at a minute).
+pub const LEEWAY_SECS_MAX: u64 = 60;
+
+/// Minimum time between two fetches of one JWKS URL triggered by unknown key ids.
+pub const JWKS_REFRESH_COOLDOWN_SECS: u64 = 30;
+
+/// Largest JWKS document read from an identity provider.
+pub const JWKS_BYTES_MAX: usize = 256 * 1024;
+
+/// Most keys kept from one JWKS document.
+pub const JWKS_KEYS_MAX: usize = 64;
+
+/// Timeout of one JWKS fetch, so a slow identity provider cannot hold requests.
+pub const JWKS_FETCH_TIMEOUT_SECS: u64 = 5;
+
+/// Unknown key ids remembered per issuer so repeated garbage `kid`s are refused without work.
+pub const JWKS_NEGATIVE_CACHE_ENTRIES_MAX: u64 = 4096;
+
+/// Deepest JSON nesting accepted anywhere a client sends JSON. Agent state is shallow; deep
+/// nesting is a stack-exhaustion attack on every parser downstream.
+pub const JSON_DEPTH_MAX: usize = 32;
+
+/// Largest content of one thread message (256 KiB covers long tool outputs).
+pub const MESSAGE_CONTENT_BYTES_MAX: usize = 256 * 1024;
+
+/// Most messages appended in one batch.
+pub const MESSAGES_PER_APPEND_MAX: usize = 100;
+
+/// Longest message `role` and `name`.
+pub const MESSAGE_ROLE_BYTES_MAX: usize = 32;
+/// Longest message `name` (OpenAI allows 64).
+pub const MESSAGE_NAME_BYTES_MAX: usize = 64;
+
+/// Longest thread title.
+pub const THREAD_TITLE_BYTES_MAX: usize = 512;
+
+/// Largest serialized `metadata` object on a thread, message or item.
+pub const METADATA_BYTES_MAX: usize = 16 * 1024;
+
+/// Largest serialized item `value`.
+pub const ITEM_VALUE_BYTES_MAX: usize = 256 * 1024;
+
+/// Largest item `text` (the part that is indexed for search).
+pub const ITEM_TEXT_BYTES_MAX: usize = 64 * 1024;
+
+/// Most dimensions of one embedding (the largest common models use 3072).
+pub const EMBEDDING_DIMENSIONS_MAX: usize = 4096;
+
+/// Deepest namespace path.
+pub const NAMESPACE_DEPTH_MAX: usize = 8;
+
+/// Longest namespace segment.
+pub const NAMESPACE_SEGMENT_BYTES_MAX: usize = 64;
+
+/// Longest item key.
+pub const ITEM_KEY_BYTES_MAX: usize = 256;
+
+/// Page size used when a client does not ask for one.
+pub const PAGE_SIZE_DEFAULT: usize = 50;
+
+/// Largest page a client may ask for; larger requests are clamped.
+pub const PAGE_SIZE_MAX: usize = 200;
+
+/// Largest number of search results a client may ask for.
+pub const SEARCH_RESULTS_MAX: usize = 100;
+
+/// Longest search query text; a 10,000-term query must not cost more than a bounded scan.
+pub const SEARCH_QUERY_BYTES_MAX: usize = 4 * 1024;
+
+/// Longest time-to-live of any item or cache entry: a year. Caches hold derived data and must
+/// expire; items may also live without a TTL.
+pub const TTL_SECS_MAX: u64 = 365 * 24 * 3600;
+
+/// Largest token budget a context view may ask for.
+pub const CONTEXT_TOKENS_MAX: usize = 1_000_000;
+
+/// Longest opaque record key handed to the store (an HMAC or an id plus a sequence number).
+pub const RECORD_KEY_BYTES_MAX: usize = 64;
+
+/// How many times a write retries after losing an optimistic-concurrency race.
+pub const WRITE_CONFLICT_RETRIES_MAX: usize = 16;
+
+// Relations the code relies on.
+const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
+const _: () = assert!(SEARCH_RESULTS_MAX <= PAGE_SIZE_MAX);
+const _: () = assert!(KEY_ID_BYTES_MAX < TOKEN_BYTES_MAX);
+const _: () = assert!(ITEM_TEXT_BYTES_MAX <= ITEM_VALUE_BYTES_MAX);
+
+/// Per-room quotas an operator may tune. There is deliberately no `Default`: [`RoomLimits::standard`]
+/// names the defaults so a configuration always says which it uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Most items one room may hold.
+    pub items_per_room_max: u64,
+    /// Most threads one room may hold.
+    pub threads_per_room_max: u64,
+    /// Most messages one thread may hold.
+    pub messages_per_thread_max: u64,
+    /// Most bytes (sealed, as stored) one room may hold across all collections.
+    pub room_bytes_max: u64,
+    /// Most cache entries (tool results plus responses) one room may hold.
+    pub cache_entries_per_room_max: u64,
+}
+
+impl RoomLimits {
+    /// The defaults: generous for a person's agent state, small enough that one room cannot
+    /// exhaust a shared machine.
+    pub const fn standard() -> RoomLimits {
+        RoomLimits {
+            items_per_room_max: 100_000,
+            threads_per_room_max: 10_000,
+            messages_per_thread_max: 100_000,
+            room_bytes_max: 512 * 1024 * 1024,
+            cache_entries_per_room_max: 10_000,
+        }
+    }
+}

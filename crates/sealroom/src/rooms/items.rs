@@ -1,0 +1,299 @@
+//! Items: JSON values under a namespace path and key (cross-session memory and documents), with
+//! optional text to index, an optional embedding, metadata and a TTL.
+//!
+//! The store never sees a namespace or key: an item's record key is an HMAC of its path under
+//! the room's own index key, so equal paths in two rooms have unrelated record keys and the
+//! database reveals nothing about names. Listing by prefix therefore opens the room's items and
+//! filters in memory; per-room quotas bound that work.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use super::codec::{self, StoredItem};
+use super::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize, Ttl};
+use super::threads::Page;
+use super::{AlarmKind, Room, RoomError, WriteFailure};
+use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX};
+use crate::seal::RoomKeys;
+use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, StoredRecord, unix_now_secs};
+
+/// Items read per store round trip when a whole room is scanned.
+const SCAN_CHUNK_ITEMS: usize = 512;
+
+/// Domain of item record keys under the room's index key.
+const ITEM_KEY_DOMAIN: &[u8] = b"item";
+
+/// A validated item to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemInput {
+    value_json: String,
+    text: Option<String>,
+    embedding: Option<Vec<f32>>,
+    metadata: Metadata,
+    ttl: Option<Ttl>,
+}
+
+impl ItemInput {
+    /// Validates an item: value size, text size, embedding shape, metadata and TTL.
+    pub fn parse(
+        value: &Value,
+        text: Option<String>,
+        embedding: Option<Vec<f32>>,
+        metadata: Option<Value>,
+        ttl_secs: Option<i64>,
+    ) -> Result<ItemInput, InputError> {
+        let value_json = value.to_string();
+        if value_json.len() > ITEM_VALUE_BYTES_MAX {
+            return Err(InputError::new("value", format!("may be at most {ITEM_VALUE_BYTES_MAX} bytes")));
+        }
+        if text.as_ref().is_some_and(|text| text.len() > ITEM_TEXT_BYTES_MAX) {
+            return Err(InputError::new("text", format!("may be at most {ITEM_TEXT_BYTES_MAX} bytes")));
+        }
+        if let Some(embedding) = &embedding {
+            check_embedding(embedding)?;
+        }
+        Ok(ItemInput {
+            value_json,
+            text,
+            embedding,
+            metadata: Metadata::parse(metadata)?,
+            ttl: ttl_secs.map(Ttl::parse).transpose()?,
+        })
+    }
+
+    /// The embedding, if any.
+    pub fn embedding(&self) -> Option<&[f32]> {
+        self.embedding.as_deref()
+    }
+
+    /// The indexed text, if any.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// Attaches an embedding computed by the server (for items stored without one).
+    pub fn with_embedding(mut self, embedding: Vec<f32>) -> Result<ItemInput, InputError> {
+        check_embedding(&embedding)?;
+        self.embedding = Some(embedding);
+        Ok(self)
+    }
+}
+
+/// Embeddings must have 1 to 4096 finite components.
+pub fn check_embedding(embedding: &[f32]) -> Result<(), InputError> {
+    if embedding.is_empty() || embedding.len() > EMBEDDING_DIMENSIONS_MAX {
+        return Err(InputError::new("embedding", format!("must have 1 to {EMBEDDING_DIMENSIONS_MAX} dimensions")));
+    }
+    if embedding.iter().any(|component| !component.is_finite()) {
+        return Err(InputError::new("embedding", "must hold finite numbers"));
+    }
+    Ok(())
+}
+
+/// A stored item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub namespace: Namespace,
+    pub key: ItemKey,
+    pub value: Value,
+    pub text: Option<String>,
+    pub embedding: Option<Vec<f32>>,
+    pub metadata: Metadata,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Where an item listing continues: after this namespace and key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ItemCursor {
+    namespace: Namespace,
+    key: ItemKey,
+}
+
+impl ItemCursor {
+    /// Encodes the cursor as an opaque URL-safe string.
+    pub fn encode(&self) -> String {
+        let mut parts: Vec<&str> = self.namespace.segments().iter().map(String::as_str).collect();
+        parts.push(self.key.as_str());
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&parts).unwrap_or_default())
+    }
+
+    /// Parses a cursor a client sent back.
+    pub fn parse(text: &str) -> Result<ItemCursor, InputError> {
+        let invalid = || InputError::new("cursor", "is not a cursor this server issued");
+        if text.len() > 4096 {
+            return Err(invalid());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+        let mut parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let key = parts.pop().ok_or_else(invalid)?;
+        Ok(ItemCursor { namespace: Namespace::parse(parts).map_err(|_| invalid())?, key: ItemKey::parse(&key).map_err(|_| invalid())? })
+    }
+}
+
+/// Item operations of one room.
+pub struct Items<'room> {
+    room: &'room Room,
+}
+
+/// The opaque record key of an item: an HMAC of its path under the room's index key.
+pub(crate) fn item_record_key(keys: &RoomKeys, namespace: &Namespace, key: &ItemKey) -> RecordKey {
+    let count = u32::try_from(namespace.segments().len()).unwrap_or(u32::MAX).to_be_bytes();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(namespace.segments().len() + 2);
+    parts.push(&count);
+    parts.extend(namespace.segments().iter().map(String::as_bytes));
+    parts.push(key.as_str().as_bytes());
+    RecordKey::new(keys.index_hash(ITEM_KEY_DOMAIN, &parts)[..16].to_vec())
+}
+
+impl<'room> Items<'room> {
+    pub(crate) fn new(room: &'room Room) -> Items<'room> {
+        Items { room }
+    }
+
+    /// Stores (creates or replaces) an item.
+    pub async fn put(&self, namespace: &Namespace, key: &ItemKey, input: ItemInput) -> Result<Item, RoomError> {
+        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+            let keys = self.room.write_keys().await?;
+            let record_key = item_record_key(&keys, namespace, key);
+            let now = unix_now_secs();
+            let created_at = match self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await? {
+                Some(record) => self.open_item(&keys, namespace, key, &record).await?.created_at,
+                None => now,
+            };
+            let stored = StoredItem {
+                owner: *self.room.id().as_bytes(),
+                namespace: namespace.segments().to_vec(),
+                key: key.as_str().to_owned(),
+                value_json: input.value_json.clone(),
+                text: input.text.clone(),
+                embedding: input.embedding.clone(),
+                metadata_json: Value::Object(input.metadata.as_map().clone()).to_string(),
+                created_at,
+                updated_at: now,
+                expires_at: input.ttl.map(|ttl| ttl.expires_at(now)),
+            };
+            let value = self.room.seal(&keys, Collection::Items, &record_key, &stored)?;
+            let operations =
+                vec![Operation::Put { collection: Collection::Items, key: record_key, value, expires_at: stored.expires_at }];
+            let quotas = vec![
+                Quota::Records { collection: Collection::Items, max: self.room.limits().items_per_room_max },
+                self.room.room_bytes_quota(),
+            ];
+            match self.room.commit(&keys, Vec::new(), operations, quotas).await {
+                Ok(_) => return item_of(&stored).ok_or(RoomError::IsolationAlarm),
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// One item.
+    pub async fn get(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
+        let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
+        let record_key = item_record_key(&keys, namespace, key);
+        let record =
+            self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await?.ok_or(RoomError::NotFound)?;
+        let stored = self.open_item(&keys, namespace, key, &record).await?;
+        item_of(&stored).ok_or(RoomError::IsolationAlarm)
+    }
+
+    /// Opens an item and checks that it is the one its record key was derived from.
+    async fn open_item(&self, keys: &Arc<RoomKeys>, namespace: &Namespace, key: &ItemKey, record: &StoredRecord) -> Result<StoredItem, RoomError> {
+        let stored: StoredItem = self.room.open(keys, Collection::Items, record).await?;
+        if stored.namespace != namespace.segments() || stored.key != key.as_str() {
+            self.room.raise(Collection::Items, AlarmKind::NameMismatch);
+            return Err(RoomError::IsolationAlarm);
+        }
+        Ok(stored)
+    }
+
+    /// Deletes an item.
+    pub async fn delete(&self, namespace: &Namespace, key: &ItemKey) -> Result<(), RoomError> {
+        self.room.require_write()?;
+        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+            let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
+            let record_key = item_record_key(&keys, namespace, key);
+            if self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await?.is_none() {
+                return Err(RoomError::NotFound);
+            }
+            let checks = vec![Check::Exists(Collection::Items, record_key.clone())];
+            let operations = vec![Operation::Delete { collection: Collection::Items, key: record_key }];
+            match self.room.commit(&keys, checks, operations, Vec::new()).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// Items under a namespace prefix, ordered by namespace then key, after the cursor.
+    pub async fn list(&self, prefix: &NamespacePrefix, after: Option<&ItemCursor>, limit: PageSize) -> Result<Page<Item, ItemCursor>, RoomError> {
+        let mut matching: Vec<Item> = self
+            .all()
+            .await?
+            .into_iter()
+            .filter_map(|(_, stored)| item_of(&stored))
+            .filter(|item| item.namespace.starts_with(prefix))
+            .filter(|item| after.is_none_or(|cursor| (&item.namespace, &item.key) > (&cursor.namespace, &cursor.key)))
+            .collect();
+        matching.sort_by(|left, right| (&left.namespace, &left.key).cmp(&(&right.namespace, &right.key)));
+        let has_more = matching.len() > limit.get();
+        matching.truncate(limit.get());
+        let next = if has_more {
+            matching.last().map(|last| ItemCursor { namespace: last.namespace.clone(), key: last.key.clone() })
+        } else {
+            None
+        };
+        Ok(Page { entries: matching, next })
+    }
+
+    /// Every live item of the room, opened and checked (the source of listings and indexes).
+    pub(crate) async fn all(&self) -> Result<Vec<(RecordKey, StoredItem)>, RoomError> {
+        let Some(keys) = self.room.read_keys().await? else {
+            return Ok(Vec::new());
+        };
+        let mut items = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let range = Range { collection: Collection::Items, prefix: Vec::new(), after: after.take(), reverse: false, limit: SCAN_CHUNK_ITEMS };
+            let records = self.room.backend().range(&self.room.id(), &range).await?;
+            for record in &records {
+                let stored: StoredItem = self.room.open(&keys, Collection::Items, record).await?;
+                let path_matches = Namespace::parse(stored.namespace.clone())
+                    .ok()
+                    .zip(ItemKey::parse(&stored.key).ok())
+                    .is_some_and(|(namespace, key)| item_record_key(&keys, &namespace, &key) == record.key);
+                if !path_matches {
+                    self.room.raise(Collection::Items, AlarmKind::NameMismatch);
+                    return Err(RoomError::IsolationAlarm);
+                }
+                items.push((record.key.clone(), stored));
+            }
+            if records.len() < SCAN_CHUNK_ITEMS {
+                return Ok(items);
+            }
+            after = records.last().map(|record| record.key.as_bytes().to_vec());
+        }
+    }
+}
+
+pub(crate) fn item_of(stored: &StoredItem) -> Option<Item> {
+    Some(Item {
+        namespace: Namespace::parse(stored.namespace.clone()).ok()?,
+        key: ItemKey::parse(&stored.key).ok()?,
+        value: serde_json::from_str(&stored.value_json).ok()?,
+        text: stored.text.clone(),
+        embedding: stored.embedding.clone(),
+        metadata: Metadata::from_stored(codec::json_map(&stored.metadata_json)),
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+        expires_at: stored.expires_at,
+    })
+}

@@ -1,0 +1,404 @@
+//! Rooms: the only way to reach stored state.
+//!
+//! [`Rooms`] holds the store, the keyring and the room-id deriver. A [`Room`] is obtained from a
+//! `&Principal` (the caller's own room, or its tenant's shared room) and every operation on
+//! state goes through it. There is no function that takes a room id, user id or tenant name from
+//! a caller: the room is whatever the verified principal derives to.
+//!
+//! Every record is sealed with the room's key and stamped with the room as owner when written,
+//! and on every read it must open under the room's key and name the room as owner; anything else
+//! is an isolation alarm and is never served.
+
+mod alarms;
+mod codec;
+mod items;
+mod keyring;
+mod names;
+mod threads;
+
+use std::sync::Arc;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
+pub use items::{Item, ItemCursor, ItemInput, Items};
+pub use names::{
+    InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
+    TokenBudget, Ttl, parse_item_path,
+};
+pub use threads::{ContextView, Message, Page, ThreadInfo, ThreadPatch, Threads};
+
+use crate::identity::Principal;
+use crate::limits::RoomLimits;
+use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
+use crate::seal::{MasterKey, RoomKeys};
+use crate::store::{Backend, Batch, Check, Collection, Operation, Quota, RecordKey, StoreError, StoredRecord, WriteReceipt};
+use codec::Owned;
+use keyring::{Keyring, KeyringError};
+
+/// Settings of the room layer. No `Default`: [`RoomsSettings::standard`] names the defaults.
+#[derive(Clone, Debug)]
+pub struct RoomsSettings {
+    pub limits: RoomLimits,
+    /// The role a tenant member needs to write to the tenant room.
+    pub tenant_writer_role: String,
+    /// Most unwrapped room keys kept in memory.
+    pub resident_room_keys_max: u64,
+}
+
+impl RoomsSettings {
+    pub fn standard() -> RoomsSettings {
+        RoomsSettings {
+            limits: RoomLimits::standard(),
+            tenant_writer_role: "tenant-writer".into(),
+            resident_room_keys_max: 10_000,
+        }
+    }
+}
+
+/// Failures of room operations, mapped to HTTP statuses in one place by the server.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The thing does not exist in this room. Other rooms' ids give exactly this error.
+    #[error("not found")]
+    NotFound,
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InputError),
+    /// The principal has no tenant, so there is no tenant room.
+    #[error("the principal belongs to no tenant")]
+    NoTenant,
+    /// Writing to the tenant room needs the writer role.
+    #[error("writing to the tenant room requires the {0:?} role")]
+    Forbidden(String),
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(&'static str),
+    /// Concurrent writers kept winning; the client may retry.
+    #[error("too many concurrent changes; retry")]
+    Conflict,
+    /// A record failed the owner check; it was refused, counted and logged.
+    #[error("a stored record failed its integrity check")]
+    IsolationAlarm,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for RoomError {
+    fn from(error: StoreError) -> RoomError {
+        match error {
+            StoreError::QuotaExceeded(Quota::RoomBytes { .. }) => RoomError::QuotaExceeded("room bytes"),
+            StoreError::QuotaExceeded(Quota::Records { collection, .. }) => RoomError::QuotaExceeded(collection.name()),
+            StoreError::Conflict | StoreError::RoomKeyChanged => RoomError::Conflict,
+            StoreError::Unavailable(reason) | StoreError::Refused(reason) => RoomError::Unavailable(reason),
+        }
+    }
+}
+
+impl From<KeyringError> for RoomError {
+    fn from(error: KeyringError) -> RoomError {
+        match error {
+            KeyringError::Store(error) => error.into(),
+            KeyringError::Broken => RoomError::IsolationAlarm,
+        }
+    }
+}
+
+/// Why rooms could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the configured master key does not match the stored room keys (wrong key, or a rotation needs the previous key)")]
+    WrongMasterKey,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What erasing a room did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureReceipt {
+    pub room: RoomId,
+    pub erased_at: i64,
+    /// Whether the room had a key (had ever been written).
+    pub existed: bool,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) keyring: Keyring,
+    pub(crate) room_ids: RoomIdDeriver,
+    pub(crate) alarms: IsolationAlarms,
+    pub(crate) settings: RoomsSettings,
+}
+
+/// Entry point to all rooms.
+#[derive(Clone)]
+pub struct Rooms {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Rooms {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Rooms")
+    }
+}
+
+impl Rooms {
+    /// Builds the room layer over a store. Refuses a master key that opens none of the stored
+    /// room keys it is asked to check, so a misconfigured key fails at start rather than turning
+    /// every request into an isolation alarm.
+    pub async fn new(
+        backend: Arc<dyn Backend>,
+        master_key: MasterKey,
+        previous_master_key: Option<MasterKey>,
+        room_ids: RoomIdDeriver,
+        settings: RoomsSettings,
+    ) -> Result<Rooms, OpenError> {
+        let accepted: Vec<_> = std::iter::once(master_key.id()).chain(previous_master_key.as_ref().map(MasterKey::id)).collect();
+        if let Some(sample) = backend.rooms_page(None, 1).await?.first() {
+            let wrapped = backend.room_key(&sample.room).await?;
+            if wrapped.is_some_and(|wrapped| !accepted.contains(&wrapped.master_key_id)) {
+                return Err(OpenError::WrongMasterKey);
+            }
+        }
+        let keyring = Keyring::new(master_key, previous_master_key, settings.resident_room_keys_max);
+        let shared = Shared { backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
+        Ok(Rooms { shared: Arc::new(shared) })
+    }
+
+    /// The principal's own room (read and write).
+    pub fn room(&self, principal: &Principal) -> Room {
+        let id = self.shared.room_ids.derive(RoomKind::User, principal.issuer(), principal.subject());
+        Room { shared: self.shared.clone(), id, kind: RoomKind::User, writable: true }
+    }
+
+    /// The principal's tenant room: readable by every member, writable with the writer role.
+    pub fn tenant_room(&self, principal: &Principal) -> Result<Room, RoomError> {
+        let tenant = principal.tenant().ok_or(RoomError::NoTenant)?;
+        let id = self.shared.room_ids.derive(RoomKind::Tenant, principal.issuer(), tenant);
+        let writable = principal.has_role(&self.shared.settings.tenant_writer_role);
+        Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable })
+    }
+
+    /// Isolation alarms raised by this process.
+    pub fn isolation_alarms(&self) -> u64 {
+        self.shared.alarms.count()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &RoomsSettings {
+        &self.shared.settings
+    }
+
+    /// Admin erasure: the one operation that derives a room from an issuer and subject given as
+    /// plain values. It returns a receipt and no content.
+    pub async fn erase_principal_for_admin(&self, issuer: &str, subject: &str) -> Result<ErasureReceipt, RoomError> {
+        let room = self.shared.room_ids.derive(RoomKind::User, issuer, subject);
+        erase_room(&self.shared, &room).await
+    }
+}
+
+/// Destroys the room's key first (durably: from then on nothing of the room can be opened, in
+/// the database or any backup), then purges its records.
+async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, RoomError> {
+    let existed = shared.backend.destroy_room_key(room).await?;
+    shared.keyring.forget(room);
+    let purged = shared.backend.purge_room(room).await?;
+    Ok(ErasureReceipt {
+        room: *room,
+        erased_at: crate::store::unix_now_secs(),
+        existed,
+        records: purged.records,
+        bytes: purged.bytes,
+    })
+}
+
+/// One room, as seen by one principal.
+#[derive(Clone)]
+pub struct Room {
+    shared: Arc<Shared>,
+    id: RoomId,
+    kind: RoomKind,
+    writable: bool,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "Room({}, {:?}, writable={})", self.id, self.kind, self.writable)
+    }
+}
+
+/// How a write attempt ended when it did not succeed.
+pub(crate) enum WriteFailure {
+    /// Lost a race (a check failed or the room key changed); build the batch again.
+    Retry,
+    Failed(RoomError),
+}
+
+impl From<RoomError> for WriteFailure {
+    fn from(error: RoomError) -> WriteFailure {
+        WriteFailure::Failed(error)
+    }
+}
+
+impl Room {
+    /// The room's pseudonymous id.
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+
+    /// Whether this is a user or a tenant room.
+    pub fn kind(&self) -> RoomKind {
+        self.kind
+    }
+
+    /// Whether the principal may write here.
+    pub fn can_write(&self) -> bool {
+        self.writable
+    }
+
+    /// Conversation threads.
+    pub fn threads(&self) -> Threads<'_> {
+        Threads::new(self)
+    }
+
+    /// Items (memories and documents).
+    pub fn items(&self) -> Items<'_> {
+        Items::new(self)
+    }
+
+    /// Erases the room: key first, then records. Only a user's own room can be erased this way.
+    pub async fn erase(&self) -> Result<ErasureReceipt, RoomError> {
+        if self.kind != RoomKind::User {
+            return Err(RoomError::Forbidden("owner".into()));
+        }
+        erase_room(&self.shared, &self.id).await
+    }
+
+    pub(crate) fn limits(&self) -> &RoomLimits {
+        &self.shared.settings.limits
+    }
+
+    pub(crate) fn require_write(&self) -> Result<(), RoomError> {
+        if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
+    }
+
+    /// The room's keys for reading; `None` means the room is empty.
+    pub(crate) async fn read_keys(&self) -> Result<Option<Arc<RoomKeys>>, RoomError> {
+        Ok(self.shared.keyring.existing(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+    }
+
+    /// The room's keys for writing, creating the room on first write.
+    pub(crate) async fn write_keys(&self) -> Result<Arc<RoomKeys>, RoomError> {
+        self.require_write()?;
+        Ok(self.shared.keyring.existing_or_create(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.shared.backend.as_ref()
+    }
+
+    /// Seals a payload of this room. The write half of the owner check: a payload stamped with
+    /// another room is a programming error, and stops here.
+    pub(crate) fn seal<T: Serialize + Owned>(
+        &self,
+        keys: &RoomKeys,
+        collection: Collection,
+        key: &RecordKey,
+        payload: &T,
+    ) -> Result<Vec<u8>, RoomError> {
+        assert_eq!(payload.owner(), self.id.as_bytes(), "a payload must be stamped with the room that seals it");
+        assert_eq!(keys.room(), &self.id, "a room seals only with its own keys");
+        keys.seal(collection, key, &codec::encode(payload)).map_err(|_| RoomError::Unavailable("sealing failed".into()))
+    }
+
+    /// Opens a stored record of this room and checks its owner stamp. The read half of the
+    /// owner check: whatever fails here is refused and raises an isolation alarm.
+    pub(crate) async fn open<T: DeserializeOwned + Owned>(
+        &self,
+        keys: &Arc<RoomKeys>,
+        collection: Collection,
+        record: &StoredRecord,
+    ) -> Result<T, RoomError> {
+        let opened = match keys.open(collection, &record.key, &record.value) {
+            Ok(plaintext) => plaintext,
+            Err(_) => self.open_after_key_reload(keys, collection, record).await?,
+        };
+        let Some(payload) = codec::decode::<T>(&opened) else {
+            self.raise(collection, AlarmKind::SealBroken);
+            return Err(RoomError::IsolationAlarm);
+        };
+        if payload.owner() != self.id.as_bytes() {
+            self.raise(collection, AlarmKind::OwnerMismatch);
+            return Err(RoomError::IsolationAlarm);
+        }
+        Ok(payload)
+    }
+
+    /// A record that does not open may have been written under a newer key (the room was erased
+    /// and recreated through another node); only if it fails under the current key too is it an
+    /// alarm.
+    async fn open_after_key_reload(&self, keys: &Arc<RoomKeys>, collection: Collection, record: &StoredRecord) -> Result<Vec<u8>, RoomError> {
+        let reloaded = self.shared.keyring.reload(self.backend(), &self.id, &self.shared.alarms).await?;
+        if let Some(current) = reloaded.filter(|current| current.key_id() != keys.key_id()) {
+            if let Ok(plaintext) = current.open(collection, &record.key, &record.value) {
+                return Ok(plaintext);
+            }
+        }
+        self.raise(collection, AlarmKind::SealBroken);
+        Err(RoomError::IsolationAlarm)
+    }
+
+    pub(crate) fn raise(&self, collection: Collection, kind: AlarmKind) {
+        self.shared.alarms.raise(&self.id, collection, kind);
+    }
+
+    /// Commits one attempt of a write. Lost races come back as [`WriteFailure::Retry`].
+    pub(crate) async fn commit(
+        &self,
+        keys: &RoomKeys,
+        checks: Vec<Check>,
+        operations: Vec<Operation>,
+        quotas: Vec<Quota>,
+    ) -> Result<WriteReceipt, WriteFailure> {
+        let batch = Batch { room: self.id, key_id: *keys.key_id(), checks, operations, quotas };
+        match self.backend().write(batch).await {
+            Ok(receipt) => Ok(receipt),
+            Err(StoreError::Conflict) => Err(WriteFailure::Retry),
+            Err(StoreError::RoomKeyChanged) => {
+                self.shared.keyring.forget(&self.id);
+                Err(WriteFailure::Retry)
+            }
+            Err(error) => Err(WriteFailure::Failed(error.into())),
+        }
+    }
+
+    /// The quota every growing write carries: the room's total bytes.
+    pub(crate) fn room_bytes_quota(&self) -> Quota {
+        Quota::RoomBytes { max: self.limits().room_bytes_max }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A room layer over a fresh SQLite store in a temporary directory.
+    use super::*;
+    use crate::secrets::Secret32;
+    use crate::store::sqlite::{SqliteBackend, SqliteOptions};
+
+    pub(crate) struct TestRooms {
+        pub rooms: Rooms,
+        pub backend: Arc<SqliteBackend>,
+        pub directory: tempfile::TempDir,
+    }
+
+    pub(crate) async fn sqlite_rooms(settings: RoomsSettings) -> TestRooms {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let room_ids = RoomIdDeriver::new(&Secret32::from_bytes([3u8; 32]));
+        let backend = Arc::new(
+            SqliteBackend::open(directory.path(), &room_ids.fingerprint(), &SqliteOptions::standard()).expect("open store"),
+        );
+        let master = MasterKey::new(&Secret32::from_bytes([4u8; 32]));
+        let rooms = Rooms::new(backend.clone(), master, None, room_ids, settings).await.expect("rooms");
+        TestRooms { rooms, backend, directory }
+    }
+}

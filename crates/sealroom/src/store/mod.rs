@@ -1,0 +1,292 @@
+//! The storage abstraction: sealed records and wrapped room keys, addressed by room id,
+//! collection and opaque key.
+//!
+//! Architecture invariant: nothing that crosses this boundary is plaintext user data. Values are
+//! sealed before they arrive, keys are opaque (HMACs, random ids, sequence numbers), and there is
+//! no parameter through which a subject, issuer, tenant, namespace or item name could pass. What
+//! an operator can read in the database is room ids, opaque keys, sizes and timestamps.
+//!
+//! Every operation names exactly one room; there is no cross-room query apart from the admin
+//! operations at the end of [`Backend`], which return ids, counts and sizes only.
+
+use async_trait::async_trait;
+
+use crate::limits::RECORD_KEY_BYTES_MAX;
+use crate::room_id::RoomId;
+use crate::seal::{RoomKeyId, WrappedRoomKey};
+
+pub mod sqlite;
+
+/// The kinds of record a room holds. The numeric tag is stored and bound into each record's
+/// associated data, so it must never be reused for another meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collection {
+    /// Thread headers, keyed by thread id.
+    Threads,
+    /// Thread messages, keyed by thread id and sequence number.
+    Messages,
+    /// Items (memories and documents), keyed by an HMAC of namespace and key.
+    Items,
+    /// Cached tool results, keyed by an HMAC of tool name and canonical arguments.
+    ToolCache,
+    /// Cached model responses, keyed by an HMAC of the canonical request.
+    ResponseCache,
+    /// Audit entries, keyed by sequence number.
+    Audit,
+    /// Small per-room bookkeeping records (the audit chain head).
+    RoomMeta,
+}
+
+impl Collection {
+    /// Every collection, for export and erasure.
+    pub const ALL: [Collection; 7] = [
+        Collection::Threads,
+        Collection::Messages,
+        Collection::Items,
+        Collection::ToolCache,
+        Collection::ResponseCache,
+        Collection::Audit,
+        Collection::RoomMeta,
+    ];
+
+    /// The stored tag.
+    pub fn tag(self) -> u8 {
+        match self {
+            Collection::Threads => 1,
+            Collection::Messages => 2,
+            Collection::Items => 3,
+            Collection::ToolCache => 4,
+            Collection::ResponseCache => 5,
+            Collection::Audit => 6,
+            Collection::RoomMeta => 7,
+        }
+    }
+
+    /// The collection of a stored tag.
+    pub fn from_tag(tag: u8) -> Option<Collection> {
+        Collection::ALL.into_iter().find(|collection| collection.tag() == tag)
+    }
+
+    /// A short stable name for metrics and admin reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Threads => "threads",
+            Collection::Messages => "messages",
+            Collection::Items => "items",
+            Collection::ToolCache => "tool_cache",
+            Collection::ResponseCache => "response_cache",
+            Collection::Audit => "audit",
+            Collection::RoomMeta => "room_meta",
+        }
+    }
+}
+
+/// An opaque record key: at most [`RECORD_KEY_BYTES_MAX`] bytes that reveal nothing about the
+/// content (an HMAC, a random id, a sequence number).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordKey(Vec<u8>);
+
+impl RecordKey {
+    /// Wraps opaque bytes. Panics on an oversized key: keys are built by this crate, never taken
+    /// from a client, so an oversized one is a programming error.
+    pub fn new(bytes: Vec<u8>) -> RecordKey {
+        assert!(!bytes.is_empty() && bytes.len() <= RECORD_KEY_BYTES_MAX, "record key length {}", bytes.len());
+        RecordKey(bytes)
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RecordKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "RecordKey({})", hex::encode(&self.0))
+    }
+}
+
+/// One stored record, still sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub key: RecordKey,
+    pub value: Vec<u8>,
+    /// Incremented on every write of this key; used for optimistic concurrency.
+    pub version: i64,
+    /// Unix seconds after which the record no longer exists.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of the last write.
+    pub updated_at: i64,
+}
+
+/// A condition an atomic batch requires; if any fails, nothing of the batch is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The record exists (and has not expired).
+    Exists(Collection, RecordKey),
+    /// The record does not exist (or has expired).
+    Absent(Collection, RecordKey),
+    /// The record exists at exactly this version.
+    Version(Collection, RecordKey, i64),
+}
+
+/// One change in an atomic batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Inserts or replaces a record.
+    Put { collection: Collection, key: RecordKey, value: Vec<u8>, expires_at: Option<i64> },
+    /// Removes a record if present.
+    Delete { collection: Collection, key: RecordKey },
+    /// Removes every record whose key starts with `prefix`.
+    DeletePrefix { collection: Collection, prefix: Vec<u8> },
+}
+
+/// A bound the batch must leave the room within.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// At most this many records in a collection.
+    Records { collection: Collection, max: u64 },
+    /// At most this many stored bytes in the whole room.
+    RoomBytes { max: u64 },
+}
+
+/// An atomic set of changes to one room.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub room: RoomId,
+    /// The room-key generation the values were sealed with; the batch fails with
+    /// [`StoreError::RoomKeyChanged`] if the room's key is no longer this one.
+    pub key_id: RoomKeyId,
+    pub checks: Vec<Check>,
+    pub operations: Vec<Operation>,
+    /// Quotas checked after applying the operations, only for collections this batch grows.
+    pub quotas: Vec<Quota>,
+}
+
+/// What a successful batch reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// The room's version after the batch (bumped by every batch).
+    pub room_version: u64,
+}
+
+/// Which records a range read returns: those of one collection whose key starts with `prefix`,
+/// strictly after `after` in key order (or before it, when `reverse`), at most `limit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub collection: Collection,
+    pub prefix: Vec<u8>,
+    pub after: Option<Vec<u8>>,
+    pub reverse: bool,
+    pub limit: usize,
+}
+
+/// Records and bytes held by one collection of one room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollectionUsage {
+    pub collection: Collection,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// What an operator may see of a room: its id, sizes and timestamps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room: RoomId,
+    pub created_at: i64,
+    pub version: u64,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// What purging a room removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// One entry of the global erasure log: that a room was erased and when, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureEntry {
+    pub room: RoomId,
+    pub erased_at: i64,
+    pub purged: bool,
+}
+
+/// Storage failures. Messages carry no record content (there is none in plaintext to carry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A [`Check`] of the batch did not hold.
+    #[error("the batch's preconditions no longer hold")]
+    Conflict,
+    /// The batch would exceed a quota.
+    #[error("quota exceeded: {0:?}")]
+    QuotaExceeded(Quota),
+    /// The room's key is not the generation the batch was sealed with (erased or replaced).
+    #[error("the room key changed")]
+    RoomKeyChanged,
+    /// The store cannot serve now (I/O error, database down, shutting down).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The data file is damaged, foreign or from an incompatible version.
+    #[error("store refused: {0}")]
+    Refused(String),
+}
+
+/// The storage backend. Implementations: [`sqlite::SqliteBackend`] (embedded default) and the
+/// PostgreSQL backend. Every method is one atomic, durable operation once it returns `Ok`.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The room's wrapped key, if the room has one.
+    async fn room_key(&self, room: &RoomId) -> Result<Option<WrappedRoomKey>, StoreError>;
+
+    /// Stores `wrapped` as the room's key unless the room already has one, and returns the key
+    /// that won. Creating a key first removes any records left from an erased generation, so a
+    /// new key always starts an empty room.
+    async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError>;
+
+    /// One live record.
+    async fn get(&self, room: &RoomId, collection: Collection, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Live records in key order (see [`Range`]).
+    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Applies a batch atomically, or nothing of it.
+    async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError>;
+
+    /// The room's version: changes whenever anything in the room changes (0 for no room).
+    async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError>;
+
+    /// Records and bytes per collection of one room.
+    async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError>;
+
+    /// Destroys the room's key, durably, and logs the erasure. After this returns, nothing of
+    /// the room can be opened again. Returns whether the room had a key.
+    async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError>;
+
+    /// Removes every record of a room (after its key was destroyed) and marks the erasure purged.
+    async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError>;
+
+    /// Removes up to `limit` expired records across rooms; returns how many.
+    async fn sweep_expired(&self, limit: usize) -> Result<usize, StoreError>;
+
+    /// Admin: rooms in id order after `after`, with sizes.
+    async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError>;
+
+    /// Admin: replaces a room's wrapped key if it still equals `expected` (master-key rotation).
+    async fn replace_room_key(&self, room: &RoomId, expected: &WrappedRoomKey, next: &WrappedRoomKey) -> Result<bool, StoreError>;
+
+    /// Admin: the erasure log, in erasure order after the `after`-th entry.
+    async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError>;
+}
+
+/// Unix seconds now. The store stamps times itself so every node agrees on one clock source
+/// per backend (the machine's for SQLite, and the same for each PostgreSQL node).
+pub(crate) fn unix_now_secs() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    i64::try_from(now).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,982 @@
+//! The embedded backend: one SQLite file in the data directory.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a write is on disk when it is
+//! acknowledged and survives `kill -9` and power loss. Writes go to one writer thread that
+//! commits everything queued behind it in one transaction (group commit): one fsync covers many
+//! acknowledged writes, and each write still succeeds or fails alone (a savepoint per job).
+//! Reads run on a small pool of connections, concurrently with the writer (WAL snapshots).
+//!
+//! A lock file refuses a second process on the same data directory; the file's `meta` table and
+//! schema version refuse a foreign, newer or damaged file with a message that says which.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{
+    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range,
+    RecordKey, RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
+};
+use crate::room_id::RoomId;
+use crate::seal::WrappedRoomKey;
+
+/// The schema this code writes. Opening a file with a higher version is refused (written by a
+/// newer sealroom); lower versions are migrated forward in [`migrate`].
+const SCHEMA_VERSION: i64 = 1;
+
+/// Marks a SQLite file as a sealroom store, so an unrelated database is refused by name.
+const FORMAT_MARKER: &[u8] = b"sealroom-store";
+
+/// File names inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "sealroom.db";
+const LOCK_FILE_NAME: &str = "sealroom.lock";
+
+/// Read connections. Two cores and WAL readers that never block: a handful is plenty, and each
+/// holds a page cache.
+const READ_CONNECTIONS: usize = 4;
+
+/// Writes queued for the writer before callers wait (backpressure instead of unbounded memory).
+const WRITE_QUEUE_JOBS_MAX: usize = 4096;
+
+/// How long a reader waits on a lock held during a checkpoint before reporting unavailable.
+const BUSY_TIMEOUT_MILLIS: u64 = 5_000;
+
+/// Options of the embedded backend. No `Default`: durability and integrity choices are explicit.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Most write jobs committed in one transaction (one fsync). 1 disables group commit, which
+    /// only the durability benchmark's baseline wants.
+    pub group_commit_jobs_max: usize,
+    /// Run `PRAGMA quick_check` when opening, so a damaged file is refused at start rather than
+    /// discovered by a request. Costs time proportional to the file size.
+    pub integrity_check_on_open: bool,
+}
+
+impl SqliteOptions {
+    /// The production settings: group commit of up to 512 jobs and an integrity check on open.
+    pub fn standard() -> SqliteOptions {
+        SqliteOptions { group_commit_jobs_max: 512, integrity_check_on_open: true }
+    }
+}
+
+/// One write for the writer thread. It runs inside the group transaction (in its own
+/// savepoint) and keeps its result until the commit's outcome is known, so no caller is
+/// acknowledged before its data is durable.
+trait WriteJob: Send {
+    /// Runs the job; returns `true` if it failed and its savepoint must be rolled back.
+    fn run(&mut self, connection: &Connection) -> bool;
+    /// Reports the job's result, or the commit's failure, to its caller.
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    sender: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, connection: &Connection) -> bool {
+        let work = self.work.take().expect("a job runs once");
+        let result = work(connection);
+        let failed = result.is_err();
+        self.result = Some(result);
+        failed
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = match (commit, self.result) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Unavailable("the write did not run".into())),
+        };
+        let _ = self.sender.send(result);
+    }
+}
+
+/// Work that must run alone, outside any transaction (checkpoints).
+type ExclusiveWork = Box<dyn FnOnce(&Connection) + Send>;
+
+enum WriterJob {
+    Transactional(Box<dyn WriteJob>),
+    Exclusive(ExclusiveWork),
+}
+
+/// The embedded SQLite backend.
+pub struct SqliteBackend {
+    writer: mpsc::Sender<WriterJob>,
+    readers: Arc<ReaderPool>,
+    /// The writer thread, joined by [`SqliteBackend::close`] so a restart in the same process
+    /// can take the data-directory lock again.
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "SqliteBackend({})", self.path.display())
+    }
+}
+
+/// Opening failures, each naming what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteOpenError {
+    #[error("data directory {0} is in use by another sealroom process (lock file {LOCK_FILE_NAME} is held)")]
+    Locked(PathBuf),
+    #[error("cannot use data directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a usable sealroom store: {reason}")]
+    Refused { path: PathBuf, reason: String },
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the store in `data_directory`. `deployment_fingerprint` ties
+    /// the file to the deployment's room-id secret: a file written under another secret would
+    /// show every user an empty room, so it is refused instead.
+    pub fn open(
+        data_directory: &Path,
+        deployment_fingerprint: &[u8; 32],
+        options: &SqliteOptions,
+    ) -> Result<SqliteBackend, SqliteOpenError> {
+        assert!(options.group_commit_jobs_max >= 1);
+        let lock = acquire_lock(data_directory)?;
+        let path = data_directory.join(DATABASE_FILE_NAME);
+        let refused = |reason: String| SqliteOpenError::Refused { path: path.clone(), reason };
+        let writer_connection = open_connection(&path).map_err(|error| refused(describe(&error)))?;
+        prepare_writer(&writer_connection, deployment_fingerprint, options).map_err(refused)?;
+        let mut readers = Vec::with_capacity(READ_CONNECTIONS);
+        for _ in 0..READ_CONNECTIONS {
+            let connection = open_connection(&path).map_err(|error| refused(describe(&error)))?;
+            connection.execute_batch("PRAGMA query_only = ON;").map_err(|error| refused(describe(&error)))?;
+            readers.push(connection);
+        }
+        let (sender, receiver) = mpsc::channel(WRITE_QUEUE_JOBS_MAX);
+        let group_max = options.group_commit_jobs_max;
+        let writer_thread = std::thread::Builder::new()
+            .name("sealroom-sqlite-writer".into())
+            .spawn(move || run_writer(writer_connection, receiver, group_max, lock))
+            .map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
+        Ok(SqliteBackend {
+            writer: sender,
+            readers: Arc::new(ReaderPool::new(readers)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the queued jobs, checkpoints the WAL and releases the lock.
+    pub async fn close(&self) {
+        let handle = self.writer_thread.lock().expect("writer handle lock").take();
+        let (done_sender, done_receiver) = oneshot::channel();
+        let job = WriterJob::Exclusive(Box::new(move |connection: &Connection| {
+            let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+            let _ = done_sender.send(());
+        }));
+        if self.writer.send(job).await.is_ok() {
+            let _ = done_receiver.await;
+        }
+        if let Some(handle) = handle {
+            // The writer exits once every sender is gone; ours is dropped with `self`, so only
+            // wait when this is the last use. Closing is for tests and orderly shutdown.
+            let _ = tokio::task::spawn_blocking(move || drop(handle)).await;
+        }
+    }
+
+    /// Checkpoints and truncates the WAL, so page images of erased rooms do not linger in it.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let (sender, receiver) = oneshot::channel();
+        let job = WriterJob::Exclusive(Box::new(move |connection: &Connection| {
+            let outcome = connection
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|error| unavailable(&error));
+            let _ = sender.send(outcome);
+        }));
+        self.writer.send(job).await.map_err(|_| closed())?;
+        receiver.await.map_err(|_| closed())?
+    }
+
+    async fn submit<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (sender, receiver) = oneshot::channel::<Result<T, StoreError>>();
+        let job = Box::new(Job { work: Some(work), result: None, sender });
+        self.writer.send(WriterJob::Transactional(job)).await.map_err(|_| closed())?;
+        receiver.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is shut down".into())
+}
+
+fn unavailable(error: &rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(describe(error))
+}
+
+fn describe(error: &rusqlite::Error) -> String {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => "the file is not a SQLite database (damaged or foreign)".into(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => "the database file is corrupt".into(),
+        _ => error.to_string(),
+    }
+}
+
+fn acquire_lock(data_directory: &Path) -> Result<File, SqliteOpenError> {
+    let io = |source| SqliteOpenError::Io { path: data_directory.to_path_buf(), source };
+    std::fs::create_dir_all(data_directory).map_err(io)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_directory.join(LOCK_FILE_NAME))
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SqliteOpenError::Locked(data_directory.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MILLIS))?;
+    // Every pragma is set explicitly: WAL for concurrent readers, FULL so a commit is durable
+    // when acknowledged, secure_delete so erased rows are overwritten rather than left in free
+    // pages, and no memory-mapped I/O so a truncated file yields errors, not SIGBUS.
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;
+         PRAGMA mmap_size = 0;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA trusted_schema = OFF;",
+    )?;
+    Ok(connection)
+}
+
+fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &SqliteOptions) -> Result<(), String> {
+    let error = |error: rusqlite::Error| describe(&error);
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(error)?;
+    if version > SCHEMA_VERSION {
+        return Err(format!("schema version {version} was written by a newer sealroom (this one reads up to {SCHEMA_VERSION})"));
+    }
+    if options.integrity_check_on_open && version > 0 {
+        let verdict: String = connection.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(error)?;
+        if verdict != "ok" {
+            return Err("the database file is corrupt (quick_check failed)".into());
+        }
+    }
+    if version == 0 {
+        let tables: i64 = connection
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+            .map_err(error)?;
+        if tables > 0 {
+            return Err("the file holds another application's database".into());
+        }
+    }
+    migrate(connection, version, fingerprint).map_err(error)?;
+    let marker: Option<Vec<u8>> = connection
+        .query_row("SELECT value FROM meta WHERE name = 'format'", [], |row| row.get(0))
+        .optional()
+        .map_err(error)?;
+    if marker.as_deref() != Some(FORMAT_MARKER) {
+        return Err("the file is not a sealroom store".into());
+    }
+    let stored: Option<Vec<u8>> = connection
+        .query_row("SELECT value FROM meta WHERE name = 'deployment'", [], |row| row.get(0))
+        .optional()
+        .map_err(error)?;
+    if stored.as_deref() != Some(&fingerprint[..]) {
+        return Err("the store belongs to another deployment (its room-id secret differs from the configured one)".into());
+    }
+    Ok(())
+}
+
+fn migrate(connection: &Connection, from_version: i64, fingerprint: &[u8; 32]) -> rusqlite::Result<()> {
+    if from_version < 1 {
+        connection.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE rooms (
+                 room BLOB PRIMARY KEY NOT NULL,
+                 master_key_id BLOB NOT NULL,
+                 key_id BLOB NOT NULL,
+                 wrapped_key BLOB NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 version INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE records (
+                 room BLOB NOT NULL,
+                 collection INTEGER NOT NULL,
+                 key BLOB NOT NULL,
+                 value BLOB NOT NULL,
+                 version INTEGER NOT NULL,
+                 expires_at INTEGER,
+                 updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (room, collection, key)
+             ) WITHOUT ROWID;
+             CREATE INDEX records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+             CREATE TABLE usage (
+                 room BLOB NOT NULL,
+                 collection INTEGER NOT NULL,
+                 records INTEGER NOT NULL,
+                 bytes INTEGER NOT NULL,
+                 PRIMARY KEY (room, collection)
+             ) WITHOUT ROWID;
+             CREATE TABLE erasures (
+                 sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                 room BLOB NOT NULL,
+                 erased_at INTEGER NOT NULL,
+                 purged INTEGER NOT NULL
+             );",
+        )?;
+        connection.execute("INSERT INTO meta (name, value) VALUES ('format', ?1)", params![FORMAT_MARKER])?;
+        connection.execute("INSERT INTO meta (name, value) VALUES ('deployment', ?1)", params![&fingerprint[..]])?;
+        connection.execute_batch("PRAGMA user_version = 1; COMMIT;")?;
+    }
+    Ok(())
+}
+
+/// The writer loop: take one job, then everything already queued up to the group limit, run
+/// them in one transaction, commit once, then complete every job with the commit's outcome.
+fn run_writer(connection: Connection, mut receiver: mpsc::Receiver<WriterJob>, group_max: usize, lock: File) {
+    let mut pending: Option<WriterJob> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match receiver.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let mut group = match first {
+            WriterJob::Exclusive(work) => {
+                work(&connection);
+                continue;
+            }
+            WriterJob::Transactional(work) => vec![work],
+        };
+        while group.len() < group_max {
+            match receiver.try_recv() {
+                Ok(WriterJob::Transactional(work)) => group.push(work),
+                Ok(exclusive @ WriterJob::Exclusive(_)) => {
+                    pending = Some(exclusive);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(&connection, group);
+    }
+    drop(connection);
+    drop(lock);
+}
+
+fn commit_group(connection: &Connection, group: Vec<Box<dyn WriteJob>>) {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let failure = unavailable(&error);
+        for job in group {
+            job.complete(Err(failure.clone()));
+        }
+        return;
+    }
+    let mut ran = Vec::with_capacity(group.len());
+    for mut job in group {
+        let settled = connection.execute_batch("SAVEPOINT job").and_then(|()| {
+            if job.run(connection) {
+                connection.execute_batch("ROLLBACK TO job; RELEASE job")
+            } else {
+                connection.execute_batch("RELEASE job")
+            }
+        });
+        if let Err(error) = settled {
+            // Savepoint statements only fail if the connection itself is broken; fail the whole
+            // group rather than commit a half-applied job.
+            let failure = unavailable(&error);
+            let _ = connection.execute_batch("ROLLBACK");
+            for job in ran.into_iter().chain(std::iter::once(job)) {
+                job.complete(Err(failure.clone()));
+            }
+            return;
+        }
+        ran.push(job);
+    }
+    let outcome = connection.execute_batch("COMMIT").map_err(|error| {
+        let _ = connection.execute_batch("ROLLBACK");
+        unavailable(&error)
+    });
+    for job in ran {
+        job.complete(outcome.clone());
+    }
+}
+
+/// A pool of read connections used from blocking threads.
+struct ReaderPool {
+    connections: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReaderPool {
+    fn new(connections: Vec<Connection>) -> ReaderPool {
+        let permits = Arc::new(Semaphore::new(connections.len()));
+        ReaderPool { connections: Mutex::new(connections), permits }
+    }
+}
+
+impl SqliteBackend {
+    /// Runs `work` on a read connection. The permit and the connection travel into the blocking
+    /// task and come back together, so a caller that gives up (a cancelled request) never loses
+    /// a connection or lets two tasks share one.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| closed())?;
+        let pool = self.readers.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let connection = pool.connections.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
+            let result = work(&connection);
+            pool.connections.lock().expect("reader pool lock").push(connection);
+            drop(permit);
+            result
+        });
+        match task.await {
+            Ok(result) => result.map_err(|error| unavailable(&error)),
+            Err(_) => Err(StoreError::Unavailable("a read task failed".into())),
+        }
+    }
+}
+
+fn collection_tag(collection: Collection) -> i64 {
+    i64::from(collection.tag())
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when no such bound
+/// exists (empty prefix, or all 0xFF).
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < 0xFF {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
+fn wrapped_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WrappedRoomKey> {
+    let master: Vec<u8> = row.get(0)?;
+    let key_id: Vec<u8> = row.get(1)?;
+    let sealed: Vec<u8> = row.get(2)?;
+    let invalid = || rusqlite::Error::InvalidColumnType(0, "key id".into(), rusqlite::types::Type::Blob);
+    Ok(WrappedRoomKey {
+        master_key_id: master.try_into().map_err(|_| invalid())?,
+        key_id: key_id.try_into().map_err(|_| invalid())?,
+        sealed,
+    })
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let key: Vec<u8> = row.get(0)?;
+    if key.is_empty() || key.len() > crate::limits::RECORD_KEY_BYTES_MAX {
+        return Err(rusqlite::Error::InvalidColumnType(0, "key".into(), rusqlite::types::Type::Blob));
+    }
+    Ok(StoredRecord {
+        key: RecordKey::new(key),
+        value: row.get(1)?,
+        version: row.get(2)?,
+        expires_at: row.get(3)?,
+        updated_at: row.get(4)?,
+    })
+}
+
+fn live_record_exists(connection: &Connection, room: &RoomId, collection: Collection, key: &RecordKey, now: i64) -> rusqlite::Result<Option<i64>> {
+    connection
+        .prepare_cached(
+            "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
+             AND (expires_at IS NULL OR expires_at > ?4)",
+        )?
+        .query_row(params![&room.as_bytes()[..], collection_tag(collection), key.as_bytes(), now], |row| row.get(0))
+        .optional()
+}
+
+/// Per-collection change of records and bytes made by one batch.
+#[derive(Default, Clone, Copy)]
+struct UsageDelta {
+    records: i64,
+    bytes: i64,
+}
+
+fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, StoreError> {
+    let sql = |error: rusqlite::Error| unavailable(&error);
+    let room = &batch.room.as_bytes()[..];
+    let now = unix_now_secs();
+    let current_key: Option<Vec<u8>> = connection
+        .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")
+        .map_err(sql)?
+        .query_row(params![room], |row| row.get(0))
+        .optional()
+        .map_err(sql)?;
+    if current_key.as_deref() != Some(&batch.key_id[..]) {
+        return Err(StoreError::RoomKeyChanged);
+    }
+    for check in &batch.checks {
+        let holds = match check {
+            Check::Exists(collection, key) => live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_some(),
+            Check::Absent(collection, key) => live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_none(),
+            Check::Version(collection, key, version) => {
+                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)? == Some(*version)
+            }
+        };
+        if !holds {
+            return Err(StoreError::Conflict);
+        }
+    }
+    let mut deltas: BTreeMap<Collection, UsageDelta> = BTreeMap::new();
+    for operation in &batch.operations {
+        apply_operation(connection, room, operation, now, &mut deltas).map_err(sql)?;
+    }
+    for (collection, delta) in &deltas {
+        connection
+            .prepare_cached(
+                "INSERT INTO usage (room, collection, records, bytes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (room, collection) DO UPDATE SET
+                 records = records + excluded.records, bytes = bytes + excluded.bytes",
+            )
+            .map_err(sql)?
+            .execute(params![room, collection_tag(*collection), delta.records, delta.bytes])
+            .map_err(sql)?;
+    }
+    check_quotas(connection, room, &batch.quotas, &deltas)?;
+    let version: i64 = connection
+        .prepare_cached("UPDATE rooms SET version = version + 1 WHERE room = ?1 RETURNING version")
+        .map_err(sql)?
+        .query_row(params![room], |row| row.get(0))
+        .map_err(sql)?;
+    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0) })
+}
+
+fn apply_operation(
+    connection: &Connection,
+    room: &[u8],
+    operation: &Operation,
+    now: i64,
+    deltas: &mut BTreeMap<Collection, UsageDelta>,
+) -> rusqlite::Result<()> {
+    match operation {
+        Operation::Put { collection, key, value, expires_at } => {
+            let old_bytes: Option<i64> = connection
+                .prepare_cached("SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3")?
+                .query_row(params![room, collection_tag(*collection), key.as_bytes()], |row| row.get(0))
+                .optional()?;
+            connection
+                .prepare_cached(
+                    "INSERT INTO records (room, collection, key, value, version, expires_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+                     ON CONFLICT (room, collection, key) DO UPDATE SET
+                     value = excluded.value, version = records.version + 1,
+                     expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+                )?
+                .execute(params![room, collection_tag(*collection), key.as_bytes(), value, expires_at, now])?;
+            let new_bytes = i64::try_from(value.len() + key.as_bytes().len()).unwrap_or(i64::MAX);
+            let delta = deltas.entry(*collection).or_default();
+            match old_bytes {
+                Some(old) => delta.bytes += new_bytes - old,
+                None => {
+                    delta.records += 1;
+                    delta.bytes += new_bytes;
+                }
+            }
+        }
+        Operation::Delete { collection, key } => {
+            let old_bytes: Option<i64> = connection
+                .prepare_cached(
+                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
+                     RETURNING length(value) + length(key)",
+                )?
+                .query_row(params![room, collection_tag(*collection), key.as_bytes()], |row| row.get(0))
+                .optional()?;
+            if let Some(old) = old_bytes {
+                let delta = deltas.entry(*collection).or_default();
+                delta.records -= 1;
+                delta.bytes -= old;
+            }
+        }
+        Operation::DeletePrefix { collection, prefix } => {
+            let upper = prefix_upper_bound(prefix);
+            let (count, bytes): (i64, i64) = connection
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
+                     WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
+                )?
+                .query_row(params![room, collection_tag(*collection), prefix, upper], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            connection
+                .prepare_cached(
+                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
+                )?
+                .execute(params![room, collection_tag(*collection), prefix, upper])?;
+            let delta = deltas.entry(*collection).or_default();
+            delta.records -= count;
+            delta.bytes -= bytes;
+        }
+    }
+    Ok(())
+}
+
+fn check_quotas(
+    connection: &Connection,
+    room: &[u8],
+    quotas: &[Quota],
+    deltas: &BTreeMap<Collection, UsageDelta>,
+) -> Result<(), StoreError> {
+    let sql = |error: rusqlite::Error| unavailable(&error);
+    for quota in quotas {
+        match *quota {
+            Quota::Records { collection, max } => {
+                if deltas.get(&collection).is_none_or(|delta| delta.records <= 0) {
+                    continue;
+                }
+                let records: i64 = connection
+                    .prepare_cached("SELECT records FROM usage WHERE room = ?1 AND collection = ?2")
+                    .map_err(sql)?
+                    .query_row(params![room, collection_tag(collection)], |row| row.get(0))
+                    .optional()
+                    .map_err(sql)?
+                    .unwrap_or(0);
+                if u64::try_from(records).unwrap_or(0) > max {
+                    return Err(StoreError::QuotaExceeded(*quota));
+                }
+            }
+            Quota::RoomBytes { max } => {
+                if deltas.values().map(|delta| delta.bytes).sum::<i64>() <= 0 {
+                    continue;
+                }
+                let bytes: i64 = connection
+                    .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM usage WHERE room = ?1")
+                    .map_err(sql)?
+                    .query_row(params![room], |row| row.get(0))
+                    .map_err(sql)?;
+                if u64::try_from(bytes).unwrap_or(0) > max {
+                    return Err(StoreError::QuotaExceeded(*quota));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn room_key(&self, room: &RoomId) -> Result<Option<WrappedRoomKey>, StoreError> {
+        let room = *room;
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM rooms WHERE room = ?1")?
+                .query_row(params![&room.as_bytes()[..]], wrapped_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError> {
+        let room = *room;
+        let wrapped = wrapped.clone();
+        self.submit(move |connection| {
+            let sql = |error: rusqlite::Error| unavailable(&error);
+            let room_bytes = &room.as_bytes()[..];
+            let existing = connection
+                .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM rooms WHERE room = ?1")
+                .map_err(sql)?
+                .query_row(params![room_bytes], wrapped_from_row)
+                .optional()
+                .map_err(sql)?;
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            // Leftovers of an erased generation could never be opened again; clear them so the
+            // new key starts an empty room and no stale record raises a false isolation alarm.
+            connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+            connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+            connection
+                .execute(
+                    "INSERT INTO rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                    params![room_bytes, &wrapped.master_key_id[..], &wrapped.key_id[..], wrapped.sealed, unix_now_secs()],
+                )
+                .map_err(sql)?;
+            Ok(wrapped)
+        })
+        .await
+    }
+
+    async fn get(&self, room: &RoomId, collection: Collection, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        let room = *room;
+        let key = key.clone();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT key, value, version, expires_at, updated_at FROM records
+                     WHERE room = ?1 AND collection = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                )?
+                .query_row(
+                    params![&room.as_bytes()[..], collection_tag(collection), key.as_bytes(), unix_now_secs()],
+                    record_from_row,
+                )
+                .optional()
+        })
+        .await
+    }
+
+    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
+        let room = *room;
+        let range = range.clone();
+        self.read(move |connection| {
+            let upper = prefix_upper_bound(&range.prefix);
+            let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+            let sql = if range.reverse {
+                "SELECT key, value, version, expires_at, updated_at FROM records
+                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
+                 AND (?5 IS NULL OR key < ?5) AND (expires_at IS NULL OR expires_at > ?6)
+                 ORDER BY key DESC LIMIT ?7"
+            } else {
+                "SELECT key, value, version, expires_at, updated_at FROM records
+                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
+                 AND (?5 IS NULL OR key > ?5) AND (expires_at IS NULL OR expires_at > ?6)
+                 ORDER BY key ASC LIMIT ?7"
+            };
+            let mut statement = connection.prepare_cached(sql)?;
+            let rows = statement.query_map(
+                params![
+                    &room.as_bytes()[..],
+                    collection_tag(range.collection),
+                    range.prefix,
+                    upper,
+                    range.after,
+                    unix_now_secs(),
+                    limit
+                ],
+                record_from_row,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
+        self.submit(move |connection| apply_batch(connection, &batch)).await
+    }
+
+    async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
+        let room = *room;
+        self.read(move |connection| {
+            let version: Option<i64> = connection
+                .prepare_cached("SELECT version FROM rooms WHERE room = ?1")?
+                .query_row(params![&room.as_bytes()[..]], |row| row.get(0))
+                .optional()?;
+            Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
+        let room = *room;
+        self.read(move |connection| {
+            let mut statement =
+                connection.prepare_cached("SELECT collection, records, bytes FROM usage WHERE room = ?1 ORDER BY collection")?;
+            let rows = statement.query_map(params![&room.as_bytes()[..]], |row| {
+                let tag: i64 = row.get(0)?;
+                let records: i64 = row.get(1)?;
+                let bytes: i64 = row.get(2)?;
+                Ok((tag, records, bytes))
+            })?;
+            let mut usage = Vec::new();
+            for row in rows {
+                let (tag, records, bytes) = row?;
+                let collection = u8::try_from(tag).ok().and_then(Collection::from_tag);
+                if let Some(collection) = collection {
+                    usage.push(CollectionUsage {
+                        collection,
+                        records: u64::try_from(records).unwrap_or(0),
+                        bytes: u64::try_from(bytes).unwrap_or(0),
+                    });
+                }
+            }
+            Ok(usage)
+        })
+        .await
+    }
+
+    async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError> {
+        let room = *room;
+        self.submit(move |connection| {
+            let sql = |error: rusqlite::Error| unavailable(&error);
+            let room_bytes = &room.as_bytes()[..];
+            let removed = connection.execute("DELETE FROM rooms WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+            connection
+                .execute(
+                    "INSERT INTO erasures (room, erased_at, purged) VALUES (?1, ?2, 0)",
+                    params![room_bytes, unix_now_secs()],
+                )
+                .map_err(sql)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError> {
+        let room = *room;
+        let counts = self
+            .submit(move |connection| {
+                let sql = |error: rusqlite::Error| unavailable(&error);
+                let room_bytes = &room.as_bytes()[..];
+                let (records, bytes): (i64, i64) = connection
+                    .query_row(
+                        "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records WHERE room = ?1",
+                        params![room_bytes],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .map_err(sql)?;
+                connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                connection
+                    .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
+                    .map_err(sql)?;
+                Ok(PurgeCounts { records: u64::try_from(records).unwrap_or(0), bytes: u64::try_from(bytes).unwrap_or(0) })
+            })
+            .await?;
+        // Deleted pages were zeroed (secure_delete), but their old images may still sit in the
+        // WAL until the next checkpoint; truncate it now.
+        self.checkpoint().await?;
+        Ok(counts)
+    }
+
+    async fn sweep_expired(&self, limit: usize) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.submit(move |connection| {
+            let sql = |error: rusqlite::Error| unavailable(&error);
+            let expired: Vec<(Vec<u8>, i64, Vec<u8>, i64)> = {
+                let mut select = connection
+                    .prepare_cached(
+                        "SELECT room, collection, key, length(value) + length(key) FROM records
+                         WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+                    )
+                    .map_err(sql)?;
+                let rows = select
+                    .query_map(params![unix_now_secs(), limit], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .map_err(sql)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(sql)?
+            };
+            for (room, collection, key, bytes) in &expired {
+                connection
+                    .prepare_cached("DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3")
+                    .map_err(sql)?
+                    .execute(params![room, collection, key])
+                    .map_err(sql)?;
+                connection
+                    .prepare_cached(
+                        "UPDATE usage SET records = records - 1, bytes = bytes - ?3 WHERE room = ?1 AND collection = ?2",
+                    )
+                    .map_err(sql)?
+                    .execute(params![room, collection, bytes])
+                    .map_err(sql)?;
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+
+    async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError> {
+        let after = after.map(|room| room.as_bytes().to_vec());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT rooms.room, rooms.created_at, rooms.version,
+                        coalesce(sum(usage.records), 0), coalesce(sum(usage.bytes), 0)
+                 FROM rooms LEFT JOIN usage ON usage.room = rooms.room
+                 WHERE (?1 IS NULL OR rooms.room > ?1)
+                 GROUP BY rooms.room ORDER BY rooms.room LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![after, limit], |row| {
+                let room: Vec<u8> = row.get(0)?;
+                let room: [u8; 32] = room
+                    .try_into()
+                    .map_err(|_| rusqlite::Error::InvalidColumnType(0, "room".into(), rusqlite::types::Type::Blob))?;
+                let version: i64 = row.get(2)?;
+                let records: i64 = row.get(3)?;
+                let bytes: i64 = row.get(4)?;
+                Ok(RoomSummary {
+                    room: RoomId::from_stored_bytes(room),
+                    created_at: row.get(1)?,
+                    version: u64::try_from(version).unwrap_or(0),
+                    records: u64::try_from(records).unwrap_or(0),
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn replace_room_key(&self, room: &RoomId, expected: &WrappedRoomKey, next: &WrappedRoomKey) -> Result<bool, StoreError> {
+        let room = *room;
+        let expected = expected.clone();
+        let next = next.clone();
+        assert_eq!(expected.key_id, next.key_id, "rotation re-wraps the same room key");
+        self.submit(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE rooms SET master_key_id = ?2, wrapped_key = ?3
+                     WHERE room = ?1 AND master_key_id = ?4 AND key_id = ?5 AND wrapped_key = ?6",
+                    params![
+                        &room.as_bytes()[..],
+                        &next.master_key_id[..],
+                        next.sealed,
+                        &expected.master_key_id[..],
+                        &expected.key_id[..],
+                        expected.sealed
+                    ],
+                )
+                .map_err(|error| unavailable(&error))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT room, erased_at, purged FROM erasures WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![after, limit], |row| {
+                let room: Vec<u8> = row.get(0)?;
+                let room: [u8; 32] = room
+                    .try_into()
+                    .map_err(|_| rusqlite::Error::InvalidColumnType(0, "room".into(), rusqlite::types::Type::Blob))?;
+                let purged: i64 = row.get(2)?;
+                Ok(ErasureEntry { room: RoomId::from_stored_bytes(room), erased_at: row.get(1)?, purged: purged != 0 })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
