@@ -377,28 +377,3 @@ impl Room {
         Quota::RoomBytes { max: self.limits().room_bytes_max }
     }
 }
-
-#[cfg(test)]
-pub(crate) mod test_support {
-    //! A room layer over a fresh SQLite store in a temporary directory.
-    use super::*;
-    use crate::secrets::Secret32;
-    use crate::store::sqlite::{SqliteBackend, SqliteOptions};
-
-    pub(crate) struct TestRooms {
-        pub rooms: Rooms,
-        pub backend: Arc<SqliteBackend>,
-        pub directory: tempfile::TempDir,
-    }
-
-    pub(crate) async fn sqlite_rooms(settings: RoomsSettings) -> TestRooms {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let room_ids = RoomIdDeriver::new(&Secret32::from_bytes([3u8; 32]));
-        let backend = Arc::new(
-            SqliteBackend::open(directory.path(), &room_ids.fingerprint(), &SqliteOptions::standard()).expect("open store"),
-        );
-        let master = MasterKey::new(&Secret32::from_bytes([4u8; 32]));
-        let rooms = Rooms::new(backend.clone(), master, None, room_ids, settings).await.expect("rooms");
-        TestRooms { rooms, backend, directory }
-    }
-}

@@ -1,0 +1,10 @@
+//! Kernel tests: rooms over every backend, the model-based isolation property, attacks on the
+//! sealed store, token attacks at the verifier, and tidy checks on the source tree.
+#![allow(clippy::unwrap_used)]
+
+mod model;
+mod rooms;
+mod support;
+mod tamper;
+mod tidy;
+mod verifier;
