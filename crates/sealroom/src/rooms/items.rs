@@ -74,6 +74,12 @@ impl ItemInput {
         self.text.as_deref()
     }
 
+    /// The parts to store, with the expiry computed from `now`.
+    pub(crate) fn into_parts(self, now: i64) -> (String, Option<String>, Option<Vec<f32>>, serde_json::Map<String, Value>, Option<i64>) {
+        let expires_at = self.ttl.map(|ttl| ttl.expires_at(now));
+        (self.value_json, self.text, self.embedding, self.metadata.as_map().clone(), expires_at)
+    }
+
     /// Attaches an embedding computed by the server (for items stored without one).
     pub fn with_embedding(mut self, embedding: Vec<f32>) -> Result<ItemInput, InputError> {
         check_embedding(&embedding)?;
@@ -265,15 +271,11 @@ impl<'room> Items<'room> {
             let range = Range { collection: Collection::Items, prefix: Vec::new(), after: after.take(), reverse: false, limit: SCAN_CHUNK_ITEMS };
             let records = self.room.backend().range(&self.room.id(), &range).await?;
             for record in &records {
+                // The record's key is bound into its associated data, so a record that opens was
+                // sealed for exactly this key; the owner stamp is checked by `open`. Recomputing
+                // the key's HMAC from the stored name would re-check the writer, not the store,
+                // and doubles the cost of a listing.
                 let stored: StoredItem = self.room.open(&keys, Collection::Items, record).await?;
-                let path_matches = Namespace::parse(stored.namespace.clone())
-                    .ok()
-                    .zip(ItemKey::parse(&stored.key).ok())
-                    .is_some_and(|(namespace, key)| item_record_key(&keys, &namespace, &key) == record.key);
-                if !path_matches {
-                    self.room.raise(Collection::Items, AlarmKind::NameMismatch);
-                    return Err(RoomError::IsolationAlarm);
-                }
                 items.push((record.key.clone(), stored));
             }
             if records.len() < SCAN_CHUNK_ITEMS {

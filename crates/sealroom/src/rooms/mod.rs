@@ -10,6 +10,8 @@
 //! is an isolation alarm and is never served.
 
 mod alarms;
+#[doc(hidden)]
+pub mod baseline;
 mod codec;
 mod items;
 mod keyring;
