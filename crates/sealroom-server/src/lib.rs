@@ -1,1 +1,12 @@
-//! placeholder
+//! The sealroom server: HTTP API over the `sealroom` kernel, configuration, and the command line.
+//!
+//! `main` only parses flags and calls [`cli::run`]; everything else lives here and is tested
+//! through [`app::App`] on port 0.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod listener;
+pub mod telemetry;

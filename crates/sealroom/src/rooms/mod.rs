@@ -186,6 +186,12 @@ impl Rooms {
         self.shared.alarms.count()
     }
 
+    /// Checks that the store answers (readiness).
+    pub async fn check_store(&self) -> Result<(), RoomError> {
+        self.shared.backend.room_version(&RoomId::from_stored_bytes([0u8; 32])).await?;
+        Ok(())
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &RoomsSettings {
         &self.shared.settings

@@ -110,6 +110,8 @@ type ExclusiveWork = Box<dyn FnOnce(&Connection) + Send>;
 enum WriterJob {
     Transactional(Box<dyn WriteJob>),
     Exclusive(ExclusiveWork),
+    /// Checkpoint, close the connection, release the lock, then signal.
+    Shutdown(oneshot::Sender<()>),
 }
 
 /// The embedded SQLite backend.
@@ -179,21 +181,16 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// Stops the writer after the queued jobs, checkpoints the WAL and releases the lock.
+    /// Stops the writer after the queued jobs, checkpoints the WAL and releases the lock, so the
+    /// data directory can be opened again (a restart in the same process). Later writes fail.
     pub async fn close(&self) {
         let handle = self.writer_thread.lock().expect("writer handle lock").take();
         let (done_sender, done_receiver) = oneshot::channel();
-        let job = WriterJob::Exclusive(Box::new(move |connection: &Connection| {
-            let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-            let _ = done_sender.send(());
-        }));
-        if self.writer.send(job).await.is_ok() {
+        if self.writer.send(WriterJob::Shutdown(done_sender)).await.is_ok() {
             let _ = done_receiver.await;
         }
         if let Some(handle) = handle {
-            // The writer exits once every sender is gone; ours is dropped with `self`, so only
-            // wait when this is the last use. Closing is for tests and orderly shutdown.
-            let _ = tokio::task::spawn_blocking(move || drop(handle)).await;
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
 
@@ -358,6 +355,7 @@ fn migrate(connection: &Connection, from_version: i64, fingerprint: &[u8; 32]) -
 /// them in one transaction, commit once, then complete every job with the commit's outcome.
 fn run_writer(connection: Connection, mut receiver: mpsc::Receiver<WriterJob>, group_max: usize, lock: File) {
     let mut pending: Option<WriterJob> = None;
+    let mut shutdown_signal = None;
     loop {
         let first = match pending.take() {
             Some(job) => job,
@@ -371,13 +369,17 @@ fn run_writer(connection: Connection, mut receiver: mpsc::Receiver<WriterJob>, g
                 work(&connection);
                 continue;
             }
+            WriterJob::Shutdown(signal) => {
+                shutdown_signal = Some(signal);
+                break;
+            }
             WriterJob::Transactional(work) => vec![work],
         };
         while group.len() < group_max {
             match receiver.try_recv() {
                 Ok(WriterJob::Transactional(work)) => group.push(work),
-                Ok(exclusive @ WriterJob::Exclusive(_)) => {
-                    pending = Some(exclusive);
+                Ok(other) => {
+                    pending = Some(other);
                     break;
                 }
                 Err(_) => break,
@@ -385,8 +387,13 @@ fn run_writer(connection: Connection, mut receiver: mpsc::Receiver<WriterJob>, g
         }
         commit_group(&connection, group);
     }
+    receiver.close();
+    let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     drop(connection);
     drop(lock);
+    if let Some(signal) = shutdown_signal {
+        let _ = signal.send(());
+    }
 }
 
 fn commit_group(connection: &Connection, group: Vec<Box<dyn WriteJob>>) {

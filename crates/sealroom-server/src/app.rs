@@ -1,0 +1,225 @@
+//! Assembling and running the server: secrets, store, verifier and rooms from the
+//! configuration, then the HTTP router on a connection-limited listener with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sealroom::identity::{DevIssuer, DevIssuerError, Verifier, VerifierConfig, VerifierConfigError};
+use sealroom::room_id::RoomIdDeriver;
+use sealroom::rooms::{OpenError, RoomsSettings};
+use sealroom::seal::MasterKey;
+use sealroom::secrets::{Secret32, SecretError};
+use sealroom::store::Backend;
+use sealroom::store::sqlite::{SqliteBackend, SqliteOpenError, SqliteOptions};
+use sealroom::Rooms;
+use tokio::sync::Semaphore;
+
+use crate::config::{ServerConfig, StorageConfig};
+use crate::listener::LimitedListener;
+
+/// Files the server keeps in its data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+pub const ROOM_ID_SECRET_FILE: &str = "room-id.key";
+
+/// How often expired records are swept from the store.
+const SWEEP_INTERVAL_SECS: u64 = 60;
+/// Expired records removed per sweep, so one sweep never holds the writer for long.
+const SWEEP_BATCH: usize = 1_000;
+
+/// Why the server could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDirectory { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] SqliteOpenError),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error(transparent)]
+    Rooms(#[from] OpenError),
+    #[error(transparent)]
+    DevIssuer(#[from] DevIssuerError),
+    #[error("identity configuration: {0}")]
+    Verifier(#[from] VerifierConfigError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+}
+
+struct Shared {
+    config: ServerConfig,
+    rooms: Rooms,
+    verifier: Verifier,
+    dev_issuer: Option<DevIssuer>,
+    metrics: PrometheusHandle,
+    /// Requests being handled; beyond the limit new requests are shed with 503.
+    in_flight: Semaphore,
+    /// Rendered once from the router it describes, right after the router is built.
+    openapi_json: std::sync::OnceLock<Bytes>,
+}
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+impl AppState {
+    pub fn rooms(&self) -> &Rooms {
+        &self.shared.rooms
+    }
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+    pub fn dev_issuer(&self) -> Option<&DevIssuer> {
+        self.shared.dev_issuer.as_ref()
+    }
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+    pub fn in_flight(&self) -> &Semaphore {
+        &self.shared.in_flight
+    }
+    pub fn render_metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+    pub fn openapi_json(&self) -> Bytes {
+        self.shared.openapi_json.get().cloned().unwrap_or_default()
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct App {
+    state: AppState,
+    router: axum::Router,
+    listener: LimitedListener,
+    address: SocketAddr,
+    sqlite: Option<Arc<SqliteBackend>>,
+    background: tokio::task::JoinHandle<()>,
+    /// What this start generated (secrets, keys), for the command line to tell the operator.
+    pub notices: Vec<String>,
+}
+
+fn load_secret(source: Option<&sealroom::secrets::SecretSource>, data_dir: &Path, file_name: &str, what: &str, notices: &mut Vec<String>) -> Result<Secret32, SecretError> {
+    match source {
+        Some(source) => Secret32::load(source),
+        None => {
+            let path = data_dir.join(file_name);
+            let (secret, generated) = Secret32::load_or_generate(&path)?;
+            if generated {
+                notices.push(format!("generated a development {what} at {} (production: configure it from a secret store)", path.display()));
+                tracing::warn!(file = %path.display(), "generated a development {what}; configure one for production");
+            }
+            Ok(secret)
+        }
+    }
+}
+
+fn create_data_dir(path: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let result = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path);
+    result.map_err(|source| StartError::DataDirectory { path: path.to_path_buf(), source })
+}
+
+impl App {
+    /// Builds everything the configuration asks for and binds the listener.
+    pub async fn build(config: ServerConfig) -> Result<App, StartError> {
+        let mut notices = Vec::new();
+        create_data_dir(&config.data_dir)?;
+        let master = load_secret(config.master_key.as_ref(), &config.data_dir, MASTER_KEY_FILE, "master key", &mut notices)?;
+        let previous_master = config.previous_master_key.as_ref().map(Secret32::load).transpose()?;
+        let room_id_secret = load_secret(config.room_id_secret.as_ref(), &config.data_dir, ROOM_ID_SECRET_FILE, "room-id secret", &mut notices)?;
+        let room_ids = RoomIdDeriver::new(&room_id_secret);
+        let (backend, sqlite): (Arc<dyn Backend>, Option<Arc<SqliteBackend>>) = match &config.storage {
+            StorageConfig::Sqlite { group_commit_jobs_max, integrity_check_on_open } => {
+                let options = SqliteOptions { group_commit_jobs_max: *group_commit_jobs_max, integrity_check_on_open: *integrity_check_on_open };
+                let sqlite = Arc::new(SqliteBackend::open(&config.data_dir, &room_ids.fingerprint(), &options)?);
+                (sqlite.clone(), Some(sqlite))
+            }
+            StorageConfig::Postgres { .. } => return Err(StartError::Storage("the PostgreSQL backend is not built into this binary yet".into())),
+        };
+        let settings = RoomsSettings {
+            limits: config.limits.rooms.clone(),
+            tenant_writer_role: config.tenant_writer_role.clone(),
+            resident_room_keys_max: RoomsSettings::standard().resident_room_keys_max,
+        };
+        let rooms = Rooms::new(backend.clone(), MasterKey::new(&master), previous_master.as_ref().map(MasterKey::new), room_ids, settings).await?;
+        let mut issuers = config.issuers.clone();
+        let dev_issuer = if config.dev_issuer_enabled {
+            let (issuer, generated) = DevIssuer::load_or_generate(&config.data_dir)?;
+            if generated {
+                notices.push(format!("generated a development token issuer key at {}", issuer.key_path().display()));
+            }
+            issuers.push(issuer.issuer_config());
+            Some(issuer)
+        } else {
+            None
+        };
+        let verifier = Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
+        let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+        let address = tcp.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
+        let listener = LimitedListener::new(tcp, config.limits.connections_max);
+        let in_flight = Semaphore::new(config.limits.requests_in_flight_max);
+        let body_bytes_max = config.limits.request_body_bytes_max;
+        let shared = Shared {
+            config,
+            rooms,
+            verifier,
+            dev_issuer,
+            metrics: crate::telemetry::metrics_handle(),
+            in_flight,
+            openapi_json: std::sync::OnceLock::new(),
+        };
+        let state = AppState { shared: Arc::new(shared) };
+        let (router, api) = crate::http::router(state.clone(), body_bytes_max);
+        let _ = state.shared.openapi_json.set(Bytes::from(api.to_json().unwrap_or_default()));
+        let background = spawn_background(backend);
+        Ok(App { state, router, listener, address, sqlite, background, notices })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and closes the store.
+    pub async fn run<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let verifier_state = self.state.clone();
+        tokio::spawn(async move { verifier_state.verifier().prefetch().await });
+        tracing::info!(address = %self.address, "sealroom is listening");
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.background.abort();
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.close().await;
+        }
+        tracing::info!("sealroom stopped");
+        served
+    }
+}
+
+/// Periodic maintenance; aborted when the server stops so it does not keep the store open.
+fn spawn_background(backend: Arc<dyn Backend>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECS));
+        loop {
+            interval.tick().await;
+            match backend.sweep_expired(SWEEP_BATCH).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "swept expired records"),
+                Err(error) => tracing::warn!(%error, "expiry sweep failed"),
+            }
+        }
+    })
+}

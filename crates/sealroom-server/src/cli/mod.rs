@@ -1,0 +1,153 @@
+//! The `sealroom` command line: `serve`, `token`, and the operator's subcommands.
+//!
+//! Every flag can also come from a `SEALROOM_*` environment variable.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sealroom::identity::{DevIssuer, DevTokenRequest};
+
+use crate::app::App;
+use crate::config::{DEFAULT_DATA_DIR, Overrides, ServerConfig};
+
+/// sealroom keeps every user's agent state in a sealed room of its own.
+#[derive(Parser, Debug)]
+#[command(name = "sealroom", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (embedded store in the data directory unless configured otherwise).
+    Serve(ServeArgs),
+    /// Mint a token from the local development issuer of a data directory.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file (issuers, storage, limits).
+    #[arg(long, env = "SEALROOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./sealroom-data].
+    #[arg(long, env = "SEALROOM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "SEALROOM_LISTEN")]
+    pub listen: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The subject (user id) the token names.
+    #[arg(long)]
+    pub sub: String,
+    /// The tenant the user belongs to.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Roles, comma-separated (for example tenant-writer).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Lifetime: seconds, or a number with s, m, h or d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Data directory holding the development issuer key.
+    #[arg(long, env = "SEALROOM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Parses `90`, `90s`, `15m`, `1h`, `2d` into seconds.
+pub fn parse_duration_secs(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last()? {
+        (index, unit) if unit.is_ascii_alphabetic() => (&text[..index], unit),
+        _ => (text, 's'),
+    };
+    let number: i64 = number.parse().ok()?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(scale).filter(|seconds| *seconds > 0)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(args) => token(&args),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
+    let config = ServerConfig::load(args.config.as_deref(), &overrides)?;
+    crate::telemetry::init_logs(config.log_format);
+    let data_dir = config.data_dir.clone();
+    let dev_issuer = config.dev_issuer_enabled;
+    let app = App::build(config).await.context("sealroom could not start")?;
+    for notice in &app.notices {
+        eprintln!("sealroom: {notice}");
+    }
+    eprintln!("sealroom: listening on http://{}", app.address());
+    if dev_issuer {
+        eprintln!("sealroom: get a development token with: sealroom token --sub alice --data-dir {}", data_dir.display());
+    }
+    app.run(shutdown_signal()).await.context("the server failed")?;
+    Ok(())
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    let ttl_secs = parse_duration_secs(&args.ttl).with_context(|| format!("--ttl {:?} is not a duration like 3600, 30m or 1h", args.ttl))?;
+    if !args.data_dir.join("dev-issuer-ed25519.pk8").exists() {
+        anyhow::bail!(
+            "{} has no development issuer key; start the server once with `sealroom serve --data-dir {}` to create it",
+            args.data_dir.display(),
+            args.data_dir.display()
+        );
+    }
+    let (issuer, _) = DevIssuer::load_or_generate(&args.data_dir)?;
+    let request = DevTokenRequest { subject: args.sub.clone(), tenant: args.tenant.clone(), roles: args.roles.clone(), ttl_secs };
+    println!("{}", issuer.mint(&request)?);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("90"), Some(90));
+        assert_eq!(parse_duration_secs("15m"), Some(900));
+        assert_eq!(parse_duration_secs("1h"), Some(3600));
+        assert_eq!(parse_duration_secs("2d"), Some(172_800));
+        assert_eq!(parse_duration_secs("0"), None);
+        assert_eq!(parse_duration_secs("-5m"), None);
+        assert_eq!(parse_duration_secs("1y"), None);
+        assert_eq!(parse_duration_secs(""), None);
+    }
+}

@@ -1,0 +1,433 @@
+//! Server configuration: an optional TOML file, overridden by command-line flags and `SEALROOM_*`
+//! environment variables, resolved into one [`ServerConfig`] with every choice explicit.
+//!
+//! Errors name the file and the setting, so an operator can fix them without reading code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use sealroom::identity::{Algorithm, IssuerConfig, KeySource};
+use sealroom::limits::{LEEWAY_SECS_MAX, RoomLimits};
+use sealroom::secrets::SecretSource;
+use serde::Deserialize;
+
+/// Where the server listens by default: loopback only, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./sealroom-data";
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {setting}: {problem}")]
+pub struct ConfigError {
+    pub location: String,
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(file: Option<&Path>, setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        let location = match file {
+            Some(path) => format!("config file {}", path.display()),
+            None => "configuration".to_owned(),
+        };
+        ConfigError { location, setting: setting.into(), problem: problem.into() }
+    }
+}
+
+/// Which store holds the rooms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The embedded SQLite file in the data directory.
+    Sqlite { group_commit_jobs_max: usize, integrity_check_on_open: bool },
+    /// PostgreSQL at this URL (the runtime role; see the README for the roles).
+    Postgres { url: String, pool_size: usize },
+}
+
+/// Request and room limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Largest request body (JSON bodies, including item values and message batches).
+    pub request_body_bytes_max: usize,
+    /// Longest time a request may take to produce its response head.
+    pub request_timeout_secs: u64,
+    /// Most open client connections; more wait in the kernel's accept queue.
+    pub connections_max: usize,
+    /// Most requests handled at once; beyond it requests are refused with 503 at once
+    /// (shedding load beats queueing it behind a timeout).
+    pub requests_in_flight_max: usize,
+    pub rooms: RoomLimits,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` means "generate into the data directory" (development only; a warning is logged).
+    pub master_key: Option<SecretSource>,
+    pub previous_master_key: Option<SecretSource>,
+    pub room_id_secret: Option<SecretSource>,
+    pub storage: StorageConfig,
+    pub dev_issuer_enabled: bool,
+    pub issuers: Vec<IssuerConfig>,
+    pub jwks_refresh_cooldown_secs: u64,
+    pub tenant_writer_role: String,
+    pub limits: ServerLimits,
+    pub log_format: LogFormat,
+}
+
+/// What the command line and environment may override.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    secrets: SecretsSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    dev_issuer: DevIssuerSection,
+    #[serde(default)]
+    issuers: Vec<IssuerSection>,
+    jwks_refresh_cooldown_secs: Option<u64>,
+    #[serde(default)]
+    tenant: TenantSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SecretsSection {
+    master_key_file: Option<PathBuf>,
+    master_key_env: Option<String>,
+    previous_master_key_file: Option<PathBuf>,
+    previous_master_key_env: Option<String>,
+    room_id_secret_file: Option<PathBuf>,
+    room_id_secret_env: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    backend: Option<String>,
+    postgres_url: Option<String>,
+    postgres_url_env: Option<String>,
+    postgres_pool_size: Option<usize>,
+    sqlite_group_commit_jobs_max: Option<usize>,
+    sqlite_integrity_check_on_open: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevIssuerSection {
+    enabled: bool,
+}
+
+impl Default for DevIssuerSection {
+    /// A fresh install trusts its local development issuer; production sets `enabled = false`.
+    fn default() -> DevIssuerSection {
+        DevIssuerSection { enabled: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerSection {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<String>,
+    /// Required: the leeway must be a conscious choice (at most 60).
+    leeway_secs: u64,
+    jwks_url: Option<String>,
+    inline_jwks: Option<Vec<String>>,
+    pem_keys: Option<Vec<PemKeySection>>,
+    tenant_claim: Option<String>,
+    roles_claim: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PemKeySection {
+    pem: Option<String>,
+    pem_file: Option<PathBuf>,
+    algorithm: String,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TenantSection {
+    writer_role: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    request_body_bytes_max: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    connections_max: Option<usize>,
+    requests_in_flight_max: Option<usize>,
+    items_per_room_max: Option<u64>,
+    threads_per_room_max: Option<u64>,
+    messages_per_thread_max: Option<u64>,
+    room_bytes_max: Option<u64>,
+    cache_entries_per_room_max: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    format: Option<String>,
+}
+
+/// Defaults of the request limits, each with its reason.
+pub mod defaults {
+    /// 2 MiB: a full batch of long messages or a large item fits; anything larger is a bulk
+    /// import that should be split.
+    pub const REQUEST_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+    /// 30 s: longer than any store operation should take, shorter than client timeouts.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    /// 1,024 connections: well within default file-descriptor limits.
+    pub const CONNECTIONS_MAX: usize = 1024;
+    /// 512 requests in flight: beyond that a 2-core machine only adds queueing delay.
+    pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
+    /// PostgreSQL connections per node.
+    pub const POSTGRES_POOL_SIZE: usize = 16;
+}
+
+fn secret_source(file: Option<PathBuf>, env: Option<String>, name: &str, path: Option<&Path>) -> Result<Option<SecretSource>, ConfigError> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err(ConfigError::new(path, format!("secrets.{name}_file"), format!("set either {name}_file or {name}_env, not both"))),
+        (Some(file), None) => Ok(Some(SecretSource::File(file))),
+        (None, Some(env)) => Ok(Some(SecretSource::Environment(env))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_algorithm(name: &str, setting: &str, path: Option<&Path>) -> Result<Algorithm, ConfigError> {
+    name.parse::<Algorithm>().map_err(|_| ConfigError::new(path, setting, format!("unknown algorithm {name:?}")))
+}
+
+fn issuer_config(index: usize, section: IssuerSection, path: Option<&Path>) -> Result<IssuerConfig, ConfigError> {
+    let setting = |name: &str| format!("issuers[{index}].{name}");
+    let mut algorithms = Vec::with_capacity(section.algorithms.len());
+    for name in &section.algorithms {
+        algorithms.push(parse_algorithm(name, &setting("algorithms"), path)?);
+    }
+    if section.leeway_secs > LEEWAY_SECS_MAX {
+        return Err(ConfigError::new(path, setting("leeway_secs"), format!("may be at most {LEEWAY_SECS_MAX}")));
+    }
+    let keys = match (section.jwks_url, section.inline_jwks, section.pem_keys) {
+        (Some(url), None, None) => KeySource::JwksUrl(url),
+        (None, Some(jwks), None) => KeySource::InlineJwks(jwks),
+        (None, None, Some(pems)) => {
+            let mut keys = Vec::with_capacity(pems.len());
+            for (key_index, pem) in pems.into_iter().enumerate() {
+                let key_setting = setting(&format!("pem_keys[{key_index}]"));
+                let text = match (pem.pem, pem.pem_file) {
+                    (Some(text), None) => text,
+                    (None, Some(file)) => std::fs::read_to_string(&file)
+                        .map_err(|error| ConfigError::new(path, &key_setting, format!("cannot read {}: {error}", file.display())))?,
+                    _ => return Err(ConfigError::new(path, key_setting, "set exactly one of pem and pem_file")),
+                };
+                keys.push((text, parse_algorithm(&pem.algorithm, &key_setting, path)?, pem.kid));
+            }
+            KeySource::InlinePem(keys)
+        }
+        _ => return Err(ConfigError::new(path, setting("keys"), "set exactly one of jwks_url, inline_jwks and pem_keys")),
+    };
+    Ok(IssuerConfig {
+        issuer: section.issuer,
+        audiences: section.audiences,
+        keys,
+        algorithms,
+        leeway_secs: section.leeway_secs,
+        tenant_claim: section.tenant_claim,
+        roles_claim: section.roles_claim,
+    })
+}
+
+fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<StorageConfig, ConfigError> {
+    match section.backend.as_deref().unwrap_or("sqlite") {
+        "sqlite" => Ok(StorageConfig::Sqlite {
+            group_commit_jobs_max: section.sqlite_group_commit_jobs_max.unwrap_or(512).clamp(1, 4096),
+            integrity_check_on_open: section.sqlite_integrity_check_on_open.unwrap_or(true),
+        }),
+        "postgres" => {
+            let url = match (section.postgres_url, section.postgres_url_env) {
+                (Some(url), None) => url,
+                (None, Some(variable)) => std::env::var(&variable)
+                    .map_err(|_| ConfigError::new(path, "storage.postgres_url_env", format!("environment variable {variable} is not set")))?,
+                _ => return Err(ConfigError::new(path, "storage.postgres_url", "set exactly one of postgres_url and postgres_url_env")),
+            };
+            let pool_size = section.postgres_pool_size.unwrap_or(defaults::POSTGRES_POOL_SIZE);
+            if pool_size == 0 || pool_size > 1024 {
+                return Err(ConfigError::new(path, "storage.postgres_pool_size", "must be between 1 and 1024"));
+            }
+            Ok(StorageConfig::Postgres { url, pool_size })
+        }
+        other => Err(ConfigError::new(path, "storage.backend", format!("must be \"sqlite\" or \"postgres\", not {other:?}"))),
+    }
+}
+
+fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLimits, ConfigError> {
+    let standard = RoomLimits::standard();
+    let limits = ServerLimits {
+        request_body_bytes_max: section.request_body_bytes_max.unwrap_or(defaults::REQUEST_BODY_BYTES_MAX),
+        request_timeout_secs: section.request_timeout_secs.unwrap_or(defaults::REQUEST_TIMEOUT_SECS),
+        connections_max: section.connections_max.unwrap_or(defaults::CONNECTIONS_MAX),
+        requests_in_flight_max: section.requests_in_flight_max.unwrap_or(defaults::REQUESTS_IN_FLIGHT_MAX),
+        rooms: RoomLimits {
+            items_per_room_max: section.items_per_room_max.unwrap_or(standard.items_per_room_max),
+            threads_per_room_max: section.threads_per_room_max.unwrap_or(standard.threads_per_room_max),
+            messages_per_thread_max: section.messages_per_thread_max.unwrap_or(standard.messages_per_thread_max),
+            room_bytes_max: section.room_bytes_max.unwrap_or(standard.room_bytes_max),
+            cache_entries_per_room_max: section.cache_entries_per_room_max.unwrap_or(standard.cache_entries_per_room_max),
+        },
+    };
+    let positive = [
+        ("limits.request_body_bytes_max", limits.request_body_bytes_max as u64),
+        ("limits.request_timeout_secs", limits.request_timeout_secs),
+        ("limits.connections_max", limits.connections_max as u64),
+        ("limits.requests_in_flight_max", limits.requests_in_flight_max as u64),
+        ("limits.items_per_room_max", limits.rooms.items_per_room_max),
+        ("limits.threads_per_room_max", limits.rooms.threads_per_room_max),
+        ("limits.messages_per_thread_max", limits.rooms.messages_per_thread_max),
+        ("limits.room_bytes_max", limits.rooms.room_bytes_max),
+        ("limits.cache_entries_per_room_max", limits.rooms.cache_entries_per_room_max),
+    ];
+    if let Some((setting, _)) = positive.iter().find(|(_, value)| *value == 0) {
+        return Err(ConfigError::new(path, *setting, "must be greater than zero"));
+    }
+    Ok(limits)
+}
+
+impl ServerConfig {
+    /// Reads the optional config file and applies the overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<ServerConfig, ConfigError> {
+        let parsed: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::new(Some(path), "(file)", format!("cannot read: {error}")))?;
+                toml::from_str(&text).map_err(|error| ConfigError::new(Some(path), "(syntax)", error.message().to_owned() + &location_of(&text, error.span())))?
+            }
+            None => FileConfig::default(),
+        };
+        ServerConfig::resolve(parsed, file, overrides)
+    }
+
+    fn resolve(parsed: FileConfig, file: Option<&Path>, overrides: &Overrides) -> Result<ServerConfig, ConfigError> {
+        let listen_text = overrides.listen.clone().or(parsed.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::new(file, "listen", format!("{listen_text:?} is not an address like 127.0.0.1:7878")))?;
+        let data_dir = overrides.data_dir.clone().or(parsed.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let secrets = parsed.secrets;
+        let master_key = secret_source(secrets.master_key_file, secrets.master_key_env, "master_key", file)?;
+        let previous_master_key = secret_source(secrets.previous_master_key_file, secrets.previous_master_key_env, "previous_master_key", file)?;
+        let room_id_secret = secret_source(secrets.room_id_secret_file, secrets.room_id_secret_env, "room_id_secret", file)?;
+        let mut issuers = Vec::with_capacity(parsed.issuers.len());
+        for (index, section) in parsed.issuers.into_iter().enumerate() {
+            issuers.push(issuer_config(index, section, file)?);
+        }
+        if !parsed.dev_issuer.enabled && issuers.is_empty() {
+            return Err(ConfigError::new(file, "issuers", "no issuer is trusted: configure [[issuers]] or enable the development issuer"));
+        }
+        let log_format = match parsed.log.format.as_deref().unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError::new(file, "log.format", format!("must be \"pretty\" or \"json\", not {other:?}"))),
+        };
+        let cooldown = parsed.jwks_refresh_cooldown_secs.unwrap_or(sealroom::limits::JWKS_REFRESH_COOLDOWN_SECS);
+        if cooldown == 0 {
+            return Err(ConfigError::new(file, "jwks_refresh_cooldown_secs", "must be at least 1"));
+        }
+        Ok(ServerConfig {
+            listen,
+            data_dir,
+            master_key,
+            previous_master_key,
+            room_id_secret,
+            storage: storage_config(parsed.storage, file)?,
+            dev_issuer_enabled: parsed.dev_issuer.enabled,
+            issuers,
+            jwks_refresh_cooldown_secs: cooldown,
+            tenant_writer_role: parsed.tenant.writer_role.unwrap_or_else(|| "tenant-writer".to_owned()),
+            limits: limits_config(parsed.limits, file)?,
+            log_format,
+        })
+    }
+
+    /// The configuration of a fresh development install in `data_dir` (used by tests and by
+    /// `serve` without a config file).
+    pub fn development(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
+        let overrides = Overrides { listen: Some(listen.to_string()), data_dir: Some(data_dir) };
+        ServerConfig::resolve(FileConfig::default(), None, &overrides).expect("the development defaults are valid")
+    }
+}
+
+fn location_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<ServerConfig, ConfigError> {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("sealroom.toml");
+        std::fs::write(&path, text).expect("write config");
+        ServerConfig::load(Some(&path), &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_gives_development_defaults() {
+        let config = load_text("").expect("valid");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert!(config.dev_issuer_enabled);
+        assert!(matches!(config.storage, StorageConfig::Sqlite { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_setting() {
+        let error = load_text("[[issuers]]\nissuer = \"https://idp\"\naudiences = [\"a\"]\nalgorithms = [\"RS256\"]\nleeway_secs = 600\njwks_url = \"https://idp/jwks\"\n")
+            .expect_err("leeway too large");
+        let message = error.to_string();
+        assert!(message.contains("sealroom.toml") && message.contains("issuers[0].leeway_secs"), "{message}");
+        let unknown = load_text("lisen = \"x\"").expect_err("typo");
+        assert!(unknown.to_string().contains("lisen"), "{unknown}");
+        let no_issuer = load_text("[dev_issuer]\nenabled = false\n").expect_err("nobody trusted");
+        assert!(no_issuer.to_string().contains("issuers"));
+    }
+
+    #[test]
+    fn issuer_without_leeway_is_refused() {
+        let error = load_text("[[issuers]]\nissuer = \"https://idp\"\naudiences = [\"a\"]\nalgorithms = [\"RS256\"]\njwks_url = \"https://idp/jwks\"\n")
+            .expect_err("leeway is required");
+        assert!(error.to_string().contains("leeway_secs"), "{error}");
+    }
+}

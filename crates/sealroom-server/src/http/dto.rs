@@ -1,0 +1,246 @@
+//! Request and response bodies of the v1 HTTP API. These are the only types that derive
+//! `Serialize`/`Deserialize` for the wire; domain types are converted into them here, field by
+//! field, so nothing sealed or secret can reach a response by accident.
+//!
+//! Request types refuse unknown fields: a body naming `user`, `user_id`, `owner` or `tenant` is
+//! a 400, never a way to pick a room.
+
+use sealroom::rooms::{ContextView, Item, Message, ThreadInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /v1/me`
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The caller's pseudonymous room id.
+    pub room_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub tenant: Option<String>,
+    /// The tenant room's id, when the token names a tenant.
+    pub tenant_room_id: Option<String>,
+    pub roles: Vec<String>,
+    /// Whether the caller may write to the tenant room.
+    pub tenant_writer: bool,
+    /// When the token expires (unix seconds).
+    pub token_expires_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateThreadRequest {
+    pub title: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// `PATCH` body: absent fields stay, `"title": null` clears the title.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateThreadRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// Distinguishes a field set to `null` from an absent one.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ThreadResponse {
+    pub id: String,
+    pub title: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: u64,
+}
+
+impl From<&ThreadInfo> for ThreadResponse {
+    fn from(thread: &ThreadInfo) -> ThreadResponse {
+        ThreadResponse {
+            id: thread.id.to_string(),
+            title: thread.title.clone(),
+            metadata: thread.metadata.as_map().clone(),
+            created_at: thread.created_at,
+            updated_at: thread.updated_at,
+            message_count: thread.message_count,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ThreadListResponse {
+    pub threads: Vec<ThreadResponse>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size (default 50, at most 200).
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    pub role: String,
+    pub content: String,
+    pub name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppendMessagesRequest {
+    pub messages: Vec<MessageInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub thread_id: String,
+    /// Position in the thread from 1; pass as `after` to page.
+    pub sequence: u64,
+    pub role: String,
+    pub content: String,
+    pub name: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    pub created_at: i64,
+}
+
+impl From<&Message> for MessageResponse {
+    fn from(message: &Message) -> MessageResponse {
+        MessageResponse {
+            thread_id: message.thread_id.to_string(),
+            sequence: message.sequence,
+            role: message.role.as_str().to_owned(),
+            content: message.content.clone(),
+            name: message.name.clone(),
+            metadata: message.metadata.as_map().clone(),
+            created_at: message.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessagesResponse {
+    pub messages: Vec<MessageResponse>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// Return messages with a sequence number greater than this.
+    pub after: Option<u64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ContextQuery {
+    /// Token budget (default 4,000).
+    pub max_tokens: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContextResponse {
+    pub messages: Vec<MessageResponse>,
+    pub tokens_estimated: usize,
+    /// Whether older messages were left out to fit the budget.
+    pub truncated: bool,
+}
+
+impl From<&ContextView> for ContextResponse {
+    fn from(view: &ContextView) -> ContextResponse {
+        ContextResponse {
+            messages: view.messages.iter().map(MessageResponse::from).collect(),
+            tokens_estimated: view.tokens_estimated,
+            truncated: view.truncated,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutItemRequest {
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Text to index for search.
+    pub text: Option<String>,
+    /// An embedding of `text` (or of the value), for vector search.
+    pub embedding: Option<Vec<f32>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Seconds until the item expires (at most a year); absent means no expiry.
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemResponse {
+    pub namespace: Vec<String>,
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub text: Option<String>,
+    /// Dimensions of the stored embedding, if any.
+    pub embedding_dimensions: Option<usize>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+impl From<&Item> for ItemResponse {
+    fn from(item: &Item) -> ItemResponse {
+        ItemResponse {
+            namespace: item.namespace.segments().to_vec(),
+            key: item.key.as_str().to_owned(),
+            value: item.value.clone(),
+            text: item.text.clone(),
+            embedding_dimensions: item.embedding.as_ref().map(Vec::len),
+            metadata: item.metadata.as_map().clone(),
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+            expires_at: item.expires_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemListResponse {
+    pub items: Vec<ItemResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ItemListQuery {
+    /// Namespace prefix, `/`-separated (empty for everything).
+    pub prefix: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: &'static str,
+}

@@ -1,0 +1,132 @@
+//! The error model: every failure becomes `{"error": {"code", "message"}}` with the right status,
+//! mapped from each boundary's error type in this one place.
+//!
+//! Messages never carry content, tokens or subjects: they name fields and rules, not values.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sealroom::RoomError;
+use sealroom::identity::AuthError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code such as `not_found` or `invalid_token`.
+    pub code: &'static str,
+    /// A human-readable explanation; never contains stored content.
+    pub message: String,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let mut response = (self.status, Json(body)).into_response();
+        if unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        metrics::counter!("sealroom_auth_failures_total", "reason" => error.reason()).increment(1);
+        let message = match error {
+            AuthError::Missing => "an Authorization: Bearer token is required",
+            AuthError::Expired => "the token has expired",
+            _ => "the token is not valid",
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+}
+
+impl From<sealroom::rooms::InputError> for ApiError {
+    fn from(error: sealroom::rooms::InputError) -> ApiError {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(error: RoomError) -> ApiError {
+        match error {
+            // One answer for "does not exist" and "belongs to someone else": no difference a
+            // client could measure.
+            RoomError::NotFound => ApiError::not_found(),
+            RoomError::InvalidInput(input) => ApiError::bad_request(input.to_string()),
+            RoomError::NoTenant => ApiError::new(StatusCode::FORBIDDEN, "no_tenant", "the token names no tenant"),
+            RoomError::Forbidden(role) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the {role:?} role"))
+            }
+            RoomError::QuotaExceeded(what) => {
+                ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", format!("the room's quota of {what} is used up"))
+            }
+            RoomError::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; retry"),
+            RoomError::IsolationAlarm => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", "a stored record failed its integrity check and was not served")
+            }
+            RoomError::Unavailable(reason) => {
+                tracing::error!(%reason, "storage unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+            }
+        }
+    }
+}
+
+/// Describes a JSON parse failure without quoting the input: serde's messages can echo values.
+pub fn describe_json_error(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    let position = format!("line {}, column {}", error.line(), error.column());
+    match error.classify() {
+        Category::Syntax => format!("malformed JSON at {position}"),
+        Category::Eof => "the JSON body ends early".to_owned(),
+        Category::Io => "the body could not be read".to_owned(),
+        Category::Data => {
+            for prefix in ["missing field `", "unknown field `", "duplicate field `"] {
+                if let Some(rest) = text.strip_prefix(prefix) {
+                    if let Some(name) = rest.split('`').next().filter(|name| name.len() <= 64 && !name.chars().any(char::is_control)) {
+                        return format!("{}{name}` at {position}", prefix);
+                    }
+                }
+            }
+            const KINDS: [&str; 4] = ["invalid type", "invalid value", "invalid length", "unknown variant"];
+            let kind = KINDS.iter().find(|kind| text.starts_with(**kind)).copied().unwrap_or("invalid value");
+            format!("{kind} at {position}")
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Item routes, for the caller's own room (`/v1/items/...`) and their tenant's shared room
+//! (`/v1/tenant/items/...`). Both go through the same functions; only the room differs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use percent_encoding::percent_decode_str;
+use sealroom::Room;
+use sealroom::rooms::{ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, parse_item_path};
+
+use super::dto::{ItemListQuery, ItemListResponse, ItemResponse, PutItemRequest};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Caller, JsonBody, QueryParams};
+use crate::app::AppState;
+
+const OWN_PREFIX: &str = "/v1/items/";
+const TENANT_PREFIX: &str = "/v1/tenant/items/";
+
+/// Which room a route addresses.
+#[derive(Clone, Copy)]
+enum Scope {
+    Own,
+    Tenant,
+}
+
+fn room_for(state: &AppState, caller: Caller, scope: Scope) -> Result<Room, ApiError> {
+    match scope {
+        Scope::Own => Ok(caller.room),
+        Scope::Tenant => Ok(state.rooms().tenant_room(&caller.principal)?),
+    }
+}
+
+/// Splits the raw request path into namespace and key, decoding each segment separately, so an
+/// encoded `/` inside a segment is refused instead of silently becoming a separator.
+fn item_path(uri: &Uri, prefix: &str) -> Result<(Namespace, ItemKey), ApiError> {
+    let raw = uri.path().strip_prefix(prefix).ok_or_else(ApiError::not_found)?;
+    let mut decoded = Vec::new();
+    for segment in raw.split('/') {
+        let text = percent_decode_str(segment).decode_utf8().map_err(|_| ApiError::bad_request("path segments must be UTF-8"))?;
+        if text.contains('/') {
+            return Err(ApiError::bad_request("path segments may not contain '/'"));
+        }
+        decoded.push(text.into_owned());
+    }
+    Ok(parse_item_path(&decoded.join("/"))?)
+}
+
+async fn put(state: AppState, caller: Caller, scope: Scope, uri: Uri, request: PutItemRequest, prefix: &str) -> Result<Json<ItemResponse>, ApiError> {
+    let (namespace, key) = item_path(&uri, prefix)?;
+    let input = ItemInput::parse(&request.value, request.text, request.embedding, request.metadata, request.ttl_secs)?;
+    let room = room_for(&state, caller, scope)?;
+    let item = room.items().put(&namespace, &key, input).await?;
+    Ok(Json(ItemResponse::from(&item)))
+}
+
+async fn get(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix: &str) -> Result<Json<ItemResponse>, ApiError> {
+    let (namespace, key) = item_path(&uri, prefix)?;
+    let item = room_for(&state, caller, scope)?.items().get(&namespace, &key).await?;
+    Ok(Json(ItemResponse::from(&item)))
+}
+
+async fn delete(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix: &str) -> Result<StatusCode, ApiError> {
+    let (namespace, key) = item_path(&uri, prefix)?;
+    room_for(&state, caller, scope)?.items().delete(&namespace, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list(state: AppState, caller: Caller, scope: Scope, query: ItemListQuery) -> Result<Json<ItemListResponse>, ApiError> {
+    let prefix = NamespacePrefix::parse_path(query.prefix.as_deref().unwrap_or(""))?;
+    let limit = PageSize::parse(query.limit)?;
+    let cursor = query.cursor.as_deref().map(ItemCursor::parse).transpose()?;
+    let page = room_for(&state, caller, scope)?.items().list(&prefix, cursor.as_ref(), limit).await?;
+    Ok(Json(ItemListResponse { items: page.entries.iter().map(ItemResponse::from).collect(), next_cursor: page.next.map(|cursor| cursor.encode()) }))
+}
+
+/// Stores an item in the caller's room.
+#[utoipa::path(put, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])), request_body = PutItemRequest,
+    params(("path" = String, Path, description = "Namespace segments then the key, `/`-separated, each percent-encoded")),
+    responses((status = 200, body = ItemResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put_item(State(state): State<AppState>, caller: Caller, uri: Uri, JsonBody(request): JsonBody<PutItemRequest>) -> Result<Json<ItemResponse>, ApiError> {
+    put(state, caller, Scope::Own, uri, request, OWN_PREFIX).await
+}
+
+/// Reads an item of the caller's room.
+#[utoipa::path(get, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])),
+    params(("path" = String, Path, description = "Namespace segments then the key")),
+    responses((status = 200, body = ItemResponse), (status = 404, body = ErrorBody)))]
+pub async fn get_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<ItemResponse>, ApiError> {
+    get(state, caller, Scope::Own, uri, OWN_PREFIX).await
+}
+
+/// Deletes an item of the caller's room.
+#[utoipa::path(delete, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])),
+    params(("path" = String, Path, description = "Namespace segments then the key")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<StatusCode, ApiError> {
+    delete(state, caller, Scope::Own, uri, OWN_PREFIX).await
+}
+
+/// Lists the caller's items under a namespace prefix.
+#[utoipa::path(get, path = "/v1/items", tag = "items", security(("bearer" = [])), params(ItemListQuery),
+    responses((status = 200, body = ItemListResponse), (status = 400, body = ErrorBody)))]
+pub async fn list_items(State(state): State<AppState>, caller: Caller, QueryParams(query): QueryParams<ItemListQuery>) -> Result<Json<ItemListResponse>, ApiError> {
+    list(state, caller, Scope::Own, query).await
+}
+
+/// Stores an item in the caller's tenant room (needs the writer role).
+#[utoipa::path(put, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])), request_body = PutItemRequest,
+    params(("path" = String, Path, description = "Namespace segments then the key")),
+    responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody)))]
+pub async fn put_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri, JsonBody(request): JsonBody<PutItemRequest>) -> Result<Json<ItemResponse>, ApiError> {
+    put(state, caller, Scope::Tenant, uri, request, TENANT_PREFIX).await
+}
+
+/// Reads an item of the caller's tenant room.
+#[utoipa::path(get, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])),
+    params(("path" = String, Path, description = "Namespace segments then the key")),
+    responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<ItemResponse>, ApiError> {
+    get(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
+}
+
+/// Deletes an item of the caller's tenant room (needs the writer role).
+#[utoipa::path(delete, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])),
+    params(("path" = String, Path, description = "Namespace segments then the key")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<StatusCode, ApiError> {
+    delete(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
+}
+
+/// Lists the caller's tenant room under a namespace prefix.
+#[utoipa::path(get, path = "/v1/tenant/items", tag = "tenant", security(("bearer" = [])), params(ItemListQuery),
+    responses((status = 200, body = ItemListResponse), (status = 403, body = ErrorBody)))]
+pub async fn list_tenant_items(State(state): State<AppState>, caller: Caller, QueryParams(query): QueryParams<ItemListQuery>) -> Result<Json<ItemListResponse>, ApiError> {
+    list(state, caller, Scope::Tenant, query).await
+}

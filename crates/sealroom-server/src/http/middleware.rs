@@ -1,0 +1,49 @@
+//! Cross-cutting request handling: a request id, load shedding, a timeout, no-store caching
+//! headers, per-route metrics, and one log line per request.
+//!
+//! The log line and metrics name the route template (`/v1/items/{path}`), never the concrete
+//! path: item paths and thread ids are the user's data.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// The request id header, set on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Always our own id: a client-chosen one would let anyone write arbitrary text into our logs.
+    let request_id = uuid::Uuid::new_v4();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route, room = tracing::field::Empty);
+    let started = Instant::now();
+    let mut response = match state.in_flight().try_acquire() {
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry later").into_response(),
+        Ok(_permit) => {
+            let timeout = Duration::from_secs(state.config().limits.request_timeout_secs);
+            match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
+                Ok(response) => response,
+                Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response(),
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, private"));
+    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::counter!("sealroom_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("sealroom_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed.as_secs_f64());
+    span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request"));
+    response
+}
