@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API: a real server on port 0 with a fresh data directory per
+//! test, real tokens, and the canary oracle over every response and the captured logs.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod external_jwt;
+mod identity;
+mod scoping;
+mod support;
+mod system;

@@ -1,0 +1,280 @@
+//! `spawn_app()` and its helpers: users with canaries, a client that checks every response
+//! against other users' canaries, and log capture.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use reqwest::{Method, StatusCode};
+use sealroom::identity::DevTokenRequest;
+use sealroom_server::app::App;
+use sealroom_server::config::ServerConfig;
+use serde_json::Value;
+
+/// Every log line of every server in this test process.
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+#[derive(Clone)]
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().unwrap().extend_from_slice(buffer);
+        Ok(buffer.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_log_capture() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(|| CaptureWriter)
+            .try_init();
+    });
+}
+
+pub fn logs_text() -> String {
+    String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
+}
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub data_dir: PathBuf,
+    pub state: sealroom_server::app::AppState,
+    pub http: reqwest::Client,
+    /// (user name, canary) of every user made by this app.
+    canaries: Arc<Mutex<Vec<(String, String)>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _directory: Option<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let mut app = spawn_with(ServerConfig::development(data_dir, "127.0.0.1:0".parse().unwrap())).await;
+    app._directory = Some(directory);
+    app
+}
+
+pub async fn spawn_with(config: ServerConfig) -> TestApp {
+    init_log_capture();
+    let data_dir = config.data_dir.clone();
+    let app = App::build(config).await.unwrap();
+    let address = app.address();
+    let state = app.state().clone();
+    let (shutdown, receiver) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = receiver.await;
+    }));
+    TestApp {
+        address,
+        data_dir,
+        state,
+        http: reqwest::Client::builder().pool_max_idle_per_host(8).build().unwrap(),
+        canaries: Arc::new(Mutex::new(Vec::new())),
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _directory: None,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Mints a development token.
+    pub fn token(&self, subject: &str, tenant: Option<&str>, roles: &[&str]) -> String {
+        let request = DevTokenRequest {
+            subject: subject.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            ttl_secs: 600,
+        };
+        self.state.dev_issuer().unwrap().mint(&request).unwrap()
+    }
+
+    /// Signs arbitrary claims with the development issuer's key (for tokens the issuer would
+    /// never mint: expired, wrongly typed claims).
+    pub fn sign_dev(&self, claims: &Value) -> String {
+        let pkcs8 = std::fs::read(self.data_dir.join("dev-issuer-ed25519.pk8")).unwrap();
+        let kid = self.state.dev_issuer().unwrap().public_jwk()["kid"].as_str().unwrap().to_owned();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid);
+        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8)).unwrap()
+    }
+
+    /// A user with a unique canary registered for the oracle.
+    pub fn user(&self, name: &str) -> TestUser {
+        self.user_with(name, None, &[])
+    }
+
+    pub fn user_with(&self, name: &str, tenant: Option<&str>, roles: &[&str]) -> TestUser {
+        let canary = format!("canary-{}-{name}", uuid::Uuid::new_v4().simple());
+        self.canaries.lock().unwrap().push((name.to_owned(), canary.clone()));
+        TestUser { name: name.to_owned(), token: self.token(name, tenant, roles), canary, app: self.handle() }
+    }
+
+    fn handle(&self) -> AppHandle {
+        AppHandle { address: self.address, http: self.http.clone(), canaries: self.canaries.clone() }
+    }
+
+    /// A request without credentials.
+    pub async fn anonymous(&self, method: Method, path: &str) -> Reply {
+        let response = self.http.request(method, self.url(path)).send().await.unwrap();
+        Reply::read(response).await
+    }
+
+    /// No canary of any user appears in the server's logs.
+    pub fn assert_logs_clean(&self) {
+        let logs = logs_text();
+        for (user, canary) in self.canaries.lock().unwrap().iter() {
+            assert!(!logs.contains(canary.as_str()), "the logs contain {user}'s canary");
+        }
+    }
+
+    /// Stops the server and waits until it has released the data directory.
+    pub async fn stop(mut self) -> PathBuf {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.data_dir.clone()
+    }
+
+    /// Stops and keeps the temporary directory alive for a restart on it.
+    pub async fn stop_keeping_directory(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        let directory = self._directory.take();
+        (self.stop().await, directory)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppHandle {
+    address: SocketAddr,
+    http: reqwest::Client,
+    canaries: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+/// A user with a token and a canary; every reply it receives is checked against every other
+/// user's canary.
+#[derive(Clone)]
+pub struct TestUser {
+    pub name: String,
+    pub token: String,
+    pub canary: String,
+    app: AppHandle,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        Reply { status, headers, text }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl TestUser {
+    /// The same user (name and canary) presenting another token.
+    pub fn with_token(&self, token: &str) -> TestUser {
+        TestUser { token: token.to_owned(), ..self.clone() }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    pub async fn request_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let mut request =
+            self.app.http.request(method, format!("http://{}{path}", self.app.address)).bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = Reply::read(request.send().await.unwrap()).await;
+        self.check_oracle(&reply);
+        reply
+    }
+
+    /// The canary oracle: nothing served to this user carries another user's canary.
+    fn check_oracle(&self, reply: &Reply) {
+        let headers = format!("{:?}", reply.headers);
+        for (user, canary) in self.app.canaries.lock().unwrap().iter() {
+            if *user != self.name {
+                assert!(!reply.text.contains(canary.as_str()), "{} was served {user}'s canary", self.name);
+                assert!(!headers.contains(canary.as_str()), "{} got {user}'s canary in a header", self.name);
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// Stores a thread with one canary message and an item holding the canary; returns the
+    /// thread id.
+    pub async fn seed(&self) -> String {
+        let thread = self.post("/v1/threads", serde_json::json!({"title": format!("title {}", self.canary)})).await;
+        assert_eq!(thread.status, StatusCode::CREATED, "{}", thread.text);
+        let id = thread.json()["id"].as_str().unwrap().to_owned();
+        let appended = self
+            .post(&format!("/v1/threads/{id}/messages"), serde_json::json!({"messages": [{"role": "user", "content": format!("my secret is {}", self.canary)}]}))
+            .await;
+        assert_eq!(appended.status, StatusCode::CREATED, "{}", appended.text);
+        let item = self
+            .put("/v1/items/memories/private/diary", serde_json::json!({"value": {"note": self.canary}, "text": format!("diary {}", self.canary)}))
+            .await;
+        assert_eq!(item.status, StatusCode::OK, "{}", item.text);
+        id
+    }
+}
