@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sealroom::Rooms;
 use sealroom::identity::{DevIssuer, DevIssuerError, Verifier, VerifierConfig, VerifierConfigError};
 use sealroom::room_id::RoomIdDeriver;
 use sealroom::rooms::{OpenError, RoomsSettings};
@@ -15,7 +16,6 @@ use sealroom::seal::MasterKey;
 use sealroom::secrets::{Secret32, SecretError};
 use sealroom::store::Backend;
 use sealroom::store::sqlite::{SqliteBackend, SqliteOpenError, SqliteOptions};
-use sealroom::Rooms;
 use tokio::sync::Semaphore;
 
 use crate::config::{ServerConfig, StorageConfig};
@@ -105,14 +105,23 @@ pub struct App {
     pub notices: Vec<String>,
 }
 
-fn load_secret(source: Option<&sealroom::secrets::SecretSource>, data_dir: &Path, file_name: &str, what: &str, notices: &mut Vec<String>) -> Result<Secret32, SecretError> {
+fn load_secret(
+    source: Option<&sealroom::secrets::SecretSource>,
+    data_dir: &Path,
+    file_name: &str,
+    what: &str,
+    notices: &mut Vec<String>,
+) -> Result<Secret32, SecretError> {
     match source {
         Some(source) => Secret32::load(source),
         None => {
             let path = data_dir.join(file_name);
             let (secret, generated) = Secret32::load_or_generate(&path)?;
             if generated {
-                notices.push(format!("generated a development {what} at {} (production: configure it from a secret store)", path.display()));
+                notices.push(format!(
+                    "generated a development {what} at {} (production: configure it from a secret store)",
+                    path.display()
+                ));
                 tracing::warn!(file = %path.display(), "generated a development {what}; configure one for production");
             }
             Ok(secret)
@@ -131,24 +140,43 @@ impl App {
     pub async fn build(config: ServerConfig) -> Result<App, StartError> {
         let mut notices = Vec::new();
         create_data_dir(&config.data_dir)?;
-        let master = load_secret(config.master_key.as_ref(), &config.data_dir, MASTER_KEY_FILE, "master key", &mut notices)?;
+        let master =
+            load_secret(config.master_key.as_ref(), &config.data_dir, MASTER_KEY_FILE, "master key", &mut notices)?;
         let previous_master = config.previous_master_key.as_ref().map(Secret32::load).transpose()?;
-        let room_id_secret = load_secret(config.room_id_secret.as_ref(), &config.data_dir, ROOM_ID_SECRET_FILE, "room-id secret", &mut notices)?;
+        let room_id_secret = load_secret(
+            config.room_id_secret.as_ref(),
+            &config.data_dir,
+            ROOM_ID_SECRET_FILE,
+            "room-id secret",
+            &mut notices,
+        )?;
         let room_ids = RoomIdDeriver::new(&room_id_secret);
         let (backend, sqlite): (Arc<dyn Backend>, Option<Arc<SqliteBackend>>) = match &config.storage {
             StorageConfig::Sqlite { group_commit_jobs_max, integrity_check_on_open } => {
-                let options = SqliteOptions { group_commit_jobs_max: *group_commit_jobs_max, integrity_check_on_open: *integrity_check_on_open };
+                let options = SqliteOptions {
+                    group_commit_jobs_max: *group_commit_jobs_max,
+                    integrity_check_on_open: *integrity_check_on_open,
+                };
                 let sqlite = Arc::new(SqliteBackend::open(&config.data_dir, &room_ids.fingerprint(), &options)?);
                 (sqlite.clone(), Some(sqlite))
             }
-            StorageConfig::Postgres { .. } => return Err(StartError::Storage("the PostgreSQL backend is not built into this binary yet".into())),
+            StorageConfig::Postgres { .. } => {
+                return Err(StartError::Storage("the PostgreSQL backend is not built into this binary yet".into()));
+            }
         };
         let settings = RoomsSettings {
             limits: config.limits.rooms.clone(),
             tenant_writer_role: config.tenant_writer_role.clone(),
             resident_room_keys_max: RoomsSettings::standard().resident_room_keys_max,
         };
-        let rooms = Rooms::new(backend.clone(), MasterKey::new(&master), previous_master.as_ref().map(MasterKey::new), room_ids, settings).await?;
+        let rooms = Rooms::new(
+            backend.clone(),
+            MasterKey::new(&master),
+            previous_master.as_ref().map(MasterKey::new),
+            room_ids,
+            settings,
+        )
+        .await?;
         let mut issuers = config.issuers.clone();
         let dev_issuer = if config.dev_issuer_enabled {
             let (issuer, generated) = DevIssuer::load_or_generate(&config.data_dir)?;
@@ -160,8 +188,11 @@ impl App {
         } else {
             None
         };
-        let verifier = Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
-        let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+        let verifier =
+            Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
+        let tcp = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { address: config.listen, source })?;
         let address = tcp.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
         let listener = LimitedListener::new(tcp, config.limits.connections_max);
         let in_flight = Semaphore::new(config.limits.requests_in_flight_max);

@@ -213,9 +213,18 @@ pub mod defaults {
     pub const POSTGRES_POOL_SIZE: usize = 16;
 }
 
-fn secret_source(file: Option<PathBuf>, env: Option<String>, name: &str, path: Option<&Path>) -> Result<Option<SecretSource>, ConfigError> {
+fn secret_source(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    name: &str,
+    path: Option<&Path>,
+) -> Result<Option<SecretSource>, ConfigError> {
     match (file, env) {
-        (Some(_), Some(_)) => Err(ConfigError::new(path, format!("secrets.{name}_file"), format!("set either {name}_file or {name}_env, not both"))),
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            path,
+            format!("secrets.{name}_file"),
+            format!("set either {name}_file or {name}_env, not both"),
+        )),
         (Some(file), None) => Ok(Some(SecretSource::File(file))),
         (None, Some(env)) => Ok(Some(SecretSource::Environment(env))),
         (None, None) => Ok(None),
@@ -244,15 +253,22 @@ fn issuer_config(index: usize, section: IssuerSection, path: Option<&Path>) -> R
                 let key_setting = setting(&format!("pem_keys[{key_index}]"));
                 let text = match (pem.pem, pem.pem_file) {
                     (Some(text), None) => text,
-                    (None, Some(file)) => std::fs::read_to_string(&file)
-                        .map_err(|error| ConfigError::new(path, &key_setting, format!("cannot read {}: {error}", file.display())))?,
+                    (None, Some(file)) => std::fs::read_to_string(&file).map_err(|error| {
+                        ConfigError::new(path, &key_setting, format!("cannot read {}: {error}", file.display()))
+                    })?,
                     _ => return Err(ConfigError::new(path, key_setting, "set exactly one of pem and pem_file")),
                 };
                 keys.push((text, parse_algorithm(&pem.algorithm, &key_setting, path)?, pem.kid));
             }
             KeySource::InlinePem(keys)
         }
-        _ => return Err(ConfigError::new(path, setting("keys"), "set exactly one of jwks_url, inline_jwks and pem_keys")),
+        _ => {
+            return Err(ConfigError::new(
+                path,
+                setting("keys"),
+                "set exactly one of jwks_url, inline_jwks and pem_keys",
+            ));
+        }
     };
     Ok(IssuerConfig {
         issuer: section.issuer,
@@ -274,9 +290,20 @@ fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<Storag
         "postgres" => {
             let url = match (section.postgres_url, section.postgres_url_env) {
                 (Some(url), None) => url,
-                (None, Some(variable)) => std::env::var(&variable)
-                    .map_err(|_| ConfigError::new(path, "storage.postgres_url_env", format!("environment variable {variable} is not set")))?,
-                _ => return Err(ConfigError::new(path, "storage.postgres_url", "set exactly one of postgres_url and postgres_url_env")),
+                (None, Some(variable)) => std::env::var(&variable).map_err(|_| {
+                    ConfigError::new(
+                        path,
+                        "storage.postgres_url_env",
+                        format!("environment variable {variable} is not set"),
+                    )
+                })?,
+                _ => {
+                    return Err(ConfigError::new(
+                        path,
+                        "storage.postgres_url",
+                        "set exactly one of postgres_url and postgres_url_env",
+                    ));
+                }
             };
             let pool_size = section.postgres_pool_size.unwrap_or(defaults::POSTGRES_POOL_SIZE);
             if pool_size == 0 || pool_size > 1024 {
@@ -284,7 +311,9 @@ fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<Storag
             }
             Ok(StorageConfig::Postgres { url, pool_size })
         }
-        other => Err(ConfigError::new(path, "storage.backend", format!("must be \"sqlite\" or \"postgres\", not {other:?}"))),
+        other => {
+            Err(ConfigError::new(path, "storage.backend", format!("must be \"sqlite\" or \"postgres\", not {other:?}")))
+        }
     }
 }
 
@@ -300,7 +329,9 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
             threads_per_room_max: section.threads_per_room_max.unwrap_or(standard.threads_per_room_max),
             messages_per_thread_max: section.messages_per_thread_max.unwrap_or(standard.messages_per_thread_max),
             room_bytes_max: section.room_bytes_max.unwrap_or(standard.room_bytes_max),
-            cache_entries_per_room_max: section.cache_entries_per_room_max.unwrap_or(standard.cache_entries_per_room_max),
+            cache_entries_per_room_max: section
+                .cache_entries_per_room_max
+                .unwrap_or(standard.cache_entries_per_room_max),
         },
     };
     let positive = [
@@ -325,8 +356,15 @@ impl ServerConfig {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<ServerConfig, ConfigError> {
         let parsed: FileConfig = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::new(Some(path), "(file)", format!("cannot read: {error}")))?;
-                toml::from_str(&text).map_err(|error| ConfigError::new(Some(path), "(syntax)", error.message().to_owned() + &location_of(&text, error.span())))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| ConfigError::new(Some(path), "(file)", format!("cannot read: {error}")))?;
+                toml::from_str(&text).map_err(|error| {
+                    ConfigError::new(
+                        Some(path),
+                        "(syntax)",
+                        error.message().to_owned() + &location_of(&text, error.span()),
+                    )
+                })?
             }
             None => FileConfig::default(),
         };
@@ -335,25 +373,42 @@ impl ServerConfig {
 
     fn resolve(parsed: FileConfig, file: Option<&Path>, overrides: &Overrides) -> Result<ServerConfig, ConfigError> {
         let listen_text = overrides.listen.clone().or(parsed.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::new(file, "listen", format!("{listen_text:?} is not an address like 127.0.0.1:7878")))?;
-        let data_dir = overrides.data_dir.clone().or(parsed.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(file, "listen", format!("{listen_text:?} is not an address like 127.0.0.1:7878"))
+        })?;
+        let data_dir =
+            overrides.data_dir.clone().or(parsed.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let secrets = parsed.secrets;
         let master_key = secret_source(secrets.master_key_file, secrets.master_key_env, "master_key", file)?;
-        let previous_master_key = secret_source(secrets.previous_master_key_file, secrets.previous_master_key_env, "previous_master_key", file)?;
-        let room_id_secret = secret_source(secrets.room_id_secret_file, secrets.room_id_secret_env, "room_id_secret", file)?;
+        let previous_master_key = secret_source(
+            secrets.previous_master_key_file,
+            secrets.previous_master_key_env,
+            "previous_master_key",
+            file,
+        )?;
+        let room_id_secret =
+            secret_source(secrets.room_id_secret_file, secrets.room_id_secret_env, "room_id_secret", file)?;
         let mut issuers = Vec::with_capacity(parsed.issuers.len());
         for (index, section) in parsed.issuers.into_iter().enumerate() {
             issuers.push(issuer_config(index, section, file)?);
         }
         if !parsed.dev_issuer.enabled && issuers.is_empty() {
-            return Err(ConfigError::new(file, "issuers", "no issuer is trusted: configure [[issuers]] or enable the development issuer"));
+            return Err(ConfigError::new(
+                file,
+                "issuers",
+                "no issuer is trusted: configure [[issuers]] or enable the development issuer",
+            ));
         }
         let log_format = match parsed.log.format.as_deref().unwrap_or("pretty") {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
-            other => return Err(ConfigError::new(file, "log.format", format!("must be \"pretty\" or \"json\", not {other:?}"))),
+            other => {
+                return Err(ConfigError::new(
+                    file,
+                    "log.format",
+                    format!("must be \"pretty\" or \"json\", not {other:?}"),
+                ));
+            }
         };
         let cooldown = parsed.jwks_refresh_cooldown_secs.unwrap_or(sealroom::limits::JWKS_REFRESH_COOLDOWN_SECS);
         if cooldown == 0 {

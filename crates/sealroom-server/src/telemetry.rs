@@ -19,7 +19,8 @@ pub fn init_logs(format: LogFormat) {
 }
 
 /// Histogram buckets: from half a millisecond (a cached read) to ten seconds (a slow upstream).
-const LATENCY_BUCKETS_SECS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS_SECS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The process's Prometheus recorder, installed on first use.
 pub fn metrics_handle() -> PrometheusHandle {

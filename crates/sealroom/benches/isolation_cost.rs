@@ -55,7 +55,12 @@ fn main() {
         )
         .await
         .unwrap();
-        let room = rooms.room(&Principal::dangerous_from_host_verified_identity("https://idp.example", "bench-user", None, &[]));
+        let room = rooms.room(&Principal::dangerous_from_host_verified_identity(
+            "https://idp.example",
+            "bench-user",
+            None,
+            &[],
+        ));
         let baseline = PlaintextItems::new(open_backend(baseline_directory.path(), &deriver())).await.unwrap();
         for index in 0..ITEMS_IN_ROOM {
             let (namespace, key) = path(index);
@@ -81,7 +86,16 @@ fn main() {
                     match operation {
                         "put" => drop(room.items().put(&namespace, &key, input(counter)).await.unwrap()),
                         "get" => drop(room.items().get(&namespace, &key).await.unwrap()),
-                        _ => drop(room.items().list(&NamespacePrefix::parse_path("memories").unwrap(), None, PageSize::parse(Some(LIST_PAGE)).unwrap()).await.unwrap()),
+                        _ => drop(
+                            room.items()
+                                .list(
+                                    &NamespacePrefix::parse_path("memories").unwrap(),
+                                    None,
+                                    PageSize::parse(Some(LIST_PAGE)).unwrap(),
+                                )
+                                .await
+                                .unwrap(),
+                        ),
                     }
                 })
             })
@@ -94,7 +108,15 @@ fn main() {
                     match operation {
                         "put" => drop(baseline.put(&namespace, &key, input(counter)).await.unwrap()),
                         "get" => drop(baseline.get(&namespace, &key).await.unwrap()),
-                        _ => drop(baseline.list(&NamespacePrefix::parse_path("memories").unwrap(), PageSize::parse(Some(LIST_PAGE)).unwrap()).await.unwrap()),
+                        _ => drop(
+                            baseline
+                                .list(
+                                    &NamespacePrefix::parse_path("memories").unwrap(),
+                                    PageSize::parse(Some(LIST_PAGE)).unwrap(),
+                                )
+                                .await
+                                .unwrap(),
+                        ),
                     }
                 })
             })
@@ -102,7 +124,9 @@ fn main() {
         group.finish();
     }
     criterion.final_summary();
-    println!("\nthroughput of sealed, scoped operations relative to the plaintext, unscoped baseline (target >= 0.85):");
+    println!(
+        "\nthroughput of sealed, scoped operations relative to the plaintext, unscoped baseline (target >= 0.85):"
+    );
     for operation in ["put", "get", "list"] {
         let mean = |variant: &str| -> Option<f64> {
             let path = output_directory().join(format!("item_{operation}/{variant}/{operation}/new/estimates.json"));
@@ -111,7 +135,12 @@ fn main() {
             estimates["mean"]["point_estimate"].as_f64()
         };
         if let (Some(sealed), Some(plain)) = (mean("sealed_scoped"), mean("plaintext_unscoped")) {
-            println!("  item_{operation:<5} sealed {:>10.1} µs  baseline {:>10.1} µs  ratio {:.3}", sealed / 1000.0, plain / 1000.0, plain / sealed);
+            println!(
+                "  item_{operation:<5} sealed {:>10.1} µs  baseline {:>10.1} µs  ratio {:.3}",
+                sealed / 1000.0,
+                plain / 1000.0,
+                plain / sealed
+            );
         }
     }
 }

@@ -34,7 +34,6 @@ impl RoomId {
     pub(crate) fn from_stored_bytes(bytes: [u8; 32]) -> RoomId {
         RoomId(bytes)
     }
-
 }
 
 impl std::fmt::Debug for RoomId {
@@ -158,19 +157,13 @@ mod tests {
     #[test]
     fn user_named_like_a_tenant_is_not_the_tenant_room() {
         let rooms = deriver();
-        assert_ne!(
-            rooms.derive(RoomKind::User, "iss", "acme"),
-            rooms.derive(RoomKind::Tenant, "iss", "acme")
-        );
+        assert_ne!(rooms.derive(RoomKind::User, "iss", "acme"), rooms.derive(RoomKind::Tenant, "iss", "acme"));
     }
 
     #[test]
     fn a_different_secret_moves_every_room() {
         let other = RoomIdDeriver::new(&Secret32::from_bytes([8u8; 32]));
-        assert_ne!(
-            deriver().derive(RoomKind::User, "iss", "alice"),
-            other.derive(RoomKind::User, "iss", "alice")
-        );
+        assert_ne!(deriver().derive(RoomKind::User, "iss", "alice"), other.derive(RoomKind::User, "iss", "alice"));
         assert_ne!(deriver().fingerprint(), other.fingerprint());
     }
 

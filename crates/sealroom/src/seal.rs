@@ -147,8 +147,7 @@ fn seal_with(key: &RandomizedNonceKey, aad: &[u8], plaintext: &[u8]) -> Result<V
     out.push(FORMAT_V1);
     out.extend_from_slice(&[0u8; NONCE_LEN]);
     out.extend_from_slice(plaintext);
-    let (nonce, tag) =
-        key.seal_in_place_separate_tag(Aad::from(aad), &mut out[header..]).map_err(|_| SealError)?;
+    let (nonce, tag) = key.seal_in_place_separate_tag(Aad::from(aad), &mut out[header..]).map_err(|_| SealError)?;
     out[1..header].copy_from_slice(nonce.as_ref());
     out.extend_from_slice(tag.as_ref());
     Ok(out)
@@ -161,8 +160,7 @@ fn open_with(key: &RandomizedNonceKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<
     }
     let nonce = Nonce::try_assume_unique_for_key(&sealed[1..header]).map_err(|_| OpenError)?;
     let mut buffer = sealed[header..].to_vec();
-    let plaintext_length =
-        key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| OpenError)?.len();
+    let plaintext_length = key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| OpenError)?.len();
     buffer.truncate(plaintext_length);
     Ok(buffer)
 }

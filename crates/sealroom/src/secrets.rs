@@ -69,13 +69,12 @@ impl Secret32 {
     pub fn load(source: &SecretSource) -> Result<Secret32, SecretError> {
         match source {
             SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| SecretError::Read { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| SecretError::Read { path: path.clone(), source })?;
                 parse_hex(&text, &path.display().to_string())
             }
             SecretSource::Environment(name) => {
-                let text = std::env::var(name)
-                    .map_err(|_| SecretError::MissingVariable(name.clone()))?;
+                let text = std::env::var(name).map_err(|_| SecretError::MissingVariable(name.clone()))?;
                 parse_hex(&text, name)
             }
         }
@@ -86,9 +85,7 @@ impl Secret32 {
     pub fn load_or_generate(path: &Path) -> Result<(Secret32, bool), SecretError> {
         match Secret32::load(&SecretSource::File(path.to_path_buf())) {
             Ok(secret) => Ok((secret, false)),
-            Err(SecretError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(SecretError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let secret = Secret32::random()?;
                 write_private_file(path, hex::encode(secret.expose()).as_bytes())?;
                 Ok((secret, true))

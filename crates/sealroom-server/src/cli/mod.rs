@@ -1,6 +1,8 @@
 //! The `sealroom` command line: `serve`, `token`, and the operator's subcommands.
 //!
 //! Every flag can also come from a `SEALROOM_*` environment variable.
+// The command line's job is to print to its user.
+#![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
 
@@ -96,14 +98,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     eprintln!("sealroom: listening on http://{}", app.address());
     if dev_issuer {
-        eprintln!("sealroom: get a development token with: sealroom token --sub alice --data-dir {}", data_dir.display());
+        eprintln!(
+            "sealroom: get a development token with: sealroom token --sub alice --data-dir {}",
+            data_dir.display()
+        );
     }
     app.run(shutdown_signal()).await.context("the server failed")?;
     Ok(())
 }
 
 fn token(args: &TokenArgs) -> anyhow::Result<()> {
-    let ttl_secs = parse_duration_secs(&args.ttl).with_context(|| format!("--ttl {:?} is not a duration like 3600, 30m or 1h", args.ttl))?;
+    let ttl_secs = parse_duration_secs(&args.ttl)
+        .with_context(|| format!("--ttl {:?} is not a duration like 3600, 30m or 1h", args.ttl))?;
     if !args.data_dir.join("dev-issuer-ed25519.pk8").exists() {
         anyhow::bail!(
             "{} has no development issuer key; start the server once with `sealroom serve --data-dir {}` to create it",
@@ -112,7 +118,8 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
         );
     }
     let (issuer, _) = DevIssuer::load_or_generate(&args.data_dir)?;
-    let request = DevTokenRequest { subject: args.sub.clone(), tenant: args.tenant.clone(), roles: args.roles.clone(), ttl_secs };
+    let request =
+        DevTokenRequest { subject: args.sub.clone(), tenant: args.tenant.clone(), roles: args.roles.clone(), ttl_secs };
     println!("{}", issuer.mint(&request)?);
     Ok(())
 }

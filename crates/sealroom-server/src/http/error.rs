@@ -57,7 +57,9 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if unauthorized {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
         }
         response
     }
@@ -95,10 +97,14 @@ impl From<RoomError> for ApiError {
             RoomError::QuotaExceeded(what) => {
                 ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", format!("the room's quota of {what} is used up"))
             }
-            RoomError::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; retry"),
-            RoomError::IsolationAlarm => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", "a stored record failed its integrity check and was not served")
+            RoomError::Conflict => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; retry")
             }
+            RoomError::IsolationAlarm => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity_error",
+                "a stored record failed its integrity check and was not served",
+            ),
             RoomError::Unavailable(reason) => {
                 tracing::error!(%reason, "storage unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
@@ -118,10 +124,11 @@ pub fn describe_json_error(error: &serde_json::Error) -> String {
         Category::Io => "the body could not be read".to_owned(),
         Category::Data => {
             for prefix in ["missing field `", "unknown field `", "duplicate field `"] {
-                if let Some(rest) = text.strip_prefix(prefix) {
-                    if let Some(name) = rest.split('`').next().filter(|name| name.len() <= 64 && !name.chars().any(char::is_control)) {
-                        return format!("{}{name}` at {position}", prefix);
-                    }
+                if let Some(rest) = text.strip_prefix(prefix)
+                    && let Some(name) =
+                        rest.split('`').next().filter(|name| name.len() <= 64 && !name.chars().any(char::is_control))
+                {
+                    return format!("{prefix}{name}` at {position}");
                 }
             }
             const KINDS: [&str; 4] = ["invalid type", "invalid value", "invalid length", "unknown variant"];

@@ -74,11 +74,19 @@ where
             .and_then(|value| value.split(';').next())
             .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "the body must be application/json"));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
         }
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than the configured limit")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is larger than the configured limit",
+                )
             } else {
                 ApiError::bad_request("the body could not be read")
             }
@@ -139,7 +147,10 @@ where
             Ok(Query(value)) => Ok(QueryParams(value)),
             Err(rejection) => {
                 let text = rejection.body_text();
-                let detail = text.rsplit(": ").next().filter(|detail| detail.starts_with("unknown field") || detail.starts_with("missing field"));
+                let detail = text
+                    .rsplit(": ")
+                    .next()
+                    .filter(|detail| detail.starts_with("unknown field") || detail.starts_with("missing field"));
                 let reason = match detail {
                     Some(detail) if detail.len() <= 120 => detail.to_owned(),
                     _ => "a query parameter has an invalid value".to_owned(),

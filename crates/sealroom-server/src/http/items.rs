@@ -36,7 +36,9 @@ fn item_path(uri: &Uri, prefix: &str) -> Result<(Namespace, ItemKey), ApiError> 
     let raw = uri.path().strip_prefix(prefix).ok_or_else(ApiError::not_found)?;
     let mut decoded = Vec::new();
     for segment in raw.split('/') {
-        let text = percent_decode_str(segment).decode_utf8().map_err(|_| ApiError::bad_request("path segments must be UTF-8"))?;
+        let text = percent_decode_str(segment)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad_request("path segments must be UTF-8"))?;
         if text.contains('/') {
             return Err(ApiError::bad_request("path segments may not contain '/'"));
         }
@@ -45,7 +47,14 @@ fn item_path(uri: &Uri, prefix: &str) -> Result<(Namespace, ItemKey), ApiError> 
     Ok(parse_item_path(&decoded.join("/"))?)
 }
 
-async fn put(state: AppState, caller: Caller, scope: Scope, uri: Uri, request: PutItemRequest, prefix: &str) -> Result<Json<ItemResponse>, ApiError> {
+async fn put(
+    state: AppState,
+    caller: Caller,
+    scope: Scope,
+    uri: Uri,
+    request: PutItemRequest,
+    prefix: &str,
+) -> Result<Json<ItemResponse>, ApiError> {
     let (namespace, key) = item_path(&uri, prefix)?;
     let input = ItemInput::parse(&request.value, request.text, request.embedding, request.metadata, request.ttl_secs)?;
     let room = room_for(&state, caller, scope)?;
@@ -53,7 +62,13 @@ async fn put(state: AppState, caller: Caller, scope: Scope, uri: Uri, request: P
     Ok(Json(ItemResponse::from(&item)))
 }
 
-async fn get(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix: &str) -> Result<Json<ItemResponse>, ApiError> {
+async fn get(
+    state: AppState,
+    caller: Caller,
+    scope: Scope,
+    uri: Uri,
+    prefix: &str,
+) -> Result<Json<ItemResponse>, ApiError> {
     let (namespace, key) = item_path(&uri, prefix)?;
     let item = room_for(&state, caller, scope)?.items().get(&namespace, &key).await?;
     Ok(Json(ItemResponse::from(&item)))
@@ -65,19 +80,32 @@ async fn delete(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix:
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list(state: AppState, caller: Caller, scope: Scope, query: ItemListQuery) -> Result<Json<ItemListResponse>, ApiError> {
+async fn list(
+    state: AppState,
+    caller: Caller,
+    scope: Scope,
+    query: ItemListQuery,
+) -> Result<Json<ItemListResponse>, ApiError> {
     let prefix = NamespacePrefix::parse_path(query.prefix.as_deref().unwrap_or(""))?;
     let limit = PageSize::parse(query.limit)?;
     let cursor = query.cursor.as_deref().map(ItemCursor::parse).transpose()?;
     let page = room_for(&state, caller, scope)?.items().list(&prefix, cursor.as_ref(), limit).await?;
-    Ok(Json(ItemListResponse { items: page.entries.iter().map(ItemResponse::from).collect(), next_cursor: page.next.map(|cursor| cursor.encode()) }))
+    Ok(Json(ItemListResponse {
+        items: page.entries.iter().map(ItemResponse::from).collect(),
+        next_cursor: page.next.map(|cursor| cursor.encode()),
+    }))
 }
 
 /// Stores an item in the caller's room.
 #[utoipa::path(put, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])), request_body = PutItemRequest,
     params(("path" = String, Path, description = "Namespace segments then the key, `/`-separated, each percent-encoded")),
     responses((status = 200, body = ItemResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn put_item(State(state): State<AppState>, caller: Caller, uri: Uri, JsonBody(request): JsonBody<PutItemRequest>) -> Result<Json<ItemResponse>, ApiError> {
+pub async fn put_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    JsonBody(request): JsonBody<PutItemRequest>,
+) -> Result<Json<ItemResponse>, ApiError> {
     put(state, caller, Scope::Own, uri, request, OWN_PREFIX).await
 }
 
@@ -100,7 +128,11 @@ pub async fn delete_item(State(state): State<AppState>, caller: Caller, uri: Uri
 /// Lists the caller's items under a namespace prefix.
 #[utoipa::path(get, path = "/v1/items", tag = "items", security(("bearer" = [])), params(ItemListQuery),
     responses((status = 200, body = ItemListResponse), (status = 400, body = ErrorBody)))]
-pub async fn list_items(State(state): State<AppState>, caller: Caller, QueryParams(query): QueryParams<ItemListQuery>) -> Result<Json<ItemListResponse>, ApiError> {
+pub async fn list_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ItemListQuery>,
+) -> Result<Json<ItemListResponse>, ApiError> {
     list(state, caller, Scope::Own, query).await
 }
 
@@ -108,7 +140,12 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, QueryPara
 #[utoipa::path(put, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])), request_body = PutItemRequest,
     params(("path" = String, Path, description = "Namespace segments then the key")),
     responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody)))]
-pub async fn put_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri, JsonBody(request): JsonBody<PutItemRequest>) -> Result<Json<ItemResponse>, ApiError> {
+pub async fn put_tenant_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    JsonBody(request): JsonBody<PutItemRequest>,
+) -> Result<Json<ItemResponse>, ApiError> {
     put(state, caller, Scope::Tenant, uri, request, TENANT_PREFIX).await
 }
 
@@ -116,7 +153,11 @@ pub async fn put_tenant_item(State(state): State<AppState>, caller: Caller, uri:
 #[utoipa::path(get, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])),
     params(("path" = String, Path, description = "Namespace segments then the key")),
     responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<ItemResponse>, ApiError> {
+pub async fn get_tenant_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<ItemResponse>, ApiError> {
     get(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
 }
 
@@ -124,13 +165,21 @@ pub async fn get_tenant_item(State(state): State<AppState>, caller: Caller, uri:
 #[utoipa::path(delete, path = "/v1/tenant/items/{path}", tag = "tenant", security(("bearer" = [])),
     params(("path" = String, Path, description = "Namespace segments then the key")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_tenant_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<StatusCode, ApiError> {
+pub async fn delete_tenant_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
     delete(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
 }
 
 /// Lists the caller's tenant room under a namespace prefix.
 #[utoipa::path(get, path = "/v1/tenant/items", tag = "tenant", security(("bearer" = [])), params(ItemListQuery),
     responses((status = 200, body = ItemListResponse), (status = 403, body = ErrorBody)))]
-pub async fn list_tenant_items(State(state): State<AppState>, caller: Caller, QueryParams(query): QueryParams<ItemListQuery>) -> Result<Json<ItemListResponse>, ApiError> {
+pub async fn list_tenant_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ItemListQuery>,
+) -> Result<Json<ItemListResponse>, ApiError> {
     list(state, caller, Scope::Tenant, query).await
 }

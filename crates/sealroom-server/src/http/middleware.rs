@@ -21,17 +21,24 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Always our own id: a client-chosen one would let anyone write arbitrary text into our logs.
     let request_id = uuid::Uuid::new_v4();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route, room = tracing::field::Empty);
     let started = Instant::now();
     let mut response = match state.in_flight().try_acquire() {
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry later").into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry later")
+                .into_response()
+        }
         Ok(_permit) => {
             let timeout = Duration::from_secs(state.config().limits.request_timeout_secs);
             match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
                 Ok(response) => response,
-                Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response(),
+                Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
+                    .into_response(),
             }
         }
     };
@@ -43,7 +50,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics::counter!("sealroom_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("sealroom_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed.as_secs_f64());
+    metrics::histogram!("sealroom_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request"));
     response
 }

@@ -26,14 +26,21 @@ use error::ApiError;
 /// `{*path}` routes from the router).
 #[derive(OpenApi)]
 #[openapi(paths(
-    items::put_item, items::get_item, items::delete_item,
-    items::put_tenant_item, items::get_tenant_item, items::delete_tenant_item,
+    items::put_item,
+    items::get_item,
+    items::delete_item,
+    items::put_tenant_item,
+    items::get_tenant_item,
+    items::delete_tenant_item,
 ))]
 struct WildcardPaths;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sealroom", description = "Per-user sealed rooms for AI agent state. Every /v1 route needs `Authorization: Bearer <JWT>`."),
+    info(
+        title = "sealroom",
+        description = "Per-user sealed rooms for AI agent state. Every /v1 route needs `Authorization: Bearer <JWT>`."
+    ),
     components(schemas(error::ErrorBody))
 )]
 struct ApiDocument;
@@ -54,11 +61,17 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(system::openapi))
         .routes(routes!(system::jwks))
         .route("/v1/items/{*path}", get(items::get_item).put(items::put_item).delete(items::delete_item))
-        .route("/v1/tenant/items/{*path}", get(items::get_tenant_item).put(items::put_tenant_item).delete(items::delete_tenant_item))
+        .route(
+            "/v1/tenant/items/{*path}",
+            get(items::get_tenant_item).put(items::put_tenant_item).delete(items::delete_tenant_item),
+        )
         .split_for_parts();
     api.merge(WildcardPaths::openapi());
     if let Some(components) = api.components.as_mut() {
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
     }
     let router = router
         .fallback(not_found)
@@ -75,7 +88,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
 }
 
 /// A panic is a bug; the client gets a plain 500 and the log gets no payload (it may hold data).

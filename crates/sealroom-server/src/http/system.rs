@@ -19,7 +19,11 @@ pub async fn healthz() -> Json<HealthResponse> {
 /// The process can serve: its store answers.
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
-    state.rooms().check_store().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store does not answer"))?;
+    state
+        .rooms()
+        .check_store()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store does not answer"))?;
     Ok(Json(HealthResponse { status: "ready" }))
 }
 

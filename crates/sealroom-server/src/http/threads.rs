@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use sealroom::rooms::{Metadata, NewMessage, PageSize, ThreadId, ThreadPatch, Title, TokenBudget};
 
 use super::dto::{
-    AppendMessagesRequest, ContextQuery, ContextResponse, CreateThreadRequest, MessageResponse, MessagesQuery, MessagesResponse,
-    PageQuery, ThreadListResponse, ThreadResponse, UpdateThreadRequest,
+    AppendMessagesRequest, ContextQuery, ContextResponse, CreateThreadRequest, MessageResponse, MessagesQuery,
+    MessagesResponse, PageQuery, ThreadListResponse, ThreadResponse, UpdateThreadRequest,
 };
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Caller, JsonBody, QueryParams};
@@ -23,7 +23,10 @@ fn thread_id(text: &str) -> Result<ThreadId, ApiError> {
 
 #[utoipa::path(post, path = "/v1/threads", tag = "threads", security(("bearer" = [])), request_body = CreateThreadRequest,
     responses((status = 201, body = ThreadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn create_thread(caller: Caller, JsonBody(request): JsonBody<CreateThreadRequest>) -> Result<(StatusCode, Json<ThreadResponse>), ApiError> {
+pub async fn create_thread(
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateThreadRequest>,
+) -> Result<(StatusCode, Json<ThreadResponse>), ApiError> {
     let title = request.title.as_deref().map(Title::parse).transpose()?;
     let metadata = Metadata::parse(request.metadata)?;
     let thread = caller.room.threads().create(title, metadata).await?;
@@ -32,7 +35,10 @@ pub async fn create_thread(caller: Caller, JsonBody(request): JsonBody<CreateThr
 
 #[utoipa::path(get, path = "/v1/threads", tag = "threads", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = ThreadListResponse), (status = 401, body = ErrorBody)))]
-pub async fn list_threads(caller: Caller, QueryParams(query): QueryParams<PageQuery>) -> Result<Json<ThreadListResponse>, ApiError> {
+pub async fn list_threads(
+    caller: Caller,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<ThreadListResponse>, ApiError> {
     let limit = PageSize::parse(query.limit)?;
     let after = query.cursor.as_deref().map(thread_id).transpose()?;
     let page = caller.room.threads().list(after, limit).await?;
@@ -86,7 +92,10 @@ pub async fn append_messages(
         messages.push(NewMessage::parse(&message.role, message.content, message.name, message.metadata)?);
     }
     let appended = caller.room.threads().append(&id, messages).await?;
-    Ok((StatusCode::CREATED, Json(MessagesResponse { messages: appended.iter().map(MessageResponse::from).collect(), next_after: None })))
+    Ok((
+        StatusCode::CREATED,
+        Json(MessagesResponse { messages: appended.iter().map(MessageResponse::from).collect(), next_after: None }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/messages", tag = "threads", security(("bearer" = [])), params(MessagesQuery),
@@ -98,7 +107,10 @@ pub async fn list_messages(
 ) -> Result<Json<MessagesResponse>, ApiError> {
     let limit = PageSize::parse(query.limit)?;
     let page = caller.room.threads().messages(&thread_id(&id)?, query.after, limit).await?;
-    Ok(Json(MessagesResponse { messages: page.entries.iter().map(MessageResponse::from).collect(), next_after: page.next }))
+    Ok(Json(MessagesResponse {
+        messages: page.entries.iter().map(MessageResponse::from).collect(),
+        next_after: page.next,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/context", tag = "threads", security(("bearer" = [])), params(ContextQuery),

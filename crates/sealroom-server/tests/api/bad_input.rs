@@ -36,17 +36,39 @@ async fn oversized_and_deep_bodies_are_refused() {
     assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE, "{status}");
     // Too many messages in one batch, an oversized message.
     let many: Vec<_> = (0..101).map(|_| json!({"role": "user", "content": "x"})).collect();
-    assert_eq!(alice.post(&format!("/v1/threads/{thread}/messages"), json!({"messages": many})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        alice.post(&format!("/v1/threads/{thread}/messages"), json!({"messages": many})).await.status,
+        StatusCode::BAD_REQUEST
+    );
     let long = "x".repeat(300 * 1024);
     assert_eq!(
-        alice.post(&format!("/v1/threads/{thread}/messages"), json!({"messages": [{"role": "user", "content": long}]})).await.status,
+        alice
+            .post(&format!("/v1/threads/{thread}/messages"), json!({"messages": [{"role": "user", "content": long}]}))
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
     // Wrong content type, malformed JSON, wrong types.
-    let text = app.http.post(app.url("/v1/threads")).bearer_auth(&alice.token).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let text = app
+        .http
+        .post(app.url("/v1/threads"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     for body in ["{", "[]", "{\"title\": 5}", "{\"metadata\": [1]}", "null"] {
-        let reply = app.http.post(app.url("/v1/threads")).bearer_auth(&alice.token).header("content-type", "application/json").body(body).send().await.unwrap();
+        let reply = app
+            .http
+            .post(app.url("/v1/threads"))
+            .bearer_auth(&alice.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{body}");
         let text = reply.text().await.unwrap();
         assert!(text.contains("\"invalid_request\""), "{text}");
@@ -61,7 +83,9 @@ async fn strange_text_is_refused_or_kept_exactly() {
     let thread = alice.seed().await;
     // NUL bytes, bidi overrides, emoji and combining marks are stored byte-exact.
     let exotic = "nul\u{0}byte \u{202e}evil\u{202c} 🙂 e\u{301}";
-    let reply = alice.post(&format!("/v1/threads/{thread}/messages"), json!({"messages": [{"role": "user", "content": exotic}]})).await;
+    let reply = alice
+        .post(&format!("/v1/threads/{thread}/messages"), json!({"messages": [{"role": "user", "content": exotic}]}))
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let messages = alice.get(&format!("/v1/threads/{thread}/messages?after=1")).await.json();
     assert_eq!(messages["messages"][0]["content"], exotic);
@@ -86,9 +110,19 @@ async fn strange_text_is_refused_or_kept_exactly() {
     // Item paths: control characters, encoded slashes, dot segments, too deep.
     // (Dot segments are resolved by the client's URL parser before sending; the path parser
     // refuses them too, see the unit tests.)
-    for path in ["/v1/items/a%00b/k", "/v1/items/a%2Fb/k", "/v1/items/onlykey", "/v1/items/a/b/c/d/e/f/g/h/i/k", "/v1/items/a//k"] {
+    for path in [
+        "/v1/items/a%00b/k",
+        "/v1/items/a%2Fb/k",
+        "/v1/items/onlykey",
+        "/v1/items/a/b/c/d/e/f/g/h/i/k",
+        "/v1/items/a//k",
+    ] {
         let reply = alice.put(path, json!({"value": 1})).await;
-        assert!(reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND, "{path}: {}", reply.status);
+        assert!(
+            reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.status
+        );
     }
     // Percent-encoded Unicode segments work.
     assert_eq!(alice.put("/v1/items/caf%C3%A9/cl%C3%A9", json!({"value": 1})).await.status, StatusCode::OK);

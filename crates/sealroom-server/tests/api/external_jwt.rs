@@ -97,10 +97,17 @@ async fn tokens_from_an_independent_library_and_jwks_server() {
     alice.seed().await;
     assert_eq!(bob.get("/v1/items/memories/private/diary").await.status, StatusCode::NOT_FOUND);
     let local_alice = app.user("alice-local").with_token(&app.token("alice", None, &[]));
-    assert_ne!(local_alice.get("/v1/me").await.json()["room_id"], me["room_id"], "the same sub under two issuers is two rooms");
+    assert_ne!(
+        local_alice.get("/v1/me").await.json()["room_id"],
+        me["room_id"],
+        "the same sub under two issuers is two rooms"
+    );
     assert_eq!(local_alice.get("/v1/items/memories/private/diary").await.status, StatusCode::NOT_FOUND);
     // Tenant room shared between the two members of "acme" at this issuer.
-    assert_eq!(alice.put("/v1/tenant/items/shared/doc", serde_json::json!({"value": "team notes"})).await.status, StatusCode::OK);
+    assert_eq!(
+        alice.put("/v1/tenant/items/shared/doc", serde_json::json!({"value": "team notes"})).await.status,
+        StatusCode::OK
+    );
     assert_eq!(bob.get("/v1/tenant/items/shared/doc").await.json()["value"], "team notes");
 
     for name in ["expired", "wrong_audience", "unknown_kid", "wrong_key_for_kid", "exp_as_string", "none"] {

@@ -93,7 +93,8 @@ async fn a_megabyte_token_is_refused_fast() {
     let response = app.http.get(app.url("/v1/me")).bearer_auth(&huge).send().await;
     match response {
         Ok(response) => assert!(
-            [StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE].contains(&response.status()),
+            [StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE]
+                .contains(&response.status()),
             "{}",
             response.status()
         ),
@@ -114,7 +115,12 @@ async fn client_supplied_identity_never_selects_a_room() {
     let me_bob = bob.get("/v1/me").await.json();
     let bob_room = me_bob["room_id"].as_str().unwrap().to_owned();
     // Headers naming Bob are ignored: Alice gets her own diary.
-    for (name, value) in [("x-user-id", "bob"), ("x-sealroom-room", bob_room.as_str()), ("x-tenant", "acme"), ("x-forwarded-user", "bob")] {
+    for (name, value) in [
+        ("x-user-id", "bob"),
+        ("x-sealroom-room", bob_room.as_str()),
+        ("x-tenant", "acme"),
+        ("x-forwarded-user", "bob"),
+    ] {
         let reply = alice.request_with(Method::GET, "/v1/items/memories/private/diary", None, &[(name, value)]).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.json()["value"]["note"], alice.canary.as_str());

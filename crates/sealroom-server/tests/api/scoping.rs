@@ -24,7 +24,11 @@ async fn other_rooms_objects_are_answered_like_missing_ones() {
         (reqwest::Method::PATCH, "/v1/threads/{id}".into(), Some(json!({"title": "mine now"}))),
         (reqwest::Method::GET, "/v1/threads/{id}/messages".into(), None),
         (reqwest::Method::GET, "/v1/threads/{id}/context".into(), None),
-        (reqwest::Method::POST, "/v1/threads/{id}/messages".into(), Some(json!({"messages": [{"role": "user", "content": "injected"}]}))),
+        (
+            reqwest::Method::POST,
+            "/v1/threads/{id}/messages".into(),
+            Some(json!({"messages": [{"role": "user", "content": "injected"}]})),
+        ),
         (reqwest::Method::DELETE, "/v1/threads/{id}".into(), None),
     ];
     for (method, template, body) in cases {
@@ -92,7 +96,10 @@ async fn many_users_concurrently_see_only_their_own_data() {
             let thread = user.seed().await;
             for round in 0..5 {
                 let body = json!({"messages": [{"role": "user", "content": format!("{} round {round}", user.canary)}]});
-                assert_eq!(user.post(&format!("/v1/threads/{thread}/messages"), body).await.status, StatusCode::CREATED);
+                assert_eq!(
+                    user.post(&format!("/v1/threads/{thread}/messages"), body).await.status,
+                    StatusCode::CREATED
+                );
                 let page = user.get(&format!("/v1/threads/{thread}/messages")).await.json();
                 for message in page["messages"].as_array().unwrap() {
                     assert!(message["content"].as_str().unwrap().contains(&user.canary));

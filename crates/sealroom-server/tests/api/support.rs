@@ -223,7 +223,13 @@ impl TestUser {
         self.request_with(method, path, body, &[]).await
     }
 
-    pub async fn request_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request =
             self.app.http.request(method, format!("http://{}{path}", self.app.address)).bearer_auth(&self.token);
         for (name, value) in headers {
@@ -268,11 +274,17 @@ impl TestUser {
         assert_eq!(thread.status, StatusCode::CREATED, "{}", thread.text);
         let id = thread.json()["id"].as_str().unwrap().to_owned();
         let appended = self
-            .post(&format!("/v1/threads/{id}/messages"), serde_json::json!({"messages": [{"role": "user", "content": format!("my secret is {}", self.canary)}]}))
+            .post(
+                &format!("/v1/threads/{id}/messages"),
+                serde_json::json!({"messages": [{"role": "user", "content": format!("my secret is {}", self.canary)}]}),
+            )
             .await;
         assert_eq!(appended.status, StatusCode::CREATED, "{}", appended.text);
         let item = self
-            .put("/v1/items/memories/private/diary", serde_json::json!({"value": {"note": self.canary}, "text": format!("diary {}", self.canary)}))
+            .put(
+                "/v1/items/memories/private/diary",
+                serde_json::json!({"value": {"note": self.canary}, "text": format!("diary {}", self.canary)}),
+            )
             .await;
         assert_eq!(item.status, StatusCode::OK, "{}", item.text);
         id

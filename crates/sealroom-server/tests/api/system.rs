@@ -40,7 +40,10 @@ async fn every_response_is_private_and_json() {
     ] {
         assert_eq!(reply.headers.get("cache-control").unwrap(), "no-store, private");
         assert!(reply.headers.contains_key("x-request-id"));
-        assert!(reply.headers.get("content-type").unwrap().to_str().unwrap().starts_with("application/json"), "{reply:?}");
+        assert!(
+            reply.headers.get("content-type").unwrap().to_str().unwrap().starts_with("application/json"),
+            "{reply:?}"
+        );
     }
     assert_eq!(alice.get("/v1/nowhere").await.status, StatusCode::NOT_FOUND);
     assert_eq!(alice.request(Method::PUT, "/v1/me", None).await.status, StatusCode::METHOD_NOT_ALLOWED);

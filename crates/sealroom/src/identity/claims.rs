@@ -183,7 +183,15 @@ mod tests {
 
     #[test]
     fn wrongly_typed_times_are_refused() {
-        for value in [json!("1900000000"), json!(1.9e9), json!(1900000000.5), json!(1e300), json!(null), json!([1]), json!(u64::MAX)] {
+        for value in [
+            json!("1900000000"),
+            json!(1.9e9),
+            json!(1900000000.5),
+            json!(1e300),
+            json!(null),
+            json!([1]),
+            json!(u64::MAX),
+        ] {
             assert!(read(&with("exp", value.clone()), &issuer(), NOW).is_err(), "exp {value}");
             assert!(read(&with("nbf", value.clone()), &issuer(), NOW).is_err(), "nbf {value}");
         }
@@ -202,7 +210,9 @@ mod tests {
 
     #[test]
     fn subject_must_be_a_plain_string() {
-        for value in [json!(""), json!(42), json!(["alice"]), json!({"id": "alice"}), json!("a\u{0}b"), json!("s".repeat(300))] {
+        for value in
+            [json!(""), json!(42), json!(["alice"]), json!({"id": "alice"}), json!("a\u{0}b"), json!("s".repeat(300))]
+        {
             assert!(matches!(read(&with("sub", value), &issuer(), NOW), Err(AuthError::InvalidClaims("sub"))));
         }
         let mut missing = base();

@@ -77,17 +77,24 @@ impl IssuerConfig {
         if self.algorithms.is_empty() {
             return invalid("algorithms", "must list at least one algorithm");
         }
-        if self.algorithms.iter().any(|algorithm| matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) {
-            return invalid("algorithms", "may not include HMAC (HS*) algorithms: sealroom verifies with public keys only");
+        if self
+            .algorithms
+            .iter()
+            .any(|algorithm| matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return invalid(
+                "algorithms",
+                "may not include HMAC (HS*) algorithms: sealroom verifies with public keys only",
+            );
         }
         if self.leeway_secs > LEEWAY_SECS_MAX {
             return invalid("leeway_secs", "may be at most 60");
         }
         for (setting, claim) in [("tenant_claim", &self.tenant_claim), ("roles_claim", &self.roles_claim)] {
-            if let Some(name) = claim {
-                if name.is_empty() || ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"].contains(&name.as_str()) {
-                    return invalid(setting, "must name a non-registered claim");
-                }
+            if let Some(name) = claim
+                && (name.is_empty() || ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"].contains(&name.as_str()))
+            {
+                return invalid(setting, "must name a non-registered claim");
             }
         }
         match &self.keys {

@@ -72,8 +72,8 @@ impl DevIssuer {
             Ok(pkcs8) => Ok((DevIssuer::from_pkcs8(Zeroizing::new(pkcs8), path)?, false)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
-                let document =
-                    Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| DevIssuerError::Create("random generator failed".into()))?;
+                let document = Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| DevIssuerError::Create("random generator failed".into()))?;
                 let pkcs8 = Zeroizing::new(document.as_ref().to_vec());
                 write_private_file(&path, &pkcs8).map_err(|error| DevIssuerError::Create(error.to_string()))?;
                 Ok((DevIssuer::from_pkcs8(pkcs8, path)?, true))
@@ -84,7 +84,8 @@ impl DevIssuer {
 
     fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>, path: PathBuf) -> Result<DevIssuer, DevIssuerError> {
         let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| DevIssuerError::Malformed(path.clone()))?;
-        let public_key: [u8; 32] = pair.public_key().as_ref().try_into().map_err(|_| DevIssuerError::Malformed(path.clone()))?;
+        let public_key: [u8; 32] =
+            pair.public_key().as_ref().try_into().map_err(|_| DevIssuerError::Malformed(path.clone()))?;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public_key);
         let key_id = format!("dev-{}", hex::encode(&digest.as_ref()[..8]));
         Ok(DevIssuer { signing_key: EncodingKey::from_ed_der(&pkcs8), public_key, key_id, path })
@@ -127,7 +128,10 @@ impl DevIssuer {
             return Err(DevIssuerError::Request("the subject may not be empty".into()));
         }
         if request.ttl_secs <= 0 || request.ttl_secs > TOKEN_LIFETIME_SECS_MAX {
-            return Err(DevIssuerError::Request(format!("the lifetime must be between 1 second and {} days", TOKEN_LIFETIME_SECS_MAX / 86_400)));
+            return Err(DevIssuerError::Request(format!(
+                "the lifetime must be between 1 second and {} days",
+                TOKEN_LIFETIME_SECS_MAX / 86_400
+            )));
         }
         let now = unix_now_secs();
         let mut claims = serde_json::json!({
@@ -143,6 +147,7 @@ impl DevIssuer {
         }
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|error| DevIssuerError::Request(error.to_string()))
+        jsonwebtoken::encode(&header, &claims, &self.signing_key)
+            .map_err(|error| DevIssuerError::Request(error.to_string()))
     }
 }

@@ -94,7 +94,8 @@ impl JwksKeySet {
     }
 
     async fn fetch(&self) -> Result<Vec<VerifyingKey>, String> {
-        let mut response = self.client.get(&self.url).send().await.map_err(|error| format!("request failed: {error}"))?;
+        let mut response =
+            self.client.get(&self.url).send().await.map_err(|error| format!("request failed: {error}"))?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("status {}", response.status()));
         }
@@ -116,7 +117,8 @@ impl JwksKeySet {
 /// Parses a JWKS document, keeping the usable keys and skipping (with a log line) the rest:
 /// one unusable key, such as an HMAC key, must not disable the issuer's good keys.
 pub(crate) fn parse_key_set(body: &[u8], allowed: &[Algorithm]) -> Result<Vec<VerifyingKey>, String> {
-    let document: serde_json::Value = serde_json::from_slice(body).map_err(|_| "the document is not JSON".to_owned())?;
+    let document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "the document is not JSON".to_owned())?;
     let Some(entries) = document.get("keys").and_then(serde_json::Value::as_array) else {
         return Err("the document has no \"keys\" array".into());
     };

@@ -56,13 +56,20 @@ fn fits_key_type(parameters: &AlgorithmParameters, algorithm: Algorithm) -> bool
     match parameters {
         AlgorithmParameters::RSA(_) => matches!(
             algorithm,
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
         ),
         AlgorithmParameters::EllipticCurve(ec) => matches!(
             (&ec.curve, algorithm),
             (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
         ),
-        AlgorithmParameters::OctetKeyPair(okp) => matches!((&okp.curve, algorithm), (EllipticCurve::Ed25519, Algorithm::EdDSA)),
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            matches!((&okp.curve, algorithm), (EllipticCurve::Ed25519, Algorithm::EdDSA))
+        }
         _ => false,
     }
 }
@@ -89,7 +96,8 @@ pub(crate) fn from_jwk(jwk: &Jwk, allowed: &[Algorithm]) -> Result<VerifyingKey,
 }
 
 fn implied_algorithm(parameters: &AlgorithmParameters, allowed: &[Algorithm]) -> Result<Algorithm, KeyRejected> {
-    let candidates: Vec<Algorithm> = allowed.iter().copied().filter(|algorithm| fits_key_type(parameters, *algorithm)).collect();
+    let candidates: Vec<Algorithm> =
+        allowed.iter().copied().filter(|algorithm| fits_key_type(parameters, *algorithm)).collect();
     match candidates.as_slice() {
         [only] => Ok(*only),
         [] => Err(KeyRejected::AlgorithmNotAllowed),
@@ -98,15 +106,23 @@ fn implied_algorithm(parameters: &AlgorithmParameters, allowed: &[Algorithm]) ->
 }
 
 /// Parses a PEM public key for one configured algorithm.
-pub(crate) fn from_pem(pem: &str, algorithm: Algorithm, key_id: Option<String>, allowed: &[Algorithm]) -> Result<VerifyingKey, KeyRejected> {
+pub(crate) fn from_pem(
+    pem: &str,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    allowed: &[Algorithm],
+) -> Result<VerifyingKey, KeyRejected> {
     if !allowed.contains(&algorithm) {
         return Err(KeyRejected::AlgorithmNotAllowed);
     }
     let bytes = pem.as_bytes();
     let key = match algorithm {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
-            DecodingKey::from_rsa_pem(bytes)
-        }
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => DecodingKey::from_rsa_pem(bytes),
         Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(bytes),
         Algorithm::EdDSA => DecodingKey::from_ed_pem(bytes),
         _ => return Err(KeyRejected::Symmetric),
@@ -131,7 +147,9 @@ mod tests {
 
     #[test]
     fn ed25519_key_implies_eddsa() {
-        let key = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "e"}));
+        let key = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "e"}),
+        );
         let verifying = from_jwk(&key, &[Algorithm::EdDSA, Algorithm::RS256]).expect("ed25519");
         assert_eq!(verifying.algorithm, Algorithm::EdDSA);
         assert_eq!(from_jwk(&key, &[Algorithm::RS256]).map(|_| ()), Err(KeyRejected::AlgorithmNotAllowed));
@@ -139,13 +157,20 @@ mod tests {
 
     #[test]
     fn declared_algorithm_must_fit_the_key() {
-        let key = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "alg": "RS256"}));
-        assert_eq!(from_jwk(&key, &[Algorithm::RS256, Algorithm::EdDSA]).map(|_| ()), Err(KeyRejected::AlgorithmNotAllowed));
+        let key = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "alg": "RS256"}),
+        );
+        assert_eq!(
+            from_jwk(&key, &[Algorithm::RS256, Algorithm::EdDSA]).map(|_| ()),
+            Err(KeyRejected::AlgorithmNotAllowed)
+        );
     }
 
     #[test]
     fn encryption_keys_are_refused() {
-        let key = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "use": "enc"}));
+        let key = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "use": "enc"}),
+        );
         assert_eq!(from_jwk(&key, &[Algorithm::EdDSA]).map(|_| ()), Err(KeyRejected::NotForSignatures));
     }
 }

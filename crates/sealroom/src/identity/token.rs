@@ -88,7 +88,9 @@ fn check_header_parameters(header: &Map<String, Value>) -> Result<(), AuthError>
     }
     match header.get("typ") {
         None => Ok(()),
-        Some(Value::String(kind)) if ACCEPTED_TYPES.iter().any(|accepted| kind.eq_ignore_ascii_case(accepted)) => Ok(()),
+        Some(Value::String(kind)) if ACCEPTED_TYPES.iter().any(|accepted| kind.eq_ignore_ascii_case(accepted)) => {
+            Ok(())
+        }
         Some(_) => Err(AuthError::ForbiddenHeader("typ")),
     }
 }
@@ -150,7 +152,8 @@ mod tests {
         let bad = inspect(&token(serde_json::json!({"alg": "EdDSA", "typ": "JWE"}), serde_json::json!({"iss": "i"})));
         assert!(matches!(bad, Err(AuthError::ForbiddenHeader("typ"))));
         for kind in ["JWT", "jwt", "at+jwt", "application/at+JWT"] {
-            let good = inspect(&token(serde_json::json!({"alg": "EdDSA", "typ": kind}), serde_json::json!({"iss": "i"})));
+            let good =
+                inspect(&token(serde_json::json!({"alg": "EdDSA", "typ": kind}), serde_json::json!({"iss": "i"})));
             assert!(good.is_ok(), "{kind}");
         }
     }
@@ -158,7 +161,9 @@ mod tests {
     #[test]
     fn hostile_key_ids_are_refused() {
         let long = "k".repeat(10 * 1024);
-        for key_id in [serde_json::json!(long), serde_json::json!("a\u{0}b"), serde_json::json!(7), serde_json::json!("")] {
+        for key_id in
+            [serde_json::json!(long), serde_json::json!("a\u{0}b"), serde_json::json!(7), serde_json::json!("")]
+        {
             let header = serde_json::json!({"alg": "EdDSA", "kid": key_id});
             let result = inspect(&token(header, serde_json::json!({"iss": "i"})));
             assert!(result.is_err());
@@ -182,7 +187,9 @@ mod tests {
 
     #[test]
     fn issuer_must_be_a_short_string() {
-        for issuer in [serde_json::json!(1), serde_json::json!(["a"]), serde_json::json!(""), serde_json::json!("i".repeat(300))] {
+        for issuer in
+            [serde_json::json!(1), serde_json::json!(["a"]), serde_json::json!(""), serde_json::json!("i".repeat(300))]
+        {
             let result = inspect(&token(serde_json::json!({"alg": "EdDSA"}), serde_json::json!({"iss": issuer})));
             assert!(matches!(result, Err(AuthError::InvalidClaims("iss"))));
         }

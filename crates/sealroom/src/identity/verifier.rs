@@ -137,13 +137,17 @@ impl Verifier {
 }
 
 fn build_keys(issuer: &IssuerConfig, cooldown: Duration) -> Result<IssuerKeys, VerifierConfigError> {
-    let invalid = |problem: String| VerifierConfigError::Invalid { issuer: issuer.issuer.clone(), setting: "keys", problem };
+    let invalid =
+        |problem: String| VerifierConfigError::Invalid { issuer: issuer.issuer.clone(), setting: "keys", problem };
     match &issuer.keys {
-        KeySource::JwksUrl(url) => Ok(IssuerKeys::Jwks(JwksKeySet::new(url.clone(), issuer.algorithms.clone(), cooldown))),
+        KeySource::JwksUrl(url) => {
+            Ok(IssuerKeys::Jwks(JwksKeySet::new(url.clone(), issuer.algorithms.clone(), cooldown)))
+        }
         KeySource::InlineJwks(documents) => {
             let mut keys = Vec::with_capacity(documents.len());
             for document in documents {
-                let jwk = serde_json::from_str(document).map_err(|_| invalid("holds a key that is not a JWK".into()))?;
+                let jwk =
+                    serde_json::from_str(document).map_err(|_| invalid("holds a key that is not a JWK".into()))?;
                 keys.push(keys::from_jwk(&jwk, &issuer.algorithms).map_err(|rejected| invalid(rejected.to_string()))?);
             }
             Ok(IssuerKeys::Static(keys))
@@ -219,14 +223,21 @@ fn validation_for(issuer: &IssuerConfig, algorithm: Algorithm) -> Validation {
     validation
 }
 
-fn verify_signature(token: &str, candidates: &[VerifyingKey], issuer: &IssuerConfig) -> Result<Map<String, Value>, AuthError> {
+fn verify_signature(
+    token: &str,
+    candidates: &[VerifyingKey],
+    issuer: &IssuerConfig,
+) -> Result<Map<String, Value>, AuthError> {
     use jsonwebtoken::errors::ErrorKind;
     for key in candidates {
         let validation = validation_for(issuer, key.algorithm);
         match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
             Ok(data) => return Ok(data.claims),
             Err(error) => match error.kind() {
-                ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidEcdsaKey
+                | ErrorKind::InvalidRsaKey(_)
+                | ErrorKind::InvalidKeyFormat => {
                     continue;
                 }
                 ErrorKind::ExpiredSignature => return Err(AuthError::Expired),
@@ -236,7 +247,9 @@ fn verify_signature(token: &str, candidates: &[VerifyingKey], issuer: &IssuerCon
                 ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
                     return Err(AuthError::InvalidClaims("required"));
                 }
-                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => return Err(AuthError::UnsupportedAlgorithm),
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                    return Err(AuthError::UnsupportedAlgorithm);
+                }
                 _ => return Err(AuthError::Malformed),
             },
         }

@@ -48,7 +48,8 @@ impl IsolationAlarms {
     /// Records one alarm.
     pub fn raise(&self, room: &RoomId, collection: Collection, kind: AlarmKind) {
         self.raised.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(ISOLATION_ALARMS_METRIC, "kind" => kind.as_str(), "collection" => collection.name()).increment(1);
+        metrics::counter!(ISOLATION_ALARMS_METRIC, "kind" => kind.as_str(), "collection" => collection.name())
+            .increment(1);
         tracing::error!(room = %room, collection = collection.name(), kind = kind.as_str(), "isolation alarm: record refused");
     }
 

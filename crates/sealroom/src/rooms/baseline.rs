@@ -42,15 +42,16 @@ impl PlaintextItems {
             Some(record) => codec::decode::<StoredItem>(&record.value).map_or(now, |stored| stored.created_at),
             None => now,
         };
-        let (value_json, text, embedding, metadata, expires_at) = input.into_parts(now);
+        let parts = input.into_parts(now);
+        let expires_at = parts.expires_at;
         let stored = StoredItem {
             owner: SHARED_ROOM,
             namespace: namespace.segments().to_vec(),
             key: key.as_str().to_owned(),
-            value_json,
-            text,
-            embedding,
-            metadata_json: Value::Object(metadata).to_string(),
+            value_json: parts.value_json,
+            text: parts.text,
+            embedding: parts.embedding,
+            metadata_json: Value::Object(parts.metadata).to_string(),
             created_at,
             updated_at: now,
             expires_at,
@@ -59,7 +60,12 @@ impl PlaintextItems {
             room: room(),
             key_id: BASELINE_KEY_ID,
             checks: Vec::new(),
-            operations: vec![Operation::Put { collection: Collection::Items, key: record_key, value: codec::encode(&stored), expires_at }],
+            operations: vec![Operation::Put {
+                collection: Collection::Items,
+                key: record_key,
+                value: codec::encode(&stored),
+                expires_at,
+            }],
             quotas: vec![
                 Quota::Records { collection: Collection::Items, max: self.limits.items_per_room_max },
                 Quota::RoomBytes { max: self.limits.room_bytes_max },
@@ -70,7 +76,11 @@ impl PlaintextItems {
     }
 
     pub async fn get(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
-        let record = self.backend.get(&room(), Collection::Items, &unkeyed_record_key(namespace, key)).await?.ok_or(RoomError::NotFound)?;
+        let record = self
+            .backend
+            .get(&room(), Collection::Items, &unkeyed_record_key(namespace, key))
+            .await?
+            .ok_or(RoomError::NotFound)?;
         codec::decode::<StoredItem>(&record.value).as_ref().and_then(item_of).ok_or(RoomError::NotFound)
     }
 
@@ -80,7 +90,12 @@ impl PlaintextItems {
         loop {
             let range = Range { collection: Collection::Items, prefix: Vec::new(), after, reverse: false, limit: 512 };
             let records = self.backend.range(&room(), &range).await?;
-            items.extend(records.iter().filter_map(|record| codec::decode::<StoredItem>(&record.value)).filter_map(|stored| item_of(&stored)));
+            items.extend(
+                records
+                    .iter()
+                    .filter_map(|record| codec::decode::<StoredItem>(&record.value))
+                    .filter_map(|stored| item_of(&stored)),
+            );
             if records.len() < 512 {
                 break;
             }

@@ -75,9 +75,14 @@ impl ItemInput {
     }
 
     /// The parts to store, with the expiry computed from `now`.
-    pub(crate) fn into_parts(self, now: i64) -> (String, Option<String>, Option<Vec<f32>>, serde_json::Map<String, Value>, Option<i64>) {
-        let expires_at = self.ttl.map(|ttl| ttl.expires_at(now));
-        (self.value_json, self.text, self.embedding, self.metadata.as_map().clone(), expires_at)
+    pub(crate) fn into_parts(self, now: i64) -> ItemParts {
+        ItemParts {
+            expires_at: self.ttl.map(|ttl| ttl.expires_at(now)),
+            value_json: self.value_json,
+            text: self.text,
+            embedding: self.embedding,
+            metadata: self.metadata.as_map().clone(),
+        }
     }
 
     /// Attaches an embedding computed by the server (for items stored without one).
@@ -86,6 +91,15 @@ impl ItemInput {
         self.embedding = Some(embedding);
         Ok(self)
     }
+}
+
+/// What an [`ItemInput`] stores.
+pub(crate) struct ItemParts {
+    pub value_json: String,
+    pub text: Option<String>,
+    pub embedding: Option<Vec<f32>>,
+    pub metadata: serde_json::Map<String, Value>,
+    pub expires_at: Option<i64>,
 }
 
 /// Embeddings must have 1 to 4096 finite components.
@@ -137,7 +151,10 @@ impl ItemCursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let mut parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
         let key = parts.pop().ok_or_else(invalid)?;
-        Ok(ItemCursor { namespace: Namespace::parse(parts).map_err(|_| invalid())?, key: ItemKey::parse(&key).map_err(|_| invalid())? })
+        Ok(ItemCursor {
+            namespace: Namespace::parse(parts).map_err(|_| invalid())?,
+            key: ItemKey::parse(&key).map_err(|_| invalid())?,
+        })
     }
 }
 
@@ -184,8 +201,12 @@ impl<'room> Items<'room> {
                 expires_at: input.ttl.map(|ttl| ttl.expires_at(now)),
             };
             let value = self.room.seal(&keys, Collection::Items, &record_key, &stored)?;
-            let operations =
-                vec![Operation::Put { collection: Collection::Items, key: record_key, value, expires_at: stored.expires_at }];
+            let operations = vec![Operation::Put {
+                collection: Collection::Items,
+                key: record_key,
+                value,
+                expires_at: stored.expires_at,
+            }];
             let quotas = vec![
                 Quota::Records { collection: Collection::Items, max: self.room.limits().items_per_room_max },
                 self.room.room_bytes_quota(),
@@ -203,14 +224,24 @@ impl<'room> Items<'room> {
     pub async fn get(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
         let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
         let record_key = item_record_key(&keys, namespace, key);
-        let record =
-            self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await?.ok_or(RoomError::NotFound)?;
+        let record = self
+            .room
+            .backend()
+            .get(&self.room.id(), Collection::Items, &record_key)
+            .await?
+            .ok_or(RoomError::NotFound)?;
         let stored = self.open_item(&keys, namespace, key, &record).await?;
         item_of(&stored).ok_or(RoomError::IsolationAlarm)
     }
 
     /// Opens an item and checks that it is the one its record key was derived from.
-    async fn open_item(&self, keys: &Arc<RoomKeys>, namespace: &Namespace, key: &ItemKey, record: &StoredRecord) -> Result<StoredItem, RoomError> {
+    async fn open_item(
+        &self,
+        keys: &Arc<RoomKeys>,
+        namespace: &Namespace,
+        key: &ItemKey,
+        record: &StoredRecord,
+    ) -> Result<StoredItem, RoomError> {
         let stored: StoredItem = self.room.open(keys, Collection::Items, record).await?;
         if stored.namespace != namespace.segments() || stored.key != key.as_str() {
             self.room.raise(Collection::Items, AlarmKind::NameMismatch);
@@ -240,7 +271,12 @@ impl<'room> Items<'room> {
     }
 
     /// Items under a namespace prefix, ordered by namespace then key, after the cursor.
-    pub async fn list(&self, prefix: &NamespacePrefix, after: Option<&ItemCursor>, limit: PageSize) -> Result<Page<Item, ItemCursor>, RoomError> {
+    pub async fn list(
+        &self,
+        prefix: &NamespacePrefix,
+        after: Option<&ItemCursor>,
+        limit: PageSize,
+    ) -> Result<Page<Item, ItemCursor>, RoomError> {
         let mut matching: Vec<Item> = self
             .all()
             .await?
@@ -268,7 +304,13 @@ impl<'room> Items<'room> {
         let mut items = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let range = Range { collection: Collection::Items, prefix: Vec::new(), after: after.take(), reverse: false, limit: SCAN_CHUNK_ITEMS };
+            let range = Range {
+                collection: Collection::Items,
+                prefix: Vec::new(),
+                after: after.take(),
+                reverse: false,
+                limit: SCAN_CHUNK_ITEMS,
+            };
             let records = self.room.backend().range(&self.room.id(), &range).await?;
             for record in &records {
                 // The record's key is bound into its associated data, so a record that opens was

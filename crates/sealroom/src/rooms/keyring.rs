@@ -47,7 +47,12 @@ impl Keyring {
         previous.unwrap_room_key(room, wrapped).ok()
     }
 
-    fn load(&self, room: &RoomId, wrapped: &WrappedRoomKey, alarms: &IsolationAlarms) -> Result<Arc<RoomKeys>, KeyringError> {
+    fn load(
+        &self,
+        room: &RoomId,
+        wrapped: &WrappedRoomKey,
+        alarms: &IsolationAlarms,
+    ) -> Result<Arc<RoomKeys>, KeyringError> {
         match self.unwrap(room, wrapped) {
             Some(keys) => {
                 let keys = Arc::new(keys);

@@ -34,7 +34,9 @@ use crate::identity::Principal;
 use crate::limits::RoomLimits;
 use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
 use crate::seal::{MasterKey, RoomKeys};
-use crate::store::{Backend, Batch, Check, Collection, Operation, Quota, RecordKey, StoreError, StoredRecord, WriteReceipt};
+use crate::store::{
+    Backend, Batch, Check, Collection, Operation, Quota, RecordKey, StoreError, StoredRecord, WriteReceipt,
+};
 use codec::Owned;
 use keyring::{Keyring, KeyringError};
 
@@ -107,7 +109,9 @@ impl From<KeyringError> for RoomError {
 /// Why rooms could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("the configured master key does not match the stored room keys (wrong key, or a rotation needs the previous key)")]
+    #[error(
+        "the configured master key does not match the stored room keys (wrong key, or a rotation needs the previous key)"
+    )]
     WrongMasterKey,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
@@ -155,7 +159,8 @@ impl Rooms {
         room_ids: RoomIdDeriver,
         settings: RoomsSettings,
     ) -> Result<Rooms, OpenError> {
-        let accepted: Vec<_> = std::iter::once(master_key.id()).chain(previous_master_key.as_ref().map(MasterKey::id)).collect();
+        let accepted: Vec<_> =
+            std::iter::once(master_key.id()).chain(previous_master_key.as_ref().map(MasterKey::id)).collect();
         if let Some(sample) = backend.rooms_page(None, 1).await?.first() {
             let wrapped = backend.room_key(&sample.room).await?;
             if wrapped.is_some_and(|wrapped| !accepted.contains(&wrapped.master_key_id)) {
@@ -345,12 +350,17 @@ impl Room {
     /// A record that does not open may have been written under a newer key (the room was erased
     /// and recreated through another node); only if it fails under the current key too is it an
     /// alarm.
-    async fn open_after_key_reload(&self, keys: &Arc<RoomKeys>, collection: Collection, record: &StoredRecord) -> Result<Vec<u8>, RoomError> {
+    async fn open_after_key_reload(
+        &self,
+        keys: &Arc<RoomKeys>,
+        collection: Collection,
+        record: &StoredRecord,
+    ) -> Result<Vec<u8>, RoomError> {
         let reloaded = self.shared.keyring.reload(self.backend(), &self.id, &self.shared.alarms).await?;
-        if let Some(current) = reloaded.filter(|current| current.key_id() != keys.key_id()) {
-            if let Ok(plaintext) = current.open(collection, &record.key, &record.value) {
-                return Ok(plaintext);
-            }
+        if let Some(current) = reloaded.filter(|current| current.key_id() != keys.key_id())
+            && let Ok(plaintext) = current.open(collection, &record.key, &record.value)
+        {
+            return Ok(plaintext);
         }
         self.raise(collection, AlarmKind::SealBroken);
         Err(RoomError::IsolationAlarm)

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use crate::limits::{
     CONTEXT_TOKENS_MAX, ITEM_KEY_BYTES_MAX, MESSAGE_CONTENT_BYTES_MAX, MESSAGE_NAME_BYTES_MAX, METADATA_BYTES_MAX,
-    NAMESPACE_DEPTH_MAX, NAMESPACE_SEGMENT_BYTES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, THREAD_TITLE_BYTES_MAX, TTL_SECS_MAX,
+    NAMESPACE_DEPTH_MAX, NAMESPACE_SEGMENT_BYTES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, THREAD_TITLE_BYTES_MAX,
+    TTL_SECS_MAX,
 };
 
 /// Client input that does not parse. Names the field and the rule, never echoes the value.
@@ -294,15 +295,23 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    pub fn parse(role: &str, content: String, name: Option<String>, metadata: Option<Value>) -> Result<NewMessage, InputError> {
+    pub fn parse(
+        role: &str,
+        content: String,
+        name: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<NewMessage, InputError> {
         let role = MessageRole::parse(role)?;
         if content.len() > MESSAGE_CONTENT_BYTES_MAX {
             return Err(InputError::new("content", format!("may be at most {MESSAGE_CONTENT_BYTES_MAX} bytes")));
         }
-        if let Some(name) = &name {
-            if name.is_empty() || name.len() > MESSAGE_NAME_BYTES_MAX || name.chars().any(char::is_control) {
-                return Err(InputError::new("name", format!("must be 1 to {MESSAGE_NAME_BYTES_MAX} bytes without control characters")));
-            }
+        if let Some(name) = &name
+            && (name.is_empty() || name.len() > MESSAGE_NAME_BYTES_MAX || name.chars().any(char::is_control))
+        {
+            return Err(InputError::new(
+                "name",
+                format!("must be 1 to {MESSAGE_NAME_BYTES_MAX} bytes without control characters"),
+            ));
         }
         Ok(NewMessage { role, content, name, metadata: Metadata::parse(metadata)? })
     }

@@ -6,7 +6,7 @@
 //! sequence number or lose a message: the loser rebuilds its batch and tries again.
 
 use super::codec::{self, StoredMessage, StoredThread};
-use super::names::{Metadata, MessageRole, NewMessage, PageSize, ThreadId, Title, TokenBudget};
+use super::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
 use super::{Room, RoomError, WriteFailure};
 use crate::limits::{MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
@@ -108,12 +108,17 @@ impl<'room> Threads<'room> {
         for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
             let keys = self.room.write_keys().await?;
             let value = self.room.seal(&keys, Collection::Threads, &key, &stored)?;
-            let operations = vec![Operation::Put { collection: Collection::Threads, key: key.clone(), value, expires_at: None }];
+            let operations =
+                vec![Operation::Put { collection: Collection::Threads, key: key.clone(), value, expires_at: None }];
             let quotas = vec![
                 Quota::Records { collection: Collection::Threads, max: self.room.limits().threads_per_room_max },
                 self.room.room_bytes_quota(),
             ];
-            match self.room.commit(&keys, vec![Check::Absent(Collection::Threads, key.clone())], operations, quotas).await {
+            match self
+                .room
+                .commit(&keys, vec![Check::Absent(Collection::Threads, key.clone())], operations, quotas)
+                .await
+            {
                 Ok(_) => return Ok(info_of(&stored)),
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
@@ -146,7 +151,11 @@ impl<'room> Threads<'room> {
     }
 
     /// Threads in creation order, after the cursor.
-    pub async fn list(&self, after: Option<ThreadId>, limit: PageSize) -> Result<Page<ThreadInfo, ThreadId>, RoomError> {
+    pub async fn list(
+        &self,
+        after: Option<ThreadId>,
+        limit: PageSize,
+    ) -> Result<Page<ThreadInfo, ThreadId>, RoomError> {
         let Some(keys) = self.room.read_keys().await? else {
             return Ok(Page { entries: Vec::new(), next: None });
         };
@@ -222,7 +231,11 @@ impl<'room> Threads<'room> {
     pub async fn append(&self, id: &ThreadId, messages: Vec<NewMessage>) -> Result<Vec<Message>, RoomError> {
         self.room.require_write()?;
         if messages.is_empty() || messages.len() > MESSAGES_PER_APPEND_MAX {
-            return Err(super::InputError::new("messages", format!("must hold 1 to {MESSAGES_PER_APPEND_MAX} messages")).into());
+            return Err(super::InputError::new(
+                "messages",
+                format!("must hold 1 to {MESSAGES_PER_APPEND_MAX} messages"),
+            )
+            .into());
         }
         for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
             let (mut thread, version) = self.load(id).await?.ok_or(RoomError::NotFound)?;
@@ -260,7 +273,12 @@ impl<'room> Threads<'room> {
             for message in &stored {
                 let message_key = message_key(id, message.sequence);
                 let value = self.room.seal(&keys, Collection::Messages, &message_key, message)?;
-                operations.push(Operation::Put { collection: Collection::Messages, key: message_key, value, expires_at: None });
+                operations.push(Operation::Put {
+                    collection: Collection::Messages,
+                    key: message_key,
+                    value,
+                    expires_at: None,
+                });
             }
             let checks = vec![Check::Version(Collection::Threads, key, version)];
             match self.room.commit(&keys, checks, operations, vec![self.room.room_bytes_quota()]).await {
@@ -273,7 +291,12 @@ impl<'room> Threads<'room> {
     }
 
     /// Messages of a thread in order, after sequence number `after`.
-    pub async fn messages(&self, id: &ThreadId, after: Option<u64>, limit: PageSize) -> Result<Page<Message, u64>, RoomError> {
+    pub async fn messages(
+        &self,
+        id: &ThreadId,
+        after: Option<u64>,
+        limit: PageSize,
+    ) -> Result<Page<Message, u64>, RoomError> {
         if self.load(id).await?.is_none() {
             return Err(RoomError::NotFound);
         }

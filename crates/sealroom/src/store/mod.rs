@@ -247,7 +247,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError>;
 
     /// One live record.
-    async fn get(&self, room: &RoomId, collection: Collection, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
+    async fn get(
+        &self,
+        room: &RoomId,
+        collection: Collection,
+        key: &RecordKey,
+    ) -> Result<Option<StoredRecord>, StoreError>;
 
     /// Live records in key order (see [`Range`]).
     async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError>;
@@ -275,7 +280,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError>;
 
     /// Admin: replaces a room's wrapped key if it still equals `expected` (master-key rotation).
-    async fn replace_room_key(&self, room: &RoomId, expected: &WrappedRoomKey, next: &WrappedRoomKey) -> Result<bool, StoreError>;
+    async fn replace_room_key(
+        &self,
+        room: &RoomId,
+        expected: &WrappedRoomKey,
+        next: &WrappedRoomKey,
+    ) -> Result<bool, StoreError>;
 
     /// Admin: the erasure log, in erasure order after the `after`-th entry.
     async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError>;

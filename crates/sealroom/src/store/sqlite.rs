@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range,
-    RecordKey, RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
+    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
+    RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
 };
 use crate::room_id::RoomId;
 use crate::seal::WrappedRoomKey;
@@ -198,9 +198,8 @@ impl SqliteBackend {
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         let (sender, receiver) = oneshot::channel();
         let job = WriterJob::Exclusive(Box::new(move |connection: &Connection| {
-            let outcome = connection
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(|error| unavailable(&error));
+            let outcome =
+                connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(|error| unavailable(&error));
             let _ = sender.send(outcome);
         }));
         self.writer.send(job).await.map_err(|_| closed())?;
@@ -272,7 +271,9 @@ fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &Sql
     let error = |error: rusqlite::Error| describe(&error);
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(error)?;
     if version > SCHEMA_VERSION {
-        return Err(format!("schema version {version} was written by a newer sealroom (this one reads up to {SCHEMA_VERSION})"));
+        return Err(format!(
+            "schema version {version} was written by a newer sealroom (this one reads up to {SCHEMA_VERSION})"
+        ));
     }
     if options.integrity_check_on_open && version > 0 {
         let verdict: String = connection.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(error)?;
@@ -281,9 +282,8 @@ fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &Sql
         }
     }
     if version == 0 {
-        let tables: i64 = connection
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
-            .map_err(error)?;
+        let tables: i64 =
+            connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(error)?;
         if tables > 0 {
             return Err("the file holds another application's database".into());
         }
@@ -301,7 +301,9 @@ fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &Sql
         .optional()
         .map_err(error)?;
     if stored.as_deref() != Some(&fingerprint[..]) {
-        return Err("the store belongs to another deployment (its room-id secret differs from the configured one)".into());
+        return Err(
+            "the store belongs to another deployment (its room-id secret differs from the configured one)".into()
+        );
     }
     Ok(())
 }
@@ -459,7 +461,8 @@ impl SqliteBackend {
         let permit = self.readers.permits.clone().acquire_owned().await.map_err(|_| closed())?;
         let pool = self.readers.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let connection = pool.connections.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
+            let connection =
+                pool.connections.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
             let result = work(&connection);
             pool.connections.lock().expect("reader pool lock").push(connection);
             drop(permit);
@@ -515,7 +518,13 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     })
 }
 
-fn live_record_exists(connection: &Connection, room: &RoomId, collection: Collection, key: &RecordKey, now: i64) -> rusqlite::Result<Option<i64>> {
+fn live_record_exists(
+    connection: &Connection,
+    room: &RoomId,
+    collection: Collection,
+    key: &RecordKey,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
     connection
         .prepare_cached(
             "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
@@ -547,8 +556,12 @@ fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, S
     }
     for check in &batch.checks {
         let holds = match check {
-            Check::Exists(collection, key) => live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_some(),
-            Check::Absent(collection, key) => live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_none(),
+            Check::Exists(collection, key) => {
+                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_some()
+            }
+            Check::Absent(collection, key) => {
+                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_none()
+            }
             Check::Version(collection, key, version) => {
                 live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)? == Some(*version)
             }
@@ -591,7 +604,9 @@ fn apply_operation(
     match operation {
         Operation::Put { collection, key, value, expires_at } => {
             let old_bytes: Option<i64> = connection
-                .prepare_cached("SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3")?
+                .prepare_cached(
+                    "SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3",
+                )?
                 .query_row(params![room, collection_tag(*collection), key.as_bytes()], |row| row.get(0))
                 .optional()?;
             connection
@@ -634,7 +649,9 @@ fn apply_operation(
                     "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
                      WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
                 )?
-                .query_row(params![room, collection_tag(*collection), prefix, upper], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                .query_row(params![room, collection_tag(*collection), prefix, upper], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
             connection
                 .prepare_cached(
                     "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
@@ -726,7 +743,13 @@ impl Backend for SqliteBackend {
                 .execute(
                     "INSERT INTO rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
                      VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                    params![room_bytes, &wrapped.master_key_id[..], &wrapped.key_id[..], wrapped.sealed, unix_now_secs()],
+                    params![
+                        room_bytes,
+                        &wrapped.master_key_id[..],
+                        &wrapped.key_id[..],
+                        wrapped.sealed,
+                        unix_now_secs()
+                    ],
                 )
                 .map_err(sql)?;
             Ok(wrapped)
@@ -734,7 +757,12 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn get(&self, room: &RoomId, collection: Collection, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+    async fn get(
+        &self,
+        room: &RoomId,
+        collection: Collection,
+        key: &RecordKey,
+    ) -> Result<Option<StoredRecord>, StoreError> {
         let room = *room;
         let key = key.clone();
         self.read(move |connection| {
@@ -806,8 +834,8 @@ impl Backend for SqliteBackend {
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
         let room = *room;
         self.read(move |connection| {
-            let mut statement =
-                connection.prepare_cached("SELECT collection, records, bytes FROM usage WHERE room = ?1 ORDER BY collection")?;
+            let mut statement = connection
+                .prepare_cached("SELECT collection, records, bytes FROM usage WHERE room = ?1 ORDER BY collection")?;
             let rows = statement.query_map(params![&room.as_bytes()[..]], |row| {
                 let tag: i64 = row.get(0)?;
                 let records: i64 = row.get(1)?;
@@ -866,7 +894,10 @@ impl Backend for SqliteBackend {
                 connection
                     .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
                     .map_err(sql)?;
-                Ok(PurgeCounts { records: u64::try_from(records).unwrap_or(0), bytes: u64::try_from(bytes).unwrap_or(0) })
+                Ok(PurgeCounts {
+                    records: u64::try_from(records).unwrap_or(0),
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                })
             })
             .await?;
         // Deleted pages were zeroed (secure_delete), but their old images may still sit in the
@@ -942,7 +973,12 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn replace_room_key(&self, room: &RoomId, expected: &WrappedRoomKey, next: &WrappedRoomKey) -> Result<bool, StoreError> {
+    async fn replace_room_key(
+        &self,
+        room: &RoomId,
+        expected: &WrappedRoomKey,
+        next: &WrappedRoomKey,
+    ) -> Result<bool, StoreError> {
         let room = *room;
         let expected = expected.clone();
         let next = next.clone();

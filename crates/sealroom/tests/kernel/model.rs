@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
-use sealroom::rooms::{ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, RoomsSettings, ThreadId};
+use sealroom::rooms::{
+    ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, RoomsSettings, ThreadId,
+};
 use sealroom::{Principal, RoomError};
 
 use crate::support::{BACKENDS, BackendKind, member, store, user};
@@ -114,7 +116,9 @@ async fn run(kind: BackendKind, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = store(kind, RoomsSettings::standard()).await;
     let mut model = Model::default();
     for op in ops {
-        apply(&store.rooms, &mut model, &op).await.map_err(|failure| TestCaseError::fail(format!("{op:?}: {failure}")))?;
+        apply(&store.rooms, &mut model, &op)
+            .await
+            .map_err(|failure| TestCaseError::fail(format!("{op:?}: {failure}")))?;
     }
     prop_assert_eq!(store.rooms.isolation_alarms(), 0);
     Ok(())
@@ -156,7 +160,8 @@ async fn apply(rooms: &sealroom::Rooms, model: &mut Model, op: &Op) -> Result<()
             .await;
             match model_room(who, tenant, false) {
                 Ok(room) => {
-                    let path = (NAMESPACES[ns].iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), KEYS[key].to_owned());
+                    let path =
+                        (NAMESPACES[ns].iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), KEYS[key].to_owned());
                     let expected = model.items.get(&room).and_then(|items| items.get(&path)).cloned();
                     match (expected, outcome) {
                         (Some(value), Ok(item)) if item.value == serde_json::json!(value) => {}
@@ -175,7 +180,8 @@ async fn apply(rooms: &sealroom::Rooms, model: &mut Model, op: &Op) -> Result<()
             .await;
             match model_room(who, tenant, true) {
                 Ok(room) => {
-                    let path = (NAMESPACES[ns].iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), KEYS[key].to_owned());
+                    let path =
+                        (NAMESPACES[ns].iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), KEYS[key].to_owned());
                     let existed = model.items.get_mut(&room).and_then(|items| items.remove(&path)).is_some();
                     match (existed, outcome) {
                         (true, Ok(())) | (false, Err(RoomError::NotFound)) => {}
@@ -214,7 +220,13 @@ async fn apply(rooms: &sealroom::Rooms, model: &mut Model, op: &Op) -> Result<()
                     let actual: Vec<(Vec<String>, String, String)> = page
                         .entries
                         .iter()
-                        .map(|item| (item.namespace.segments().to_vec(), item.key.as_str().to_owned(), item.value.as_str().unwrap_or("").to_owned()))
+                        .map(|item| {
+                            (
+                                item.namespace.segments().to_vec(),
+                                item.key.as_str().to_owned(),
+                                item.value.as_str().unwrap_or("").to_owned(),
+                            )
+                        })
                         .collect();
                     if expected != actual {
                         return Err(format!("expected {expected:?}, got {actual:?}"));
@@ -224,7 +236,8 @@ async fn apply(rooms: &sealroom::Rooms, model: &mut Model, op: &Op) -> Result<()
             }
         }
         Op::CreateThread { who, tenant } => {
-            let outcome = async { room_for(rooms, who, tenant)?.threads().create(None, Metadata::default()).await }.await;
+            let outcome =
+                async { room_for(rooms, who, tenant)?.threads().create(None, Metadata::default()).await }.await;
             match model_room(who, tenant, true) {
                 Ok(room) => {
                     let thread = outcome.map_err(|error| format!("create failed: {error}"))?;

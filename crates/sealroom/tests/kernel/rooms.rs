@@ -2,10 +2,11 @@
 
 use sealroom::RoomError;
 use sealroom::limits::RoomLimits;
-use sealroom::rooms::{
-    ItemCursor, ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadPatch, Title, TokenBudget,
-};
 use sealroom::rooms::RoomsSettings;
+use sealroom::rooms::{
+    ItemCursor, ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadPatch, Title,
+    TokenBudget,
+};
 use serde_json::json;
 
 use crate::support::{BACKENDS, member, store, user};
@@ -31,7 +32,8 @@ async fn thread_lifecycle() {
         let created = threads.create(Some(Title::parse("trip").unwrap()), Metadata::default()).await.unwrap();
         assert_eq!(threads.get(&created.id).await.unwrap().title.as_deref(), Some("trip"));
 
-        let appended = threads.append(&created.id, vec![message("user", "one"), message("assistant", "two")]).await.unwrap();
+        let appended =
+            threads.append(&created.id, vec![message("user", "one"), message("assistant", "two")]).await.unwrap();
         assert_eq!(appended.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![1, 2]);
         threads.append(&created.id, vec![message("user", "three")]).await.unwrap();
         assert_eq!(threads.get(&created.id).await.unwrap().message_count, 3);
@@ -49,7 +51,10 @@ async fn thread_lifecycle() {
         assert!(context.truncated);
 
         let patched = threads
-            .update(&created.id, ThreadPatch { title: Some(None), metadata: Some(Metadata::parse(Some(json!({"k": 1}))).unwrap()) })
+            .update(
+                &created.id,
+                ThreadPatch { title: Some(None), metadata: Some(Metadata::parse(Some(json!({"k": 1}))).unwrap()) },
+            )
             .await
             .unwrap();
         assert_eq!(patched.title, None);
@@ -57,7 +62,10 @@ async fn thread_lifecycle() {
 
         threads.delete(&created.id).await.unwrap();
         assert!(matches!(threads.get(&created.id).await, Err(RoomError::NotFound)));
-        assert!(matches!(threads.messages(&created.id, None, PageSize::parse(None).unwrap()).await, Err(RoomError::NotFound)));
+        assert!(matches!(
+            threads.messages(&created.id, None, PageSize::parse(None).unwrap()).await,
+            Err(RoomError::NotFound)
+        ));
         assert!(matches!(threads.delete(&created.id).await, Err(RoomError::NotFound)));
     }
 }
@@ -95,7 +103,9 @@ async fn concurrent_appends_lose_nothing() {
         for index in 0..20 {
             let room = room.clone();
             let id = thread.id;
-            tasks.push(tokio::spawn(async move { room.threads().append(&id, vec![message("user", &format!("m{index}"))]).await }));
+            tasks.push(tokio::spawn(async move {
+                room.threads().append(&id, vec![message("user", &format!("m{index}"))]).await
+            }));
         }
         for task in tasks {
             task.await.unwrap().unwrap();
@@ -117,21 +127,30 @@ async fn item_lifecycle_and_listing() {
         let items = room.items();
         let travel = namespace(&["memories", "travel"]);
         let work = namespace(&["memories", "work"]);
-        let first = items.put(&travel, &ItemKey::parse("flight").unwrap(), item(json!({"seat": "12A"}), Some("window seat"))).await.unwrap();
+        let first = items
+            .put(&travel, &ItemKey::parse("flight").unwrap(), item(json!({"seat": "12A"}), Some("window seat")))
+            .await
+            .unwrap();
         items.put(&travel, &ItemKey::parse("hotel").unwrap(), item(json!("quiet room"), None)).await.unwrap();
         items.put(&work, &ItemKey::parse("desk").unwrap(), item(json!(1), None)).await.unwrap();
-        let replaced = items.put(&travel, &ItemKey::parse("flight").unwrap(), item(json!({"seat": "1A"}), None)).await.unwrap();
+        let replaced =
+            items.put(&travel, &ItemKey::parse("flight").unwrap(), item(json!({"seat": "1A"}), None)).await.unwrap();
         assert_eq!(replaced.created_at, first.created_at);
         assert_eq!(items.get(&travel, &ItemKey::parse("flight").unwrap()).await.unwrap().value, json!({"seat": "1A"}));
 
-        let everything = items.list(&NamespacePrefix::everything(), None, PageSize::parse(Some(2)).unwrap()).await.unwrap();
+        let everything =
+            items.list(&NamespacePrefix::everything(), None, PageSize::parse(Some(2)).unwrap()).await.unwrap();
         assert_eq!(everything.entries.len(), 2);
         let cursor = ItemCursor::parse(&everything.next.as_ref().unwrap().encode()).unwrap();
-        let rest = items.list(&NamespacePrefix::everything(), Some(&cursor), PageSize::parse(Some(2)).unwrap()).await.unwrap();
+        let rest =
+            items.list(&NamespacePrefix::everything(), Some(&cursor), PageSize::parse(Some(2)).unwrap()).await.unwrap();
         assert_eq!(rest.entries.len(), 1);
         assert!(rest.next.is_none());
 
-        let travel_only = items.list(&NamespacePrefix::parse_path("memories/travel").unwrap(), None, PageSize::parse(None).unwrap()).await.unwrap();
+        let travel_only = items
+            .list(&NamespacePrefix::parse_path("memories/travel").unwrap(), None, PageSize::parse(None).unwrap())
+            .await
+            .unwrap();
         assert_eq!(travel_only.entries.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), vec!["flight", "hotel"]);
 
         items.delete(&travel, &ItemKey::parse("hotel").unwrap()).await.unwrap();
@@ -151,7 +170,14 @@ async fn expired_items_are_gone() {
         room.items().put(&path, &key, input).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         assert!(matches!(room.items().get(&path, &key).await, Err(RoomError::NotFound)));
-        assert!(room.items().list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap()).await.unwrap().entries.is_empty());
+        assert!(
+            room.items()
+                .list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap())
+                .await
+                .unwrap()
+                .entries
+                .is_empty()
+        );
         assert_eq!(store.backend.sweep_expired(100).await.unwrap(), 1);
     }
 }
@@ -196,13 +222,22 @@ async fn tenant_rooms_are_shared_by_members_only() {
         let path = namespace(&["policies"]);
         let key = ItemKey::parse("travel").unwrap();
         store.rooms.tenant_room(&writer).unwrap().items().put(&path, &key, item(json!("economy"), None)).await.unwrap();
-        assert_eq!(store.rooms.tenant_room(&reader).unwrap().items().get(&path, &key).await.unwrap().value, json!("economy"));
+        assert_eq!(
+            store.rooms.tenant_room(&reader).unwrap().items().get(&path, &key).await.unwrap().value,
+            json!("economy")
+        );
         assert!(matches!(
             store.rooms.tenant_room(&reader).unwrap().items().put(&path, &key, item(json!("first"), None)).await,
             Err(RoomError::Forbidden(_))
         ));
-        assert!(matches!(store.rooms.tenant_room(&outsider).unwrap().items().get(&path, &key).await, Err(RoomError::NotFound)));
-        assert!(matches!(store.rooms.tenant_room(&other_issuer).unwrap().items().get(&path, &key).await, Err(RoomError::NotFound)));
+        assert!(matches!(
+            store.rooms.tenant_room(&outsider).unwrap().items().get(&path, &key).await,
+            Err(RoomError::NotFound)
+        ));
+        assert!(matches!(
+            store.rooms.tenant_room(&other_issuer).unwrap().items().get(&path, &key).await,
+            Err(RoomError::NotFound)
+        ));
         assert!(matches!(store.rooms.tenant_room(&user("iss", "loner")), Err(RoomError::NoTenant)));
         // The tenant room is not the writer's own room.
         assert!(matches!(store.rooms.room(&writer).items().get(&path, &key).await, Err(RoomError::NotFound)));
@@ -212,13 +247,20 @@ async fn tenant_rooms_are_shared_by_members_only() {
 #[tokio::test]
 async fn quotas_bound_one_room_only() {
     for kind in BACKENDS {
-        let settings = RoomsSettings { limits: RoomLimits { items_per_room_max: 3, ..RoomLimits::standard() }, ..RoomsSettings::standard() };
+        let settings = RoomsSettings {
+            limits: RoomLimits { items_per_room_max: 3, ..RoomLimits::standard() },
+            ..RoomsSettings::standard()
+        };
         let store = store(kind, settings).await;
         let alice = store.rooms.room(&user("iss", "alice"));
         let bob = store.rooms.room(&user("iss", "bob"));
         let path = namespace(&["n"]);
         for index in 0..3 {
-            alice.items().put(&path, &ItemKey::parse(&format!("k{index}")).unwrap(), item(json!(index), None)).await.unwrap();
+            alice
+                .items()
+                .put(&path, &ItemKey::parse(&format!("k{index}")).unwrap(), item(json!(index), None))
+                .await
+                .unwrap();
         }
         assert!(matches!(
             alice.items().put(&path, &ItemKey::parse("k3").unwrap(), item(json!(3), None)).await,

@@ -43,7 +43,8 @@ pub async fn store(kind: BackendKind, settings: RoomsSettings) -> TestStore {
 
 pub async fn sqlite_store(settings: RoomsSettings) -> TestStore {
     let directory = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteBackend::open(directory.path(), &deriver().fingerprint(), &SqliteOptions::standard()).unwrap());
+    let sqlite =
+        Arc::new(SqliteBackend::open(directory.path(), &deriver().fingerprint(), &SqliteOptions::standard()).unwrap());
     let backend: Arc<dyn Backend> = sqlite.clone();
     let rooms = Rooms::new(backend.clone(), master(), None, deriver(), settings).await.unwrap();
     TestStore { rooms, backend, sqlite: Some(sqlite), _directory: directory }

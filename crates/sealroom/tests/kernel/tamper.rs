@@ -25,10 +25,15 @@ async fn record_copied_from_another_room_is_refused_and_counted() {
     // The operator (or an attacker with the file) overwrites Alice's row with Bob's sealed bytes.
     let connection = database(&store);
     let bob_value: Vec<u8> = connection
-        .query_row("SELECT value FROM records WHERE room = ?1 AND collection = 3", [&bob.id().as_bytes()[..]], |row| row.get(0))
+        .query_row("SELECT value FROM records WHERE room = ?1 AND collection = 3", [&bob.id().as_bytes()[..]], |row| {
+            row.get(0)
+        })
         .unwrap();
     let changed = connection
-        .execute("UPDATE records SET value = ?1 WHERE room = ?2 AND collection = 3", rusqlite::params![bob_value, &alice.id().as_bytes()[..]])
+        .execute(
+            "UPDATE records SET value = ?1 WHERE room = ?2 AND collection = 3",
+            rusqlite::params![bob_value, &alice.id().as_bytes()[..]],
+        )
         .unwrap();
     assert_eq!(changed, 1);
 
@@ -48,18 +53,31 @@ async fn message_moved_between_threads_is_refused() {
     let alice = store.rooms.room(&user("iss", "alice"));
     let first = alice.threads().create(None, Metadata::default()).await.unwrap();
     let second = alice.threads().create(None, Metadata::default()).await.unwrap();
-    alice.threads().append(&first.id, vec![NewMessage::parse("user", "in first".into(), None, None).unwrap()]).await.unwrap();
-    alice.threads().append(&second.id, vec![NewMessage::parse("user", "in second".into(), None, None).unwrap()]).await.unwrap();
+    alice
+        .threads()
+        .append(&first.id, vec![NewMessage::parse("user", "in first".into(), None, None).unwrap()])
+        .await
+        .unwrap();
+    alice
+        .threads()
+        .append(&second.id, vec![NewMessage::parse("user", "in second".into(), None, None).unwrap()])
+        .await
+        .unwrap();
     let connection = database(&store);
     let mut first_key = first.id.to_string().replace('-', "");
     first_key.push_str("0000000000000001");
     let first_value: Vec<u8> = connection
-        .query_row("SELECT value FROM records WHERE collection = 2 AND hex(key) = upper(?1)", [&first_key], |row| row.get(0))
+        .query_row("SELECT value FROM records WHERE collection = 2 AND hex(key) = upper(?1)", [&first_key], |row| {
+            row.get(0)
+        })
         .unwrap();
     let mut second_key = second.id.to_string().replace('-', "");
     second_key.push_str("0000000000000001");
     connection
-        .execute("UPDATE records SET value = ?1 WHERE collection = 2 AND hex(key) = upper(?2)", rusqlite::params![first_value, second_key])
+        .execute(
+            "UPDATE records SET value = ?1 WHERE collection = 2 AND hex(key) = upper(?2)",
+            rusqlite::params![first_value, second_key],
+        )
         .unwrap();
     let read = alice.threads().messages(&second.id, None, PageSize::parse(None).unwrap()).await;
     assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
@@ -84,9 +102,15 @@ async fn room_key_copied_from_another_room_does_not_open() {
         .unwrap();
     // A fresh process (no keys in memory) reads Alice's room with Bob's wrapped key.
     drop(store.rooms);
-    let reopened = sealroom::Rooms::new(store.backend.clone(), crate::support::master(), None, crate::support::deriver(), RoomsSettings::standard())
-        .await
-        .unwrap();
+    let reopened = sealroom::Rooms::new(
+        store.backend.clone(),
+        crate::support::master(),
+        None,
+        crate::support::deriver(),
+        RoomsSettings::standard(),
+    )
+    .await
+    .unwrap();
     let read = reopened.room(&user("iss", "alice")).items().get(&path, &key).await;
     assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
     assert_eq!(reopened.isolation_alarms(), 1);

@@ -59,7 +59,10 @@ fn the_server_never_assumes_an_identity() {
     for (path, text) in sources() {
         let name = relative(&path);
         if name.starts_with("crates/sealroom-server/") {
-            assert!(!text.contains("dangerous_from_host_verified_identity"), "{name} must verify tokens, not assume identities");
+            assert!(
+                !text.contains("dangerous_from_host_verified_identity"),
+                "{name} must verify tokens, not assume identities"
+            );
         }
     }
 }
@@ -72,10 +75,15 @@ fn no_unsafe_code_and_no_debug_output_in_libraries() {
         assert!(!text.contains("dbg!("), "{name} uses dbg!");
         let is_cli = name.ends_with("main.rs") || name.contains("/cli/");
         if !is_cli {
-            assert!(!text.contains("println!(") && !text.contains("eprintln!("), "{name} prints outside the command line");
+            assert!(
+                !text.contains("println!(") && !text.contains("eprintln!("),
+                "{name} prints outside the command line"
+            );
         }
     }
-    for crate_root in ["crates/sealroom/src/lib.rs", "crates/sealroom-server/src/lib.rs", "crates/sealroom-server/src/main.rs"] {
+    for crate_root in
+        ["crates/sealroom/src/lib.rs", "crates/sealroom-server/src/lib.rs", "crates/sealroom-server/src/main.rs"]
+    {
         let text = std::fs::read_to_string(workspace_root().join(crate_root)).unwrap();
         assert!(text.contains("#![forbid(unsafe_code)]"), "{crate_root} must forbid unsafe code");
     }
@@ -84,6 +92,10 @@ fn no_unsafe_code_and_no_debug_output_in_libraries() {
 #[test]
 fn no_unwrap_in_sources() {
     for (path, text) in sources() {
-        assert!(!text.contains(".unwrap()"), "{} uses unwrap(); handle the error or state the invariant with expect", relative(&path));
+        assert!(
+            !text.contains(".unwrap()"),
+            "{} uses unwrap(); handle the error or state the invariant with expect",
+            relative(&path)
+        );
     }
 }

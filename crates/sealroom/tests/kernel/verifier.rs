@@ -1,7 +1,7 @@
 //! Token attacks at the verifier (ATTACKS.md 1–12 and 43), with tokens forged by the test's own
 //! keys and a local JWKS endpoint that counts what it is asked.
 
-use std::sync::atomic::{AtomicU64, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,7 +130,8 @@ async fn attack_02_hmac_keyed_with_the_public_key() {
     let key = TestKey::new("a1");
     let verifier = verifier(vec![inline_issuer(ISSUER_A, &[&key])]);
     let body = claims(ISSUER_A, "alice");
-    let secrets: Vec<Vec<u8>> = vec![key.pem().into_bytes(), key.spki_der(), key.jwk().to_string().into_bytes(), key.public().to_vec()];
+    let secrets: Vec<Vec<u8>> =
+        vec![key.pem().into_bytes(), key.spki_der(), key.jwk().to_string().into_bytes(), key.public().to_vec()];
     for secret in secrets {
         for alg in ["HS256", "HS384", "HS512"] {
             let algorithm = match alg {
@@ -317,7 +318,10 @@ async fn attack_12_untrusted_issuers() {
     let trusted = TestKey::new("a1");
     let stranger = TestKey::new("s1");
     let verifier = verifier(vec![inline_issuer(ISSUER_A, &[&trusted])]);
-    assert_eq!(refused(&verifier, &stranger.token(&claims("https://stranger.example", "alice"))).await, AuthError::UnknownIssuer);
+    assert_eq!(
+        refused(&verifier, &stranger.token(&claims("https://stranger.example", "alice"))).await,
+        AuthError::UnknownIssuer
+    );
     // A well-formed token of a trusted issuer name, signed by a key nobody trusts.
     refused(&verifier, &stranger.token(&claims(ISSUER_A, "alice"))).await;
     // There is no verifier without issuers.
