@@ -128,7 +128,14 @@ pub struct ErasureReceipt {
     pub bytes: u64,
 }
 
+/// Stripes of the in-process write locks; enough that unrelated threads rarely share one.
+const WRITE_LOCK_STRIPES: usize = 256;
+
 pub(crate) struct Shared {
+    /// Serializes read-modify-write operations on one record within this process, so concurrent
+    /// appends to one thread queue instead of racing and retrying; races between nodes are
+    /// still settled by the store's version checks.
+    pub(crate) write_locks: Vec<tokio::sync::Mutex<()>>,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) keyring: Keyring,
     pub(crate) room_ids: RoomIdDeriver,
@@ -168,7 +175,8 @@ impl Rooms {
             }
         }
         let keyring = Keyring::new(master_key, previous_master_key, settings.resident_room_keys_max);
-        let shared = Shared { backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
+        let write_locks = (0..WRITE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        let shared = Shared { write_locks, backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
         Ok(Rooms { shared: Arc::new(shared) })
     }
 
@@ -238,6 +246,15 @@ impl std::fmt::Debug for Room {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "Room({}, {:?}, writable={})", self.id, self.kind, self.writable)
     }
+}
+
+/// Waits a little before retrying a lost race, longer with each attempt and with jitter, so
+/// writers on several nodes do not collide in lockstep.
+pub(crate) async fn conflict_backoff(attempt: usize) {
+    let mut jitter = [0u8; 1];
+    let _ = aws_lc_rs::rand::fill(&mut jitter);
+    let millis = u64::try_from(attempt.min(10)).unwrap_or(10) * 2 + u64::from(jitter[0] % 4);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
 }
 
 /// How a write attempt ended when it did not succeed.
@@ -388,6 +405,15 @@ impl Room {
             }
             Err(error) => Err(WriteFailure::Failed(error.into())),
         }
+    }
+
+    /// Holds this process's write lock for one record of this room.
+    pub(crate) async fn lock_record(&self, collection: Collection, key: &RecordKey) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.id.as_bytes(), collection.tag(), key.as_bytes()).hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % WRITE_LOCK_STRIPES as u64).unwrap_or(0);
+        self.shared.write_locks[stripe].lock().await
     }
 
     /// The quota every growing write carries: the room's total bytes.

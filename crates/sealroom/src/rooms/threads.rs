@@ -7,7 +7,7 @@
 
 use super::codec::{self, StoredMessage, StoredThread};
 use super::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
-use super::{Room, RoomError, WriteFailure};
+use super::{Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::{MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
 
@@ -179,7 +179,11 @@ impl<'room> Threads<'room> {
     /// Changes a thread's title or metadata.
     pub async fn update(&self, id: &ThreadId, patch: ThreadPatch) -> Result<ThreadInfo, RoomError> {
         self.room.require_write()?;
-        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+        let _guard = self.room.lock_record(Collection::Threads, &thread_key(id)).await;
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
             let (mut stored, version) = self.load(id).await?.ok_or(RoomError::NotFound)?;
             if let Some(title) = &patch.title {
                 stored.title = title.as_ref().map(|title| title.as_str().to_owned());
@@ -205,7 +209,11 @@ impl<'room> Threads<'room> {
     /// Deletes a thread and all its messages.
     pub async fn delete(&self, id: &ThreadId) -> Result<(), RoomError> {
         self.room.require_write()?;
-        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+        let _guard = self.room.lock_record(Collection::Threads, &thread_key(id)).await;
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
             let Some(keys) = self.room.read_keys().await? else {
                 return Err(RoomError::NotFound);
             };
@@ -237,7 +245,11 @@ impl<'room> Threads<'room> {
             )
             .into());
         }
-        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+        let _guard = self.room.lock_record(Collection::Threads, &thread_key(id)).await;
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
             let (mut thread, version) = self.load(id).await?.ok_or(RoomError::NotFound)?;
             let count = u64::try_from(messages.len()).unwrap_or(u64::MAX);
             if thread.message_count.saturating_add(count) > self.room.limits().messages_per_thread_max {

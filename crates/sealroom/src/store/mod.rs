@@ -15,6 +15,8 @@ use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
 use crate::seal::{RoomKeyId, WrappedRoomKey};
 
+pub mod postgres;
+mod postgres_tls;
 pub mod sqlite;
 
 /// The kinds of record a room holds. The numeric tag is stored and bound into each record's

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod model;
+mod postgres;
 mod rooms;
 mod support;
 mod tamper;

@@ -8,6 +8,8 @@ use sealroom::rooms::{Rooms, RoomsSettings};
 use sealroom::seal::MasterKey;
 use sealroom::secrets::Secret32;
 use sealroom::store::Backend;
+use sealroom::store::postgres::testing::TestDatabase;
+use sealroom::store::postgres::{PgBackend, PgOptions};
 use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
 
 /// A room layer over a fresh store.
@@ -31,14 +33,26 @@ pub fn master() -> MasterKey {
 #[derive(Clone, Copy, Debug)]
 pub enum BackendKind {
     Sqlite,
+    Postgres,
 }
 
-pub const BACKENDS: [BackendKind; 1] = [BackendKind::Sqlite];
+pub const BACKENDS: [BackendKind; 2] = [BackendKind::Sqlite, BackendKind::Postgres];
 
 pub async fn store(kind: BackendKind, settings: RoomsSettings) -> TestStore {
     match kind {
         BackendKind::Sqlite => sqlite_store(settings).await,
+        BackendKind::Postgres => postgres_store(settings, 4).await.0,
     }
+}
+
+/// A room layer over a fresh PostgreSQL database, connected as the application role.
+pub async fn postgres_store(settings: RoomsSettings, pool_size: usize) -> (TestStore, TestDatabase) {
+    let database = TestDatabase::create(&deriver().fingerprint()).await;
+    let backend =
+        PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size }).await.unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(backend);
+    let rooms = Rooms::new(backend.clone(), master(), None, deriver(), settings).await.unwrap();
+    (TestStore { rooms, backend, sqlite: None, _directory: tempfile::tempdir().unwrap() }, database)
 }
 
 pub async fn sqlite_store(settings: RoomsSettings) -> TestStore {

@@ -1,0 +1,937 @@
+//! The PostgreSQL backend: several stateless sealroom nodes over one database, with the database
+//! itself enforcing rooms through row-level security.
+//!
+//! Roles: migrations run as an owner role that owns the `sealroom` schema. sealroom's runtime
+//! (application) role owns nothing, is not a superuser, has no `BYPASSRLS` and is granted no
+//! `TRUNCATE`. Every table holding room data has row-level security enabled *and forced*, with a
+//! policy comparing the row's room with `NULLIF(current_setting('sealroom.room', true), '')`, so a
+//! transaction that did not name a room sees nothing and can write nothing.
+//!
+//! Every operation is one transaction that first runs `set_config('sealroom.room', $1, true)`
+//! (transaction-local: nothing is ever set per session). A request cancelled at any point leaves
+//! its transaction to be rolled back (tokio-postgres queues the `ROLLBACK` on drop), and every
+//! connection handed out by the pool first runs `ROLLBACK; RESET ALL`, so the next request never
+//! runs inside a stale transaction or with another room set.
+//!
+//! Operations across rooms (admin listings, expiry sweeps) go through `SECURITY DEFINER`
+//! functions owned by the owner role, which return ids, counts and sizes only.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::Row;
+
+use super::postgres_tls::MakeRustls;
+use super::{
+    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
+    RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
+};
+use crate::limits::RECORD_KEY_BYTES_MAX;
+use crate::room_id::RoomId;
+use crate::seal::WrappedRoomKey;
+
+/// The schema version this code writes and reads.
+const SCHEMA_VERSION: i32 = 1;
+const FORMAT_MARKER: &[u8] = b"sealroom-store";
+
+/// Longest a single statement may run before the server cancels it; store operations take
+/// milliseconds, so this only stops runaway queries.
+const STATEMENT_TIMEOUT_MILLIS: u64 = 15_000;
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Longest a request waits for a pooled connection before the store reports unavailable.
+const POOL_WAIT_SECS: u64 = 10;
+
+/// Run on every connection the pool hands out: ends any transaction a cancelled request left
+/// open and resets session settings, so the next request starts clean.
+const RECYCLE_SQL: &str = "ROLLBACK; RESET ALL";
+
+/// Options of the PostgreSQL backend; no `Default`.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Connections kept by this node.
+    pub pool_size: usize,
+}
+
+/// Why the backend could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum PgOpenError {
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("the database is not usable by sealroom: {0}")]
+    Refused(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// The PostgreSQL backend.
+pub struct PgBackend {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PgBackend")
+    }
+}
+
+fn database_config(url: &str) -> Result<tokio_postgres::Config, PgOpenError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|error| PgOpenError::Url(error.to_string()))?;
+    config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS));
+    config.application_name("sealroom");
+    config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MILLIS}"));
+    Ok(config)
+}
+
+fn tls() -> Result<MakeRustls, PgOpenError> {
+    MakeRustls::with_platform_verifier().map_err(|error| PgOpenError::Connect(format!("TLS setup: {error}")))
+}
+
+fn db_error(error: tokio_postgres::Error) -> StoreError {
+    // Database errors describe statements and opaque values (room ids, byte keys); they carry
+    // no plaintext because there is none in the database.
+    match error.as_db_error() {
+        Some(db) => StoreError::Unavailable(format!("{}: {}", db.code().code(), db.message())),
+        None => StoreError::Unavailable(error.to_string()),
+    }
+}
+
+fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("no database connection: {error}"))
+}
+
+fn tag(collection: Collection) -> i16 {
+    i16::from(collection.tag())
+}
+
+/// A role name safe to interpolate into DDL (which cannot take parameters).
+fn checked_identifier(name: &str) -> Result<&str, PgOpenError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|character: char| character.is_ascii_lowercase() || character == '_')
+        && name
+            .chars()
+            .all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(PgOpenError::Migration(format!("role name {name:?} must match [a-z_][a-z0-9_]*")))
+    }
+}
+
+/// The tables holding room data: each gets row-level security, enabled and forced.
+pub const ROOM_TABLES: [&str; 4] = ["rooms", "records", "usage", "erasures"];
+
+fn migration_v1(owner: &str, app: &str) -> String {
+    let mut sql = String::from(
+        "CREATE SCHEMA IF NOT EXISTS sealroom;
+         CREATE TABLE sealroom.meta (name text PRIMARY KEY, value bytea NOT NULL);
+         CREATE TABLE sealroom.rooms (
+             room text PRIMARY KEY, master_key_id bytea NOT NULL, key_id bytea NOT NULL,
+             wrapped_key bytea NOT NULL, created_at bigint NOT NULL, version bigint NOT NULL);
+         CREATE TABLE sealroom.records (
+             room text NOT NULL, collection smallint NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
+             version bigint NOT NULL, expires_at bigint, updated_at bigint NOT NULL,
+             PRIMARY KEY (room, collection, key));
+         CREATE INDEX records_expiry ON sealroom.records (expires_at) WHERE expires_at IS NOT NULL;
+         CREATE TABLE sealroom.usage (
+             room text NOT NULL, collection smallint NOT NULL, records bigint NOT NULL, bytes bigint NOT NULL,
+             PRIMARY KEY (room, collection));
+         CREATE TABLE sealroom.erasures (
+             sequence bigserial PRIMARY KEY, room text NOT NULL, erased_at bigint NOT NULL, purged boolean NOT NULL);
+        ",
+    );
+    for table in ROOM_TABLES {
+        sql.push_str(&format!(
+            "ALTER TABLE sealroom.{table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE sealroom.{table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY room_isolation ON sealroom.{table}
+                 USING (room = NULLIF(current_setting('sealroom.room', true), ''))
+                 WITH CHECK (room = NULLIF(current_setting('sealroom.room', true), ''));
+             CREATE POLICY maintenance ON sealroom.{table} TO {owner} USING (true) WITH CHECK (true);
+            "
+        ));
+    }
+    sql.push_str(&format!(
+        "CREATE FUNCTION sealroom.rooms_page(after_room text, page_size integer)
+             RETURNS TABLE (room text, created_at bigint, version bigint, records bigint, bytes bigint)
+             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+             SELECT r.room, r.created_at, r.version, coalesce(sum(u.records), 0)::bigint, coalesce(sum(u.bytes), 0)::bigint
+             FROM sealroom.rooms r LEFT JOIN sealroom.usage u ON u.room = r.room
+             WHERE after_room IS NULL OR r.room > after_room
+             GROUP BY r.room ORDER BY r.room LIMIT page_size $$;
+         CREATE FUNCTION sealroom.erasures_page(after_sequence bigint, page_size integer)
+             RETURNS TABLE (room text, erased_at bigint, purged boolean)
+             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+             SELECT room, erased_at, purged FROM sealroom.erasures WHERE sequence > after_sequence
+             ORDER BY sequence LIMIT page_size $$;
+         CREATE FUNCTION sealroom.sweep_expired(now_secs bigint, batch integer) RETURNS bigint
+             LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+             WITH expired AS (
+                 DELETE FROM sealroom.records WHERE ctid IN (
+                     SELECT ctid FROM sealroom.records
+                     WHERE expires_at IS NOT NULL AND expires_at <= now_secs LIMIT batch)
+                 RETURNING room, collection, octet_length(value) + octet_length(key) AS bytes),
+             totals AS (
+                 SELECT room, collection, count(*) AS records, sum(bytes) AS bytes FROM expired GROUP BY room, collection),
+             adjusted AS (
+                 UPDATE sealroom.usage u SET records = u.records - t.records, bytes = u.bytes - t.bytes
+                 FROM totals t WHERE u.room = t.room AND u.collection = t.collection RETURNING 1)
+             SELECT count(*) FROM expired $$;
+         REVOKE ALL ON SCHEMA sealroom FROM PUBLIC;
+         REVOKE ALL ON ALL TABLES IN SCHEMA sealroom FROM PUBLIC;
+         REVOKE ALL ON ALL FUNCTIONS IN SCHEMA sealroom FROM PUBLIC;
+         GRANT USAGE ON SCHEMA sealroom TO {app};
+         GRANT SELECT ON sealroom.meta TO {app};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON sealroom.rooms, sealroom.records, sealroom.usage TO {app};
+         GRANT SELECT, INSERT, UPDATE ON sealroom.erasures TO {app};
+         GRANT USAGE ON SEQUENCE sealroom.erasures_sequence_seq TO {app};
+         GRANT EXECUTE ON FUNCTION sealroom.rooms_page(text, integer), sealroom.erasures_page(bigint, integer),
+             sealroom.sweep_expired(bigint, integer) TO {app};
+        "
+    ));
+    sql
+}
+
+impl PgBackend {
+    /// Creates or upgrades the schema. Runs as the owner role (the URL's user), granting the
+    /// application role `app_role` exactly what it needs.
+    pub async fn migrate(
+        owner_url: &str,
+        app_role: &str,
+        deployment_fingerprint: &[u8; 32],
+    ) -> Result<(), PgOpenError> {
+        let app = checked_identifier(app_role)?;
+        let (mut client, connection) = database_config(owner_url)?
+            .connect(tls()?)
+            .await
+            .map_err(|error| PgOpenError::Connect(error.to_string()))?;
+        let driver = tokio::spawn(connection);
+        let result = async {
+            let migration_error = |error: tokio_postgres::Error| PgOpenError::Migration(db_error(error).to_string());
+            let transaction = client.transaction().await.map_err(migration_error)?;
+            // One migrator at a time across nodes.
+            transaction.execute("SELECT pg_advisory_xact_lock(7346201)", &[]).await.map_err(migration_error)?;
+            let exists: bool = transaction
+                .query_one("SELECT to_regclass('sealroom.meta') IS NOT NULL", &[])
+                .await
+                .map_err(migration_error)?
+                .get(0);
+            let version: i32 = if exists {
+                let row = transaction
+                    .query_opt("SELECT value FROM sealroom.meta WHERE name = 'schema_version'", &[])
+                    .await
+                    .map_err(migration_error)?;
+                row.map(|row| row.get::<_, Vec<u8>>(0))
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .and_then(|text| text.parse().ok())
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            if version > SCHEMA_VERSION {
+                return Err(PgOpenError::Refused(format!("schema version {version} was written by a newer sealroom")));
+            }
+            if version < 1 {
+                let owner: String = transaction.query_one("SELECT current_user::text", &[]).await.map_err(migration_error)?.get(0);
+                let owner = format!("\"{}\"", owner.replace('"', "\"\""));
+                transaction.batch_execute(&migration_v1(&owner, app)).await.map_err(migration_error)?;
+                transaction
+                    .execute(
+                        "INSERT INTO sealroom.meta (name, value) VALUES ('format', $1), ('deployment', $2), ('schema_version', $3)",
+                        &[&FORMAT_MARKER, &&deployment_fingerprint[..], &SCHEMA_VERSION.to_string().as_bytes()],
+                    )
+                    .await
+                    .map_err(migration_error)?;
+            }
+            transaction.commit().await.map_err(migration_error)
+        }
+        .await;
+        drop(client);
+        let _ = driver.await;
+        result
+    }
+
+    /// Connects as the application role and checks the schema and deployment.
+    pub async fn connect(
+        url: &str,
+        deployment_fingerprint: &[u8; 32],
+        options: &PgOptions,
+    ) -> Result<PgBackend, PgOpenError> {
+        assert!(options.pool_size >= 1);
+        let manager = Manager::from_config(
+            database_config(url)?,
+            tls()?,
+            ManagerConfig { recycling_method: RecyclingMethod::Custom(RECYCLE_SQL.into()) },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .wait_timeout(Some(Duration::from_secs(POOL_WAIT_SECS)))
+            .create_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_SECS)))
+            .recycle_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_SECS)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|error| PgOpenError::Connect(error.to_string()))?;
+        let client = pool.get().await.map_err(|error| PgOpenError::Connect(error.to_string()))?;
+        let rows = client.query("SELECT name, value FROM sealroom.meta", &[]).await.map_err(|error| {
+            PgOpenError::Refused(format!(
+                "no sealroom schema (run the migration as the owner role): {}",
+                db_error(error)
+            ))
+        })?;
+        let meta: BTreeMap<String, Vec<u8>> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        if meta.get("format").map(Vec::as_slice) != Some(FORMAT_MARKER) {
+            return Err(PgOpenError::Refused("the sealroom schema holds no sealroom store".into()));
+        }
+        let version = meta
+            .get("schema_version")
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<i32>().ok());
+        if version != Some(SCHEMA_VERSION) {
+            return Err(PgOpenError::Refused(format!(
+                "schema version {version:?}; this sealroom needs {SCHEMA_VERSION} (run the migration)"
+            )));
+        }
+        if meta.get("deployment").map(Vec::as_slice) != Some(&deployment_fingerprint[..]) {
+            return Err(PgOpenError::Refused(
+                "the database belongs to another deployment (its room-id secret differs)".into(),
+            ));
+        }
+        drop(client);
+        Ok(PgBackend { pool })
+    }
+
+    /// Test support: the room setting a pooled connection carries *outside* any transaction
+    /// (must always be empty) and whether the pool is at its limit.
+    #[doc(hidden)]
+    pub async fn session_room_setting(&self) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT current_setting('sealroom.room', true)", &[]).await.map_err(db_error)?;
+        Ok(row.get::<_, Option<String>>(0).filter(|setting| !setting.is_empty()))
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// Starts a transaction scoped to `room`: the first statement names the room for row-level
+/// security, transaction-locally.
+async fn begin<'client>(
+    client: &'client mut Object,
+    room: &RoomId,
+    read_only: bool,
+) -> Result<deadpool_postgres::Transaction<'client>, StoreError> {
+    let transaction = client.build_transaction().read_only(read_only).start().await.map_err(db_error)?;
+    let statement =
+        transaction.prepare_cached("SELECT set_config('sealroom.room', $1, true)").await.map_err(db_error)?;
+    transaction.execute(&statement, &[&room.to_hex()]).await.map_err(db_error)?;
+    Ok(transaction)
+}
+
+fn record_from_row(row: &Row) -> Result<StoredRecord, StoreError> {
+    let key: Vec<u8> = row.get(0);
+    if key.is_empty() || key.len() > RECORD_KEY_BYTES_MAX {
+        return Err(StoreError::Refused("a stored record key has an impossible length".into()));
+    }
+    Ok(StoredRecord {
+        key: RecordKey::new(key),
+        value: row.get(1),
+        version: row.get(2),
+        expires_at: row.get(3),
+        updated_at: row.get(4),
+    })
+}
+
+fn wrapped_from_row(row: &Row) -> Result<WrappedRoomKey, StoreError> {
+    let master: Vec<u8> = row.get(0);
+    let key_id: Vec<u8> = row.get(1);
+    let invalid = || StoreError::Refused("a stored room key is malformed".into());
+    Ok(WrappedRoomKey {
+        master_key_id: master.try_into().map_err(|_| invalid())?,
+        key_id: key_id.try_into().map_err(|_| invalid())?,
+        sealed: row.get(2),
+    })
+}
+
+fn room_from_text(text: &str) -> Result<RoomId, StoreError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).map_err(|_| StoreError::Refused("a stored room id is malformed".into()))?;
+    Ok(RoomId::from_stored_bytes(bytes))
+}
+
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < 0xFF {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
+#[derive(Default, Clone, Copy)]
+struct UsageDelta {
+    records: i64,
+    bytes: i64,
+}
+
+async fn live_version(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    room: &str,
+    collection: Collection,
+    key: &RecordKey,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let statement = transaction
+        .prepare_cached(
+            "SELECT version FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
+             AND (expires_at IS NULL OR expires_at > $4)",
+        )
+        .await
+        .map_err(db_error)?;
+    let row =
+        transaction.query_opt(&statement, &[&room, &tag(collection), &key.as_bytes(), &now]).await.map_err(db_error)?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+async fn apply_operation(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    room: &str,
+    operation: &Operation,
+    now: i64,
+    deltas: &mut BTreeMap<Collection, UsageDelta>,
+) -> Result<(), StoreError> {
+    match operation {
+        Operation::Put { collection, key, value, expires_at } => {
+            let old = transaction
+                .prepare_cached(
+                    "SELECT octet_length(value) + octet_length(key) FROM sealroom.records
+                     WHERE room = $1 AND collection = $2 AND key = $3",
+                )
+                .await
+                .map_err(db_error)?;
+            let old_bytes: Option<i32> = transaction
+                .query_opt(&old, &[&room, &tag(*collection), &key.as_bytes()])
+                .await
+                .map_err(db_error)?
+                .map(|row| row.get(0));
+            let upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO sealroom.records (room, collection, key, value, version, expires_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6)
+                     ON CONFLICT (room, collection, key) DO UPDATE SET
+                     value = EXCLUDED.value, version = sealroom.records.version + 1,
+                     expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
+                )
+                .await
+                .map_err(db_error)?;
+            transaction
+                .execute(&upsert, &[&room, &tag(*collection), &key.as_bytes(), &value.as_slice(), expires_at, &now])
+                .await
+                .map_err(db_error)?;
+            let new_bytes = i64::try_from(value.len() + key.as_bytes().len()).unwrap_or(i64::MAX);
+            let delta = deltas.entry(*collection).or_default();
+            match old_bytes {
+                Some(old) => delta.bytes += new_bytes - i64::from(old),
+                None => {
+                    delta.records += 1;
+                    delta.bytes += new_bytes;
+                }
+            }
+        }
+        Operation::Delete { collection, key } => {
+            let statement = transaction
+                .prepare_cached(
+                    "DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
+                     RETURNING octet_length(value) + octet_length(key)",
+                )
+                .await
+                .map_err(db_error)?;
+            let removed: Option<i32> = transaction
+                .query_opt(&statement, &[&room, &tag(*collection), &key.as_bytes()])
+                .await
+                .map_err(db_error)?
+                .map(|row| row.get(0));
+            if let Some(old) = removed {
+                let delta = deltas.entry(*collection).or_default();
+                delta.records -= 1;
+                delta.bytes -= i64::from(old);
+            }
+        }
+        Operation::DeletePrefix { collection, prefix } => {
+            let statement = transaction
+                .prepare_cached(
+                    "WITH removed AS (
+                         DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key >= $3
+                         AND ($4::bytea IS NULL OR key < $4) RETURNING octet_length(value) + octet_length(key) AS bytes)
+                     SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
+                )
+                .await
+                .map_err(db_error)?;
+            let upper = prefix_upper_bound(prefix);
+            let row = transaction
+                .query_one(&statement, &[&room, &tag(*collection), &prefix.as_slice(), &upper])
+                .await
+                .map_err(db_error)?;
+            let delta = deltas.entry(*collection).or_default();
+            delta.records -= row.get::<_, i64>(0);
+            delta.bytes -= row.get::<_, i64>(1);
+        }
+    }
+    Ok(())
+}
+
+async fn check_quotas(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    room: &str,
+    quotas: &[Quota],
+    deltas: &BTreeMap<Collection, UsageDelta>,
+) -> Result<(), StoreError> {
+    for quota in quotas {
+        match *quota {
+            Quota::Records { collection, max } => {
+                if deltas.get(&collection).is_none_or(|delta| delta.records <= 0) {
+                    continue;
+                }
+                let statement = transaction
+                    .prepare_cached("SELECT records FROM sealroom.usage WHERE room = $1 AND collection = $2")
+                    .await
+                    .map_err(db_error)?;
+                let records: i64 = transaction
+                    .query_opt(&statement, &[&room, &tag(collection)])
+                    .await
+                    .map_err(db_error)?
+                    .map_or(0, |row| row.get(0));
+                if u64::try_from(records).unwrap_or(0) > max {
+                    return Err(StoreError::QuotaExceeded(*quota));
+                }
+            }
+            Quota::RoomBytes { max } => {
+                if deltas.values().map(|delta| delta.bytes).sum::<i64>() <= 0 {
+                    continue;
+                }
+                let statement = transaction
+                    .prepare_cached("SELECT coalesce(sum(bytes), 0)::bigint FROM sealroom.usage WHERE room = $1")
+                    .await
+                    .map_err(db_error)?;
+                let bytes: i64 = transaction.query_one(&statement, &[&room]).await.map_err(db_error)?.get(0);
+                if u64::try_from(bytes).unwrap_or(0) > max {
+                    return Err(StoreError::QuotaExceeded(*quota));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_batch(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    batch: &Batch,
+) -> Result<WriteReceipt, StoreError> {
+    let room = batch.room.to_hex();
+    let now = unix_now_secs();
+    // Locking the room's row serializes writers of one room across every node, as the SQLite
+    // writer thread does within one process: checks, usage and the version bump stay exact.
+    let lock = transaction
+        .prepare_cached("SELECT key_id FROM sealroom.rooms WHERE room = $1 FOR UPDATE")
+        .await
+        .map_err(db_error)?;
+    let current_key: Option<Vec<u8>> =
+        transaction.query_opt(&lock, &[&room]).await.map_err(db_error)?.map(|row| row.get(0));
+    if current_key.as_deref() != Some(&batch.key_id[..]) {
+        return Err(StoreError::RoomKeyChanged);
+    }
+    for check in &batch.checks {
+        let holds = match check {
+            Check::Exists(collection, key) => live_version(transaction, &room, *collection, key, now).await?.is_some(),
+            Check::Absent(collection, key) => live_version(transaction, &room, *collection, key, now).await?.is_none(),
+            Check::Version(collection, key, version) => {
+                live_version(transaction, &room, *collection, key, now).await? == Some(*version)
+            }
+        };
+        if !holds {
+            return Err(StoreError::Conflict);
+        }
+    }
+    let mut deltas = BTreeMap::new();
+    for operation in &batch.operations {
+        apply_operation(transaction, &room, operation, now, &mut deltas).await?;
+    }
+    let usage = transaction
+        .prepare_cached(
+            "INSERT INTO sealroom.usage (room, collection, records, bytes) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (room, collection) DO UPDATE SET
+             records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes",
+        )
+        .await
+        .map_err(db_error)?;
+    for (collection, delta) in &deltas {
+        transaction
+            .execute(&usage, &[&room, &tag(*collection), &delta.records, &delta.bytes])
+            .await
+            .map_err(db_error)?;
+    }
+    check_quotas(transaction, &room, &batch.quotas, &deltas).await?;
+    let bump = transaction
+        .prepare_cached("UPDATE sealroom.rooms SET version = version + 1 WHERE room = $1 RETURNING version")
+        .await
+        .map_err(db_error)?;
+    let version: i64 = transaction.query_one(&bump, &[&room]).await.map_err(db_error)?.get(0);
+    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0) })
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn room_key(&self, room: &RoomId) -> Result<Option<WrappedRoomKey>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, true).await?;
+        let statement = transaction
+            .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1")
+            .await
+            .map_err(db_error)?;
+        let row = transaction.query_opt(&statement, &[&room.to_hex()]).await.map_err(db_error)?;
+        let wrapped = row.as_ref().map(wrapped_from_row).transpose()?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(wrapped)
+    }
+
+    async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, false).await?;
+        let room_text = room.to_hex();
+        let inserted = transaction
+            .execute(
+                "INSERT INTO sealroom.rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
+                 VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (room) DO NOTHING",
+                &[
+                    &room_text,
+                    &&wrapped.master_key_id[..],
+                    &&wrapped.key_id[..],
+                    &wrapped.sealed.as_slice(),
+                    &unix_now_secs(),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        let winner = if inserted == 1 {
+            // Leftovers of an erased generation could never be opened; clear them so the new
+            // key starts an empty room. No writer can add records meanwhile: writes need this
+            // (still uncommitted) key row.
+            transaction
+                .execute("DELETE FROM sealroom.records WHERE room = $1", &[&room_text])
+                .await
+                .map_err(db_error)?;
+            transaction.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+            wrapped.clone()
+        } else {
+            let row = transaction
+                .query_one(
+                    "SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1",
+                    &[&room_text],
+                )
+                .await
+                .map_err(db_error)?;
+            wrapped_from_row(&row)?
+        };
+        transaction.commit().await.map_err(db_error)?;
+        Ok(winner)
+    }
+
+    async fn get(
+        &self,
+        room: &RoomId,
+        collection: Collection,
+        key: &RecordKey,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, true).await?;
+        let statement = transaction
+            .prepare_cached(
+                "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+                 WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
+            )
+            .await
+            .map_err(db_error)?;
+        let row = transaction
+            .query_opt(&statement, &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()])
+            .await
+            .map_err(db_error)?;
+        let record = row.as_ref().map(record_from_row).transpose()?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(record)
+    }
+
+    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, true).await?;
+        let sql = if range.reverse {
+            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+             WHERE room = $1 AND collection = $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4)
+             AND ($5::bytea IS NULL OR key < $5) AND (expires_at IS NULL OR expires_at > $6)
+             ORDER BY key DESC LIMIT $7"
+        } else {
+            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+             WHERE room = $1 AND collection = $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4)
+             AND ($5::bytea IS NULL OR key > $5) AND (expires_at IS NULL OR expires_at > $6)
+             ORDER BY key ASC LIMIT $7"
+        };
+        let statement = transaction.prepare_cached(sql).await.map_err(db_error)?;
+        let upper = prefix_upper_bound(&range.prefix);
+        let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+        let rows = transaction
+            .query(
+                &statement,
+                &[
+                    &room.to_hex(),
+                    &tag(range.collection),
+                    &range.prefix.as_slice(),
+                    &upper,
+                    &range.after,
+                    &unix_now_secs(),
+                    &limit,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        let records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(records)
+    }
+
+    async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, &batch.room, false).await?;
+        let receipt = apply_batch(&transaction, &batch).await?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(receipt)
+    }
+
+    async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, true).await?;
+        let statement =
+            transaction.prepare_cached("SELECT version FROM sealroom.rooms WHERE room = $1").await.map_err(db_error)?;
+        let version: Option<i64> =
+            transaction.query_opt(&statement, &[&room.to_hex()]).await.map_err(db_error)?.map(|row| row.get(0));
+        transaction.commit().await.map_err(db_error)?;
+        Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+    }
+
+    async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, true).await?;
+        let rows = transaction
+            .query(
+                "SELECT collection, records, bytes FROM sealroom.usage WHERE room = $1 ORDER BY collection",
+                &[&room.to_hex()],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let collection = u8::try_from(row.get::<_, i16>(0)).ok().and_then(Collection::from_tag)?;
+                Some(CollectionUsage {
+                    collection,
+                    records: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                    bytes: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, false).await?;
+        let room_text = room.to_hex();
+        let removed =
+            transaction.execute("DELETE FROM sealroom.rooms WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+        transaction
+            .execute(
+                "INSERT INTO sealroom.erasures (room, erased_at, purged) VALUES ($1, $2, false)",
+                &[&room_text, &unix_now_secs()],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(removed > 0)
+    }
+
+    async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, false).await?;
+        let room_text = room.to_hex();
+        let row = transaction
+            .query_one(
+                "WITH removed AS (DELETE FROM sealroom.records WHERE room = $1 RETURNING octet_length(value) + octet_length(key) AS bytes)
+                 SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
+                &[&room_text],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+        transaction
+            .execute("UPDATE sealroom.erasures SET purged = true WHERE room = $1 AND NOT purged", &[&room_text])
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(PurgeCounts {
+            records: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+        })
+    }
+
+    async fn sweep_expired(&self, limit: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let batch = i32::try_from(limit).unwrap_or(i32::MAX);
+        let row = client
+            .query_one("SELECT sealroom.sweep_expired($1, $2)", &[&unix_now_secs(), &batch])
+            .await
+            .map_err(db_error)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError> {
+        let client = self.client().await?;
+        let after = after.map(RoomId::to_hex);
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows =
+            client.query("SELECT * FROM sealroom.rooms_page($1, $2)", &[&after, &limit]).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(RoomSummary {
+                    room: room_from_text(row.get(0))?,
+                    created_at: row.get(1),
+                    version: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    records: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+                    bytes: u64::try_from(row.get::<_, i64>(4)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn replace_room_key(
+        &self,
+        room: &RoomId,
+        expected: &WrappedRoomKey,
+        next: &WrappedRoomKey,
+    ) -> Result<bool, StoreError> {
+        assert_eq!(expected.key_id, next.key_id, "rotation re-wraps the same room key");
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, room, false).await?;
+        let changed = transaction
+            .execute(
+                "UPDATE sealroom.rooms SET master_key_id = $2, wrapped_key = $3
+                 WHERE room = $1 AND master_key_id = $4 AND key_id = $5 AND wrapped_key = $6",
+                &[
+                    &room.to_hex(),
+                    &&next.master_key_id[..],
+                    &next.sealed.as_slice(),
+                    &&expected.master_key_id[..],
+                    &&expected.key_id[..],
+                    &expected.sealed.as_slice(),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(changed == 1)
+    }
+
+    async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError> {
+        let client = self.client().await?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows =
+            client.query("SELECT * FROM sealroom.erasures_page($1, $2)", &[&after, &limit]).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ErasureEntry { room: room_from_text(row.get(0))?, erased_at: row.get(1), purged: row.get(2) })
+            })
+            .collect()
+    }
+}
+
+/// Test support: a fresh database per test in the cluster named by `SEALROOM_TEST_POSTGRES_URL`
+/// (a superuser URL; `scripts/test` starts a throwaway cluster and sets it). Without that
+/// variable the calling test fails: a test that needs PostgreSQL never passes by skipping.
+#[doc(hidden)]
+pub mod testing {
+    use super::PgBackend;
+
+    /// The owner and application roles the tests use, created once per cluster.
+    pub const OWNER_ROLE: &str = "sealroom_test_owner";
+    pub const APP_ROLE: &str = "sealroom_test_app";
+
+    /// A migrated database and the URLs of its roles.
+    #[derive(Clone, Debug)]
+    pub struct TestDatabase {
+        pub name: String,
+        pub admin_url: String,
+        pub owner_url: String,
+        pub app_url: String,
+    }
+
+    pub fn admin_url() -> String {
+        std::env::var("SEALROOM_TEST_POSTGRES_URL").expect(
+            "SEALROOM_TEST_POSTGRES_URL is not set: run ./scripts/test, which starts a throwaway PostgreSQL cluster",
+        )
+    }
+
+    fn url_for(admin_url: &str, role: &str, database: &str) -> String {
+        let mut url = reqwest::Url::parse(admin_url).expect("SEALROOM_TEST_POSTGRES_URL is a URL");
+        url.set_username(role).expect("the URL takes a user name");
+        url.set_path(&format!("/{database}"));
+        url.to_string()
+    }
+
+    async fn admin_client(url: &str) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to the test cluster");
+        tokio::spawn(connection);
+        client
+    }
+
+    impl TestDatabase {
+        /// Creates the roles if needed, a new database owned by the owner role, and migrates it.
+        pub async fn create(deployment_fingerprint: &[u8; 32]) -> TestDatabase {
+            let admin_url = admin_url();
+            let admin = admin_client(&admin_url).await;
+            for (role, attributes) in [
+                (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS"),
+                (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+            ] {
+                admin
+                    .batch_execute(&format!(
+                        "DO $$ BEGIN CREATE ROLE {role} {attributes};
+                         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+                    ))
+                    .await
+                    .expect("create test role");
+            }
+            let name = format!("sealroom_test_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
+                .await
+                .expect("create test database");
+            let database = TestDatabase {
+                owner_url: url_for(&admin_url, OWNER_ROLE, &name),
+                app_url: url_for(&admin_url, APP_ROLE, &name),
+                admin_url: url_for(&admin_url, "postgres", &name),
+                name,
+            };
+            PgBackend::migrate(&database.owner_url, APP_ROLE, deployment_fingerprint)
+                .await
+                .expect("migrate the test database");
+            database
+        }
+    }
+}
