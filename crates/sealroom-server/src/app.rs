@@ -15,6 +15,7 @@ use sealroom::rooms::{OpenError, RoomsSettings};
 use sealroom::seal::MasterKey;
 use sealroom::secrets::{Secret32, SecretError};
 use sealroom::store::Backend;
+use sealroom::store::postgres::{PgBackend, PgOpenError, PgOptions};
 use sealroom::store::sqlite::{SqliteBackend, SqliteOpenError, SqliteOptions};
 use tokio::sync::Semaphore;
 
@@ -39,8 +40,8 @@ pub enum StartError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Store(#[from] SqliteOpenError),
-    #[error("storage: {0}")]
-    Storage(String),
+    #[error(transparent)]
+    Postgres(#[from] PgOpenError),
     #[error(transparent)]
     Rooms(#[from] OpenError),
     #[error(transparent)]
@@ -129,6 +130,18 @@ fn load_secret(
     }
 }
 
+/// The room-id secret the configuration names (or the development one in the data directory).
+pub fn room_id_secret(config: &ServerConfig) -> Result<Secret32, StartError> {
+    create_data_dir(&config.data_dir)?;
+    Ok(load_secret(
+        config.room_id_secret.as_ref(),
+        &config.data_dir,
+        ROOM_ID_SECRET_FILE,
+        "room-id secret",
+        &mut Vec::new(),
+    )?)
+}
+
 fn create_data_dir(path: &Path) -> Result<(), StartError> {
     use std::os::unix::fs::DirBuilderExt;
     let result = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path);
@@ -160,8 +173,13 @@ impl App {
                 let sqlite = Arc::new(SqliteBackend::open(&config.data_dir, &room_ids.fingerprint(), &options)?);
                 (sqlite.clone(), Some(sqlite))
             }
-            StorageConfig::Postgres { .. } => {
-                return Err(StartError::Storage("the PostgreSQL backend is not built into this binary yet".into()));
+            StorageConfig::Postgres { url, pool_size, owner_url, app_role } => {
+                let fingerprint = room_ids.fingerprint();
+                if let Some(owner_url) = owner_url {
+                    PgBackend::migrate(owner_url, app_role, &fingerprint).await?;
+                }
+                let options = PgOptions { pool_size: *pool_size };
+                (Arc::new(PgBackend::connect(url, &fingerprint, &options).await?), None)
             }
         };
         let settings = RoomsSettings {

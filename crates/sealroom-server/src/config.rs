@@ -40,8 +40,9 @@ impl ConfigError {
 pub enum StorageConfig {
     /// The embedded SQLite file in the data directory.
     Sqlite { group_commit_jobs_max: usize, integrity_check_on_open: bool },
-    /// PostgreSQL at this URL (the runtime role; see the README for the roles).
-    Postgres { url: String, pool_size: usize },
+    /// PostgreSQL at `url`, connected as the application role (see the README for the roles).
+    /// With `owner_url`, the schema is migrated at start as the owner role, granting `app_role`.
+    Postgres { url: String, pool_size: usize, owner_url: Option<String>, app_role: String },
 }
 
 /// Request and room limits.
@@ -131,6 +132,8 @@ struct StorageSection {
     postgres_url: Option<String>,
     postgres_url_env: Option<String>,
     postgres_pool_size: Option<usize>,
+    postgres_owner_url_env: Option<String>,
+    postgres_app_role: Option<String>,
     sqlite_group_commit_jobs_max: Option<usize>,
     sqlite_integrity_check_on_open: Option<bool>,
 }
@@ -309,7 +312,18 @@ fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<Storag
             if pool_size == 0 || pool_size > 1024 {
                 return Err(ConfigError::new(path, "storage.postgres_pool_size", "must be between 1 and 1024"));
             }
-            Ok(StorageConfig::Postgres { url, pool_size })
+            let owner_url = match section.postgres_owner_url_env {
+                Some(variable) => Some(std::env::var(&variable).map_err(|_| {
+                    ConfigError::new(
+                        path,
+                        "storage.postgres_owner_url_env",
+                        format!("environment variable {variable} is not set"),
+                    )
+                })?),
+                None => None,
+            };
+            let app_role = section.postgres_app_role.unwrap_or_else(|| "sealroom_app".to_owned());
+            Ok(StorageConfig::Postgres { url, pool_size, owner_url, app_role })
         }
         other => {
             Err(ConfigError::new(path, "storage.backend", format!("must be \"sqlite\" or \"postgres\", not {other:?}")))

@@ -15,7 +15,13 @@ use crate::config::{DEFAULT_DATA_DIR, Overrides, ServerConfig};
 
 /// sealroom keeps every user's agent state in a sealed room of its own.
 #[derive(Parser, Debug)]
-#[command(name = "sealroom", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "sealroom",
+    version,
+    about = "sealroom keeps every user's AI-agent state in a sealed room of its own.",
+    after_help = "Quick start:\n  sealroom serve                 # embedded store in ./sealroom-data, on 127.0.0.1:7878\n  sealroom token --sub alice     # a development token for user alice",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,6 +33,24 @@ pub enum Command {
     Serve(ServeArgs),
     /// Mint a token from the local development issuer of a data directory.
     Token(TokenArgs),
+    /// Create or upgrade the PostgreSQL schema, as the owner role.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// TOML configuration file (for the room-id secret).
+    #[arg(long, env = "SEALROOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (holds the room-id secret of a development install).
+    #[arg(long, env = "SEALROOM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URL of the owner role (owns the schema; not the role the server runs as).
+    #[arg(long, env = "SEALROOM_POSTGRES_OWNER_URL")]
+    pub owner_url: String,
+    /// The application role the server connects as; it is granted exactly what it needs.
+    #[arg(long, default_value = "sealroom_app")]
+    pub app_role: String,
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(&args),
+        Command::Migrate(args) => migrate(args).await,
     }
 }
 
@@ -104,6 +129,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     app.run(shutdown_signal()).await.context("the server failed")?;
+    Ok(())
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let overrides = Overrides { listen: None, data_dir: args.data_dir };
+    let config = ServerConfig::load(args.config.as_deref(), &overrides)?;
+    let secret = crate::app::room_id_secret(&config).context("cannot load the room-id secret")?;
+    let fingerprint = sealroom::room_id::RoomIdDeriver::new(&secret).fingerprint();
+    sealroom::store::postgres::PgBackend::migrate(&args.owner_url, &args.app_role, &fingerprint).await?;
+    eprintln!("sealroom: the PostgreSQL schema is up to date; {} may connect", args.app_role);
     Ok(())
 }
 

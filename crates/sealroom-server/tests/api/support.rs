@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::{Method, StatusCode};
 use sealroom::identity::DevTokenRequest;
+use sealroom::room_id::RoomIdDeriver;
+use sealroom::secrets::Secret32;
+use sealroom::store::postgres::testing::{APP_ROLE, TestDatabase};
 use sealroom_server::app::App;
-use sealroom_server::config::ServerConfig;
+use sealroom_server::config::{ServerConfig, StorageConfig};
 use serde_json::Value;
 
 /// Every log line of every server in this test process.
@@ -66,6 +69,26 @@ pub async fn spawn_app() -> TestApp {
     let mut app = spawn_with(ServerConfig::development(data_dir, "127.0.0.1:0".parse().unwrap())).await;
     app._directory = Some(directory);
     app
+}
+
+/// A server over a fresh PostgreSQL database (connected as the application role).
+pub async fn spawn_app_postgres() -> TestApp {
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let (secret, _) = Secret32::load_or_generate(&data_dir.join(sealroom_server::app::ROOM_ID_SECRET_FILE)).unwrap();
+    let database = TestDatabase::create(&RoomIdDeriver::new(&secret).fingerprint()).await;
+    let mut config = ServerConfig::development(data_dir, "127.0.0.1:0".parse().unwrap());
+    config.storage =
+        StorageConfig::Postgres { url: database.app_url, pool_size: 4, owner_url: None, app_role: APP_ROLE.into() };
+    let mut app = spawn_with(config).await;
+    app._directory = Some(directory);
+    app
+}
+
+/// One server per backend, for tests that must hold on both.
+pub async fn spawn_apps() -> Vec<TestApp> {
+    vec![spawn_app().await, spawn_app_postgres().await]
 }
 
 pub async fn spawn_with(config: ServerConfig) -> TestApp {

@@ -45,9 +45,10 @@ const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// Longest a request waits for a pooled connection before the store reports unavailable.
 const POOL_WAIT_SECS: u64 = 10;
 
-/// Run on every connection the pool hands out: ends any transaction a cancelled request left
-/// open and resets session settings, so the next request starts clean.
-const RECYCLE_SQL: &str = "ROLLBACK; RESET ALL";
+/// The first thing every use of a pooled connection runs, in the same round trip as its
+/// `BEGIN`: ends any transaction a cancelled request left open, so the next request never runs
+/// inside a stale transaction or with another room set.
+const CLEAN_SLATE_SQL: &str = "ROLLBACK";
 
 /// Options of the PostgreSQL backend; no `Default`.
 #[derive(Clone, Debug)]
@@ -92,17 +93,32 @@ fn tls() -> Result<MakeRustls, PgOpenError> {
     MakeRustls::with_platform_verifier().map_err(|error| PgOpenError::Connect(format!("TLS setup: {error}")))
 }
 
-fn db_error(error: tokio_postgres::Error) -> StoreError {
+/// A readable description of a driver error (its own `Display` says only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
     // Database errors describe statements and opaque values (room ids, byte keys); they carry
     // no plaintext because there is none in the database.
     match error.as_db_error() {
-        Some(db) => StoreError::Unavailable(format!("{}: {}", db.code().code(), db.message())),
-        None => StoreError::Unavailable(error.to_string()),
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+fn db_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(describe(&error))
+}
+
+fn pool_get_error(error: deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => describe(&error),
+        other => other.to_string(),
     }
 }
 
 fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Unavailable(format!("no database connection: {error}"))
+    StoreError::Unavailable(format!("no database connection: {}", pool_get_error(error)))
 }
 
 fn tag(collection: Collection) -> i16 {
@@ -267,7 +283,9 @@ impl PgBackend {
         let manager = Manager::from_config(
             database_config(url)?,
             tls()?,
-            ManagerConfig { recycling_method: RecyclingMethod::Custom(RECYCLE_SQL.into()) },
+            // Cleaning happens at the start of every use (see `scoped`), in the same round trip
+            // as the transaction's first statements, not as a separate query on checkout.
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
@@ -277,7 +295,7 @@ impl PgBackend {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|error| PgOpenError::Connect(error.to_string()))?;
-        let client = pool.get().await.map_err(|error| PgOpenError::Connect(error.to_string()))?;
+        let client = pool.get().await.map_err(|error| PgOpenError::Connect(pool_get_error(error)))?;
         let rows = client.query("SELECT name, value FROM sealroom.meta", &[]).await.map_err(|error| {
             PgOpenError::Refused(format!(
                 "no sealroom schema (run the migration as the owner role): {}",
@@ -306,32 +324,54 @@ impl PgBackend {
         Ok(PgBackend { pool })
     }
 
-    /// Test support: the room setting a pooled connection carries *outside* any transaction
-    /// (must always be empty) and whether the pool is at its limit.
+    /// Test support: the room setting the next request on a pooled connection starts with,
+    /// before it names its own room (must always be empty: nothing is ever set per session).
     #[doc(hidden)]
-    pub async fn session_room_setting(&self) -> Result<Option<String>, StoreError> {
-        let client = self.client().await?;
-        let row = client.query_one("SELECT current_setting('sealroom.room', true)", &[]).await.map_err(db_error)?;
-        Ok(row.get::<_, Option<String>>(0).filter(|setting| !setting.is_empty()))
+    pub async fn room_setting_seen_by_next_request(&self) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client.batch_execute(&format!("{CLEAN_SLATE_SQL}; BEGIN READ ONLY")).await.map_err(db_error)?;
+        let rows = query_and_commit(&client, "SELECT current_setting('sealroom.room', true)", &[]).await?;
+        Ok(rows.first().and_then(|row| row.get::<_, Option<String>>(0)).filter(|setting| !setting.is_empty()))
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+    /// A pooled connection inside a fresh transaction scoped to `room`: one round trip runs
+    /// `ROLLBACK` (a clean slate), `BEGIN` and the transaction-local room setting. The room id is
+    /// our own 64-character hexadecimal string, so it is safe to write into the statement.
+    async fn scoped(&self, room: &RoomId, read_only: bool) -> Result<Object, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let hex = room.to_hex();
+        assert!(hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        let begin = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+        client
+            .batch_execute(&format!("{CLEAN_SLATE_SQL}; {begin}; SELECT set_config('sealroom.room', '{hex}', true)"))
+            .await
+            .map_err(db_error)?;
+        Ok(client)
+    }
+
+    /// A pooled connection outside any transaction and with no room set (for the admin functions).
+    async fn unscoped(&self) -> Result<Object, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client.batch_execute(CLEAN_SLATE_SQL).await.map_err(db_error)?;
+        Ok(client)
     }
 }
 
-/// Starts a transaction scoped to `room`: the first statement names the room for row-level
-/// security, transaction-locally.
-async fn begin<'client>(
-    client: &'client mut Object,
-    room: &RoomId,
-    read_only: bool,
-) -> Result<deadpool_postgres::Transaction<'client>, StoreError> {
-    let transaction = client.build_transaction().read_only(read_only).start().await.map_err(db_error)?;
-    let statement =
-        transaction.prepare_cached("SELECT set_config('sealroom.room', $1, true)").await.map_err(db_error)?;
-    transaction.execute(&statement, &[&room.to_hex()]).await.map_err(db_error)?;
-    Ok(transaction)
+async fn commit(client: &Object) -> Result<(), StoreError> {
+    client.batch_execute("COMMIT").await.map_err(db_error)
+}
+
+/// Runs one read statement and commits in the same round trip (the driver pipelines both).
+async fn query_and_commit(
+    client: &Object,
+    sql: &str,
+    parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+    let (rows, committed) = tokio::join!(client.query(&statement, parameters), client.batch_execute("COMMIT"));
+    let rows = rows.map_err(db_error)?;
+    committed.map_err(db_error)?;
+    Ok(rows)
 }
 
 fn record_from_row(row: &Row) -> Result<StoredRecord, StoreError> {
@@ -383,7 +423,7 @@ struct UsageDelta {
 }
 
 async fn live_version(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &Object,
     room: &str,
     collection: Collection,
     key: &RecordKey,
@@ -402,7 +442,7 @@ async fn live_version(
 }
 
 async fn apply_operation(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &Object,
     room: &str,
     operation: &Operation,
     now: i64,
@@ -489,7 +529,7 @@ async fn apply_operation(
 }
 
 async fn check_quotas(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &Object,
     room: &str,
     quotas: &[Quota],
     deltas: &BTreeMap<Collection, UsageDelta>,
@@ -531,10 +571,7 @@ async fn check_quotas(
     Ok(())
 }
 
-async fn apply_batch(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    batch: &Batch,
-) -> Result<WriteReceipt, StoreError> {
+async fn apply_batch(transaction: &Object, batch: &Batch) -> Result<WriteReceipt, StoreError> {
     let room = batch.room.to_hex();
     let now = unix_now_secs();
     // Locking the room's row serializes writers of one room across every node, as the SQLite
@@ -590,23 +627,20 @@ async fn apply_batch(
 #[async_trait]
 impl Backend for PgBackend {
     async fn room_key(&self, room: &RoomId) -> Result<Option<WrappedRoomKey>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, true).await?;
-        let statement = transaction
-            .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1")
-            .await
-            .map_err(db_error)?;
-        let row = transaction.query_opt(&statement, &[&room.to_hex()]).await.map_err(db_error)?;
-        let wrapped = row.as_ref().map(wrapped_from_row).transpose()?;
-        transaction.commit().await.map_err(db_error)?;
-        Ok(wrapped)
+        let client = self.scoped(room, true).await?;
+        let rows = query_and_commit(
+            &client,
+            "SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1",
+            &[&room.to_hex()],
+        )
+        .await?;
+        rows.first().map(wrapped_from_row).transpose()
     }
 
     async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, false).await?;
+        let client = self.scoped(room, false).await?;
         let room_text = room.to_hex();
-        let inserted = transaction
+        let inserted = client
             .execute(
                 "INSERT INTO sealroom.rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
                  VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (room) DO NOTHING",
@@ -624,14 +658,11 @@ impl Backend for PgBackend {
             // Leftovers of an erased generation could never be opened; clear them so the new
             // key starts an empty room. No writer can add records meanwhile: writes need this
             // (still uncommitted) key row.
-            transaction
-                .execute("DELETE FROM sealroom.records WHERE room = $1", &[&room_text])
-                .await
-                .map_err(db_error)?;
-            transaction.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+            client.execute("DELETE FROM sealroom.records WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+            client.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
             wrapped.clone()
         } else {
-            let row = transaction
+            let row = client
                 .query_one(
                     "SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1",
                     &[&room_text],
@@ -640,7 +671,7 @@ impl Backend for PgBackend {
                 .map_err(db_error)?;
             wrapped_from_row(&row)?
         };
-        transaction.commit().await.map_err(db_error)?;
+        commit(&client).await?;
         Ok(winner)
     }
 
@@ -650,27 +681,19 @@ impl Backend for PgBackend {
         collection: Collection,
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, true).await?;
-        let statement = transaction
-            .prepare_cached(
-                "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-                 WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
-            )
-            .await
-            .map_err(db_error)?;
-        let row = transaction
-            .query_opt(&statement, &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()])
-            .await
-            .map_err(db_error)?;
-        let record = row.as_ref().map(record_from_row).transpose()?;
-        transaction.commit().await.map_err(db_error)?;
-        Ok(record)
+        let client = self.scoped(room, true).await?;
+        let rows = query_and_commit(
+            &client,
+            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+             WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
+            &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()],
+        )
+        .await?;
+        rows.first().map(record_from_row).transpose()
     }
 
     async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, true).await?;
+        let client = self.scoped(room, true).await?;
         let sql = if range.reverse {
             "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
              WHERE room = $1 AND collection = $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4)
@@ -682,59 +705,48 @@ impl Backend for PgBackend {
              AND ($5::bytea IS NULL OR key > $5) AND (expires_at IS NULL OR expires_at > $6)
              ORDER BY key ASC LIMIT $7"
         };
-        let statement = transaction.prepare_cached(sql).await.map_err(db_error)?;
         let upper = prefix_upper_bound(&range.prefix);
         let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
-        let rows = transaction
-            .query(
-                &statement,
-                &[
-                    &room.to_hex(),
-                    &tag(range.collection),
-                    &range.prefix.as_slice(),
-                    &upper,
-                    &range.after,
-                    &unix_now_secs(),
-                    &limit,
-                ],
-            )
-            .await
-            .map_err(db_error)?;
-        let records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
-        transaction.commit().await.map_err(db_error)?;
-        Ok(records)
+        let rows = query_and_commit(
+            &client,
+            sql,
+            &[
+                &room.to_hex(),
+                &tag(range.collection),
+                &range.prefix.as_slice(),
+                &upper,
+                &range.after,
+                &unix_now_secs(),
+                &limit,
+            ],
+        )
+        .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, &batch.room, false).await?;
-        let receipt = apply_batch(&transaction, &batch).await?;
-        transaction.commit().await.map_err(db_error)?;
+        let client = self.scoped(&batch.room, false).await?;
+        // On failure the transaction is left to the next use's clean slate (`ROLLBACK`).
+        let receipt = apply_batch(&client, &batch).await?;
+        commit(&client).await?;
         Ok(receipt)
     }
 
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, true).await?;
-        let statement =
-            transaction.prepare_cached("SELECT version FROM sealroom.rooms WHERE room = $1").await.map_err(db_error)?;
-        let version: Option<i64> =
-            transaction.query_opt(&statement, &[&room.to_hex()]).await.map_err(db_error)?.map(|row| row.get(0));
-        transaction.commit().await.map_err(db_error)?;
-        Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+        let client = self.scoped(room, true).await?;
+        let rows =
+            query_and_commit(&client, "SELECT version FROM sealroom.rooms WHERE room = $1", &[&room.to_hex()]).await?;
+        Ok(rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0))
     }
 
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, true).await?;
-        let rows = transaction
-            .query(
-                "SELECT collection, records, bytes FROM sealroom.usage WHERE room = $1 ORDER BY collection",
-                &[&room.to_hex()],
-            )
-            .await
-            .map_err(db_error)?;
-        transaction.commit().await.map_err(db_error)?;
+        let client = self.scoped(room, true).await?;
+        let rows = query_and_commit(
+            &client,
+            "SELECT collection, records, bytes FROM sealroom.usage WHERE room = $1 ORDER BY collection",
+            &[&room.to_hex()],
+        )
+        .await?;
         Ok(rows
             .iter()
             .filter_map(|row| {
@@ -749,27 +761,25 @@ impl Backend for PgBackend {
     }
 
     async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, false).await?;
+        let client = self.scoped(room, false).await?;
         let room_text = room.to_hex();
         let removed =
-            transaction.execute("DELETE FROM sealroom.rooms WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
-        transaction
+            client.execute("DELETE FROM sealroom.rooms WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+        client
             .execute(
                 "INSERT INTO sealroom.erasures (room, erased_at, purged) VALUES ($1, $2, false)",
                 &[&room_text, &unix_now_secs()],
             )
             .await
             .map_err(db_error)?;
-        transaction.commit().await.map_err(db_error)?;
+        commit(&client).await?;
         Ok(removed > 0)
     }
 
     async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, false).await?;
+        let client = self.scoped(room, false).await?;
         let room_text = room.to_hex();
-        let row = transaction
+        let row = client
             .query_one(
                 "WITH removed AS (DELETE FROM sealroom.records WHERE room = $1 RETURNING octet_length(value) + octet_length(key) AS bytes)
                  SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
@@ -777,12 +787,12 @@ impl Backend for PgBackend {
             )
             .await
             .map_err(db_error)?;
-        transaction.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
-        transaction
+        client.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+        client
             .execute("UPDATE sealroom.erasures SET purged = true WHERE room = $1 AND NOT purged", &[&room_text])
             .await
             .map_err(db_error)?;
-        transaction.commit().await.map_err(db_error)?;
+        commit(&client).await?;
         Ok(PurgeCounts {
             records: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
             bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
@@ -790,7 +800,7 @@ impl Backend for PgBackend {
     }
 
     async fn sweep_expired(&self, limit: usize) -> Result<usize, StoreError> {
-        let client = self.client().await?;
+        let client = self.unscoped().await?;
         let batch = i32::try_from(limit).unwrap_or(i32::MAX);
         let row = client
             .query_one("SELECT sealroom.sweep_expired($1, $2)", &[&unix_now_secs(), &batch])
@@ -800,7 +810,7 @@ impl Backend for PgBackend {
     }
 
     async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError> {
-        let client = self.client().await?;
+        let client = self.unscoped().await?;
         let after = after.map(RoomId::to_hex);
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let rows =
@@ -825,9 +835,8 @@ impl Backend for PgBackend {
         next: &WrappedRoomKey,
     ) -> Result<bool, StoreError> {
         assert_eq!(expected.key_id, next.key_id, "rotation re-wraps the same room key");
-        let mut client = self.client().await?;
-        let transaction = begin(&mut client, room, false).await?;
-        let changed = transaction
+        let client = self.scoped(room, false).await?;
+        let changed = client
             .execute(
                 "UPDATE sealroom.rooms SET master_key_id = $2, wrapped_key = $3
                  WHERE room = $1 AND master_key_id = $4 AND key_id = $5 AND wrapped_key = $6",
@@ -842,12 +851,12 @@ impl Backend for PgBackend {
             )
             .await
             .map_err(db_error)?;
-        transaction.commit().await.map_err(db_error)?;
+        commit(&client).await?;
         Ok(changed == 1)
     }
 
     async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError> {
-        let client = self.client().await?;
+        let client = self.unscoped().await?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let rows =

@@ -157,7 +157,7 @@ async fn attack_20_pool_of_one_after_a_failed_transaction() {
     assert_eq!(bob.items().get(&namespace, &key).await.unwrap().value, json!("canary-b"));
     let backend =
         PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size: 1 }).await.unwrap();
-    assert_eq!(backend.session_room_setting().await.unwrap(), None);
+    assert_eq!(backend.room_setting_seen_by_next_request().await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -215,7 +215,7 @@ async fn attack_22_thousands_of_cancellations_on_a_pool_of_one() {
         let room = rooms.room(principal);
         assert_eq!(room.items().get(&namespace, &key).await.unwrap().value, json!(canary));
     }
-    assert_eq!(backend.session_room_setting().await.unwrap(), None);
+    assert_eq!(backend.room_setting_seen_by_next_request().await.unwrap(), None);
     assert_eq!(rooms.isolation_alarms(), 0);
 }
 
