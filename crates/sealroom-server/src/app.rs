@@ -20,6 +20,7 @@ use sealroom::store::sqlite::{SqliteBackend, SqliteOpenError, SqliteOptions};
 use tokio::sync::Semaphore;
 
 use crate::config::{ServerConfig, StorageConfig};
+use crate::embeddings::Embedder;
 use crate::listener::LimitedListener;
 
 /// Files the server keeps in its data directory.
@@ -57,6 +58,7 @@ struct Shared {
     rooms: Rooms,
     verifier: Verifier,
     dev_issuer: Option<DevIssuer>,
+    embedder: Option<Embedder>,
     metrics: PrometheusHandle,
     /// Requests being handled; beyond the limit new requests are shed with 503.
     in_flight: Semaphore,
@@ -79,6 +81,9 @@ impl AppState {
     }
     pub fn dev_issuer(&self) -> Option<&DevIssuer> {
         self.shared.dev_issuer.as_ref()
+    }
+    pub fn embedder(&self) -> Option<&Embedder> {
+        self.shared.embedder.as_ref()
     }
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
@@ -186,6 +191,7 @@ impl App {
             limits: config.limits.rooms.clone(),
             tenant_writer_role: config.tenant_writer_role.clone(),
             resident_room_keys_max: RoomsSettings::standard().resident_room_keys_max,
+            search_resident_bytes_max: config.search_resident_bytes_max,
         };
         let rooms = Rooms::new(
             backend.clone(),
@@ -206,6 +212,7 @@ impl App {
         } else {
             None
         };
+        let embedder = config.embeddings.as_ref().map(Embedder::new).transpose()?;
         let verifier =
             Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
         let tcp = tokio::net::TcpListener::bind(config.listen)
@@ -220,6 +227,7 @@ impl App {
             rooms,
             verifier,
             dev_issuer,
+            embedder,
             metrics: crate::telemetry::metrics_handle(),
             in_flight,
             openapi_json: std::sync::OnceLock::new(),

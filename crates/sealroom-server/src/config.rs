@@ -83,6 +83,23 @@ pub struct ServerConfig {
     pub tenant_writer_role: String,
     pub limits: ServerLimits,
     pub log_format: LogFormat,
+    /// Most bytes of per-room search indexes held in memory.
+    pub search_resident_bytes_max: u64,
+    /// The OpenAI-compatible embeddings upstream, if any (without one, search is lexical
+    /// unless clients send embeddings).
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+/// Where to compute embeddings. The API key is read from an environment variable or a file,
+/// never written in the configuration itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddingsConfig {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<sealroom::secrets::SecretSource>,
+    pub timeout_secs: u64,
+    /// Most texts sent in one upstream request.
+    pub batch_max: usize,
 }
 
 /// What the command line and environment may override.
@@ -112,6 +129,26 @@ struct FileConfig {
     limits: LimitsSection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default)]
+    search: SearchSection,
+    embeddings: Option<EmbeddingsSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SearchSection {
+    resident_bytes_max: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingsSection {
+    base_url: String,
+    model: String,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    batch_max: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +251,12 @@ pub mod defaults {
     pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
     /// PostgreSQL connections per node.
     pub const POSTGRES_POOL_SIZE: usize = 16;
+    /// 256 MiB of search indexes: about 100,000 items of 384 dimensions with text.
+    pub const SEARCH_RESIDENT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+    /// An embeddings upstream that has not answered in 10 s will not answer usefully.
+    pub const EMBEDDINGS_TIMEOUT_SECS: u64 = 10;
+    /// Texts per embeddings request: OpenAI accepts 2,048; 64 keeps requests small.
+    pub const EMBEDDINGS_BATCH_MAX: usize = 64;
 }
 
 fn secret_source(
@@ -331,6 +374,32 @@ fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<Storag
     }
 }
 
+fn embeddings_config(section: EmbeddingsSection, path: Option<&Path>) -> Result<EmbeddingsConfig, ConfigError> {
+    let url = reqwest::Url::parse(&section.base_url)
+        .map_err(|error| ConfigError::new(path, "embeddings.base_url", format!("is not a URL: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(path, "embeddings.base_url", "must be an http or https URL"));
+    }
+    let api_key = secret_source(section.api_key_file, section.api_key_env, "api_key", path)
+        .map_err(|error| ConfigError::new(path, "embeddings.api_key_file", error.problem))?;
+    let timeout_secs = section.timeout_secs.unwrap_or(defaults::EMBEDDINGS_TIMEOUT_SECS);
+    let batch_max = section.batch_max.unwrap_or(defaults::EMBEDDINGS_BATCH_MAX);
+    if timeout_secs == 0 || batch_max == 0 || batch_max > 2048 {
+        return Err(ConfigError::new(
+            path,
+            "embeddings",
+            "timeout_secs must be positive and batch_max between 1 and 2048",
+        ));
+    }
+    Ok(EmbeddingsConfig {
+        base_url: section.base_url.trim_end_matches('/').to_owned(),
+        model: section.model,
+        api_key,
+        timeout_secs,
+        batch_max,
+    })
+}
+
 fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLimits, ConfigError> {
     let standard = RoomLimits::standard();
     let limits = ServerLimits {
@@ -424,6 +493,10 @@ impl ServerConfig {
                 ));
             }
         };
+        let embeddings = match parsed.embeddings {
+            None => None,
+            Some(section) => Some(embeddings_config(section, file)?),
+        };
         let cooldown = parsed.jwks_refresh_cooldown_secs.unwrap_or(sealroom::limits::JWKS_REFRESH_COOLDOWN_SECS);
         if cooldown == 0 {
             return Err(ConfigError::new(file, "jwks_refresh_cooldown_secs", "must be at least 1"));
@@ -441,6 +514,8 @@ impl ServerConfig {
             tenant_writer_role: parsed.tenant.writer_role.unwrap_or_else(|| "tenant-writer".to_owned()),
             limits: limits_config(parsed.limits, file)?,
             log_format,
+            search_resident_bytes_max: parsed.search.resident_bytes_max.unwrap_or(defaults::SEARCH_RESIDENT_BYTES_MAX),
+            embeddings,
         })
     }
 

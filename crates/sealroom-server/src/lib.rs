@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod embeddings;
 pub mod http;
 pub mod listener;
 pub mod telemetry;

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod room_id;
 pub mod rooms;
 pub mod seal;
+pub mod search;
 pub mod secrets;
 pub mod store;
 

@@ -240,6 +240,54 @@ pub struct ItemListQuery {
     pub cursor: Option<String>,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequestBody {
+    /// Text to search for (BM25 over the items' `text`; also embedded when an embeddings
+    /// upstream is configured and no `embedding` is given).
+    pub query: Option<String>,
+    /// A query embedding for vector search.
+    pub embedding: Option<Vec<f32>>,
+    /// Namespace prefix, `/`-separated.
+    pub prefix: Option<String>,
+    /// Metadata values that must all match exactly; applied before ranking.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// Results to return (default 10, at most 100).
+    pub limit: Option<i64>,
+    /// `cosine` (default) or `dot`.
+    pub metric: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResult {
+    pub item: ItemResponse,
+    /// The fused score (reciprocal rank fusion when both rankings ran).
+    pub score: f64,
+    pub lexical_rank: Option<usize>,
+    pub lexical_score: Option<f32>,
+    pub vector_rank: Option<usize>,
+    pub vector_score: Option<f32>,
+}
+
+impl From<&sealroom::search::SearchHit> for SearchResult {
+    fn from(hit: &sealroom::search::SearchHit) -> SearchResult {
+        SearchResult {
+            item: ItemResponse::from(&hit.item),
+            score: hit.score,
+            lexical_rank: hit.lexical.map(|(rank, _)| rank),
+            lexical_score: hit.lexical.map(|(_, score)| score),
+            vector_rank: hit.vector.map(|(rank, _)| rank),
+            vector_score: hit.vector.map(|(_, score)| score),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResponse {
+    pub results: Vec<SearchResult>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,

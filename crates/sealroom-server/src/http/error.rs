@@ -77,6 +77,17 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::embeddings::EmbedError> for ApiError {
+    fn from(error: crate::embeddings::EmbedError) -> ApiError {
+        tracing::warn!(%error, "embeddings upstream failed");
+        let status = match error {
+            crate::embeddings::EmbedError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, "upstream_error", error.to_string())
+    }
+}
+
 impl From<sealroom::rooms::InputError> for ApiError {
     fn from(error: sealroom::rooms::InputError) -> ApiError {
         ApiError::bad_request(error.to_string())

@@ -7,8 +7,11 @@ use axum::http::{StatusCode, Uri};
 use percent_encoding::percent_decode_str;
 use sealroom::Room;
 use sealroom::rooms::{ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, parse_item_path};
+use sealroom::search::SearchRequest;
 
-use super::dto::{ItemListQuery, ItemListResponse, ItemResponse, PutItemRequest};
+use super::dto::{
+    ItemListQuery, ItemListResponse, ItemResponse, PutItemRequest, SearchRequestBody, SearchResponse, SearchResult,
+};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Caller, JsonBody, QueryParams};
 use crate::app::AppState;
@@ -56,10 +59,61 @@ async fn put(
     prefix: &str,
 ) -> Result<Json<ItemResponse>, ApiError> {
     let (namespace, key) = item_path(&uri, prefix)?;
-    let input = ItemInput::parse(&request.value, request.text, request.embedding, request.metadata, request.ttl_secs)?;
+    let mut input =
+        ItemInput::parse(&request.value, request.text, request.embedding, request.metadata, request.ttl_secs)?;
     let room = room_for(&state, caller, scope)?;
+    room.require_write()?;
+    // With an embeddings upstream, text stored without an embedding gets one, computed from
+    // this room's text alone.
+    if let (Some(embedder), None, Some(text)) = (state.embedder(), input.embedding(), input.text()) {
+        let mut vectors = embedder.embed(&room, &[text.to_owned()]).await?;
+        input = input.with_embedding(vectors.pop().unwrap_or_default())?;
+    }
     let item = room.items().put(&namespace, &key, input).await?;
     Ok(Json(ItemResponse::from(&item)))
+}
+
+async fn search(
+    state: AppState,
+    caller: Caller,
+    scope: Scope,
+    body: SearchRequestBody,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let prefix = NamespacePrefix::parse_path(body.prefix.as_deref().unwrap_or(""))?;
+    let room = room_for(&state, caller, scope)?;
+    let mut embedding = body.embedding;
+    let query_to_embed = body
+        .query
+        .as_ref()
+        .filter(|query| !query.trim().is_empty() && query.len() <= sealroom::limits::SEARCH_QUERY_BYTES_MAX);
+    if let (Some(embedder), None, Some(query)) = (state.embedder(), &embedding, query_to_embed) {
+        embedding = embedder.embed(&room, std::slice::from_ref(query)).await?.pop();
+    }
+    let request = SearchRequest::parse(body.query, embedding, prefix, body.filter, body.limit, body.metric.as_deref())?;
+    let hits = room.search(&request).await?;
+    Ok(Json(SearchResponse { results: hits.iter().map(SearchResult::from).collect() }))
+}
+
+/// Searches the caller's items: lexical, vector or hybrid, filters applied before ranking.
+#[utoipa::path(post, path = "/v1/items/search", tag = "items", security(("bearer" = [])), request_body = SearchRequestBody,
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn search_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<SearchRequestBody>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    search(state, caller, Scope::Own, body).await
+}
+
+/// Searches the caller's tenant room.
+#[utoipa::path(post, path = "/v1/tenant/items/search", tag = "tenant", security(("bearer" = [])), request_body = SearchRequestBody,
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn search_tenant_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<SearchRequestBody>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    search(state, caller, Scope::Tenant, body).await
 }
 
 async fn get(

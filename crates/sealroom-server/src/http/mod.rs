@@ -55,6 +55,8 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(threads::thread_context))
         .routes(routes!(items::list_items))
         .routes(routes!(items::list_tenant_items))
+        .routes(routes!(items::search_items))
+        .routes(routes!(items::search_tenant_items))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

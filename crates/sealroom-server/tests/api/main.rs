@@ -4,7 +4,9 @@
 
 mod bad_input;
 mod external_jwt;
+mod fake_upstream;
 mod identity;
 mod scoping;
+mod search;
 mod support;
 mod system;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::codec::{self, StoredItem};
 use super::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize, Ttl};
+use super::search::IndexChange;
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
 use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX};
@@ -180,6 +181,17 @@ impl<'room> Items<'room> {
 
     /// Stores (creates or replaces) an item.
     pub async fn put(&self, namespace: &Namespace, key: &ItemKey, input: ItemInput) -> Result<Item, RoomError> {
+        self.room.require_write()?;
+        if let Some(embedding) = input.embedding()
+            && let Some(dims) = self.room.embedding_dims().await?
+            && dims != embedding.len()
+        {
+            return Err(InputError::new(
+                "embedding",
+                format!("has {} dimensions; this room's embeddings have {dims}", embedding.len()),
+            )
+            .into());
+        }
         for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
             let keys = self.room.write_keys().await?;
             let record_key = item_record_key(&keys, namespace, key);
@@ -203,7 +215,7 @@ impl<'room> Items<'room> {
             let value = self.room.seal(&keys, Collection::Items, &record_key, &stored)?;
             let operations = vec![Operation::Put {
                 collection: Collection::Items,
-                key: record_key,
+                key: record_key.clone(),
                 value,
                 expires_at: stored.expires_at,
             }];
@@ -212,7 +224,11 @@ impl<'room> Items<'room> {
                 self.room.room_bytes_quota(),
             ];
             match self.room.commit(&keys, Vec::new(), operations, quotas).await {
-                Ok(_) => return item_of(&stored).ok_or(RoomError::IsolationAlarm),
+                Ok(receipt) => {
+                    let item = item_of(&stored).ok_or(RoomError::IsolationAlarm);
+                    self.room.after_items_write(&keys, &receipt, IndexChange::Upsert(record_key, Box::new(stored)));
+                    return item;
+                }
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
             }
@@ -260,9 +276,12 @@ impl<'room> Items<'room> {
                 return Err(RoomError::NotFound);
             }
             let checks = vec![Check::Exists(Collection::Items, record_key.clone())];
-            let operations = vec![Operation::Delete { collection: Collection::Items, key: record_key }];
+            let operations = vec![Operation::Delete { collection: Collection::Items, key: record_key.clone() }];
             match self.room.commit(&keys, checks, operations, Vec::new()).await {
-                Ok(_) => return Ok(()),
+                Ok(receipt) => {
+                    self.room.after_items_write(&keys, &receipt, IndexChange::Remove(record_key));
+                    return Ok(());
+                }
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
             }

@@ -16,6 +16,7 @@ mod codec;
 mod items;
 mod keyring;
 mod names;
+mod search;
 mod threads;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
-pub use items::{Item, ItemCursor, ItemInput, Items};
+pub use items::{Item, ItemCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
     TokenBudget, Ttl, parse_item_path,
@@ -48,6 +49,9 @@ pub struct RoomsSettings {
     pub tenant_writer_role: String,
     /// Most unwrapped room keys kept in memory.
     pub resident_room_keys_max: u64,
+    /// Most bytes of search indexes kept in memory, across all rooms (least recently used
+    /// rooms' indexes are dropped and rebuilt on their next search).
+    pub search_resident_bytes_max: u64,
 }
 
 impl RoomsSettings {
@@ -56,6 +60,7 @@ impl RoomsSettings {
             limits: RoomLimits::standard(),
             tenant_writer_role: "tenant-writer".into(),
             resident_room_keys_max: 10_000,
+            search_resident_bytes_max: 256 * 1024 * 1024,
         }
     }
 }
@@ -136,6 +141,7 @@ pub(crate) struct Shared {
     /// appends to one thread queue instead of racing and retrying; races between nodes are
     /// still settled by the store's version checks.
     pub(crate) write_locks: Vec<tokio::sync::Mutex<()>>,
+    pub(crate) indexes: crate::search::SearchIndexes,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) keyring: Keyring,
     pub(crate) room_ids: RoomIdDeriver,
@@ -176,7 +182,9 @@ impl Rooms {
         }
         let keyring = Keyring::new(master_key, previous_master_key, settings.resident_room_keys_max);
         let write_locks = (0..WRITE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        let shared = Shared { write_locks, backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
+        let indexes = crate::search::SearchIndexes::new(settings.search_resident_bytes_max);
+        let shared =
+            Shared { write_locks, indexes, backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
         Ok(Rooms { shared: Arc::new(shared) })
     }
 
@@ -192,6 +200,11 @@ impl Rooms {
         let id = self.shared.room_ids.derive(RoomKind::Tenant, principal.issuer(), tenant);
         let writable = principal.has_role(&self.shared.settings.tenant_writer_role);
         Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable })
+    }
+
+    /// Rooms whose search index is resident in memory now.
+    pub fn resident_search_indexes(&self) -> u64 {
+        self.shared.indexes.resident_rooms()
     }
 
     /// Isolation alarms raised by this process.
@@ -223,6 +236,7 @@ impl Rooms {
 async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, RoomError> {
     let existed = shared.backend.destroy_room_key(room).await?;
     shared.keyring.forget(room);
+    shared.indexes.forget(room);
     let purged = shared.backend.purge_room(room).await?;
     Ok(ErasureReceipt {
         room: *room,
@@ -308,7 +322,8 @@ impl Room {
         &self.shared.settings.limits
     }
 
-    pub(crate) fn require_write(&self) -> Result<(), RoomError> {
+    /// Refuses with `Forbidden` unless the principal may write here.
+    pub fn require_write(&self) -> Result<(), RoomError> {
         if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
     }
 
@@ -321,6 +336,10 @@ impl Room {
     pub(crate) async fn write_keys(&self) -> Result<Arc<RoomKeys>, RoomError> {
         self.require_write()?;
         Ok(self.shared.keyring.existing_or_create(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub(crate) fn backend(&self) -> &dyn Backend {

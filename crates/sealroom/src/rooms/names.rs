@@ -360,7 +360,7 @@ mod tests {
         for bad in ["", "key", "a//b", "a/", "/a", "a/../b", "a/./b", "a/b\u{0}c"] {
             assert!(parse_item_path(bad).is_err(), "{bad:?}");
         }
-        let too_deep = vec!["n"; NAMESPACE_DEPTH_MAX + 1].join("/") + "/key";
+        let too_deep = ["n"; NAMESPACE_DEPTH_MAX + 1].join("/") + "/key";
         assert!(parse_item_path(&too_deep).is_err());
         let long_segment = format!("{}/key", "s".repeat(NAMESPACE_SEGMENT_BYTES_MAX + 1));
         assert!(parse_item_path(&long_segment).is_err());

@@ -166,10 +166,21 @@ pub struct Batch {
 }
 
 /// What a successful batch reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteReceipt {
     /// The room's version after the batch (bumped by every batch).
     pub room_version: u64,
+    /// The version, after the batch, of each collection the batch touched. A collection's
+    /// version changes exactly when a batch writes or deletes in it, so in-memory state derived
+    /// from one collection (a search index) can tell whether anyone else changed it.
+    pub collection_versions: Vec<(Collection, u64)>,
+}
+
+impl WriteReceipt {
+    /// The version of `collection` after the batch, if the batch touched it.
+    pub fn collection_version(&self, collection: Collection) -> Option<u64> {
+        self.collection_versions.iter().find(|(touched, _)| *touched == collection).map(|(_, version)| *version)
+    }
 }
 
 /// Which records a range read returns: those of one collection whose key starts with `prefix`,
@@ -264,6 +275,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The room's version: changes whenever anything in the room changes (0 for no room).
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError>;
+
+    /// A collection's version in a room: changes whenever a batch writes or deletes in it (0
+    /// before the first write, and again after erasure).
+    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError>;
 
     /// Records and bytes per collection of one room.
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError>;

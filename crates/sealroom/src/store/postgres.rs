@@ -157,7 +157,7 @@ fn migration_v1(owner: &str, app: &str) -> String {
          CREATE INDEX records_expiry ON sealroom.records (expires_at) WHERE expires_at IS NOT NULL;
          CREATE TABLE sealroom.usage (
              room text NOT NULL, collection smallint NOT NULL, records bigint NOT NULL, bytes bigint NOT NULL,
-             PRIMARY KEY (room, collection));
+             version bigint NOT NULL, PRIMARY KEY (room, collection));
          CREATE TABLE sealroom.erasures (
              sequence bigserial PRIMARY KEY, room text NOT NULL, erased_at bigint NOT NULL, purged boolean NOT NULL);
         ",
@@ -603,17 +603,21 @@ async fn apply_batch(transaction: &Object, batch: &Batch) -> Result<WriteReceipt
     }
     let usage = transaction
         .prepare_cached(
-            "INSERT INTO sealroom.usage (room, collection, records, bytes) VALUES ($1, $2, $3, $4)
+            "INSERT INTO sealroom.usage (room, collection, records, bytes, version) VALUES ($1, $2, $3, $4, 1)
              ON CONFLICT (room, collection) DO UPDATE SET
-             records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes",
+             records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes,
+             version = sealroom.usage.version + 1
+             RETURNING version",
         )
         .await
         .map_err(db_error)?;
+    let mut collection_versions = Vec::with_capacity(deltas.len());
     for (collection, delta) in &deltas {
-        transaction
-            .execute(&usage, &[&room, &tag(*collection), &delta.records, &delta.bytes])
+        let row = transaction
+            .query_one(&usage, &[&room, &tag(*collection), &delta.records, &delta.bytes])
             .await
             .map_err(db_error)?;
+        collection_versions.push((*collection, u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)));
     }
     check_quotas(transaction, &room, &batch.quotas, &deltas).await?;
     let bump = transaction
@@ -621,7 +625,7 @@ async fn apply_batch(transaction: &Object, batch: &Batch) -> Result<WriteReceipt
         .await
         .map_err(db_error)?;
     let version: i64 = transaction.query_one(&bump, &[&room]).await.map_err(db_error)?.get(0);
-    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0) })
+    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0), collection_versions })
 }
 
 #[async_trait]
@@ -736,6 +740,17 @@ impl Backend for PgBackend {
         let client = self.scoped(room, true).await?;
         let rows =
             query_and_commit(&client, "SELECT version FROM sealroom.rooms WHERE room = $1", &[&room.to_hex()]).await?;
+        Ok(rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0))
+    }
+
+    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError> {
+        let client = self.scoped(room, true).await?;
+        let rows = query_and_commit(
+            &client,
+            "SELECT version FROM sealroom.usage WHERE room = $1 AND collection = $2",
+            &[&room.to_hex(), &tag(collection)],
+        )
+        .await?;
         Ok(rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0))
     }
 

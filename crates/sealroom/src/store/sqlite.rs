@@ -337,6 +337,7 @@ fn migrate(connection: &Connection, from_version: i64, fingerprint: &[u8; 32]) -
                  collection INTEGER NOT NULL,
                  records INTEGER NOT NULL,
                  bytes INTEGER NOT NULL,
+                 version INTEGER NOT NULL,
                  PRIMARY KEY (room, collection)
              ) WITHOUT ROWID;
              CREATE TABLE erasures (
@@ -574,16 +575,19 @@ fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, S
     for operation in &batch.operations {
         apply_operation(connection, room, operation, now, &mut deltas).map_err(sql)?;
     }
+    let mut collection_versions = Vec::with_capacity(deltas.len());
     for (collection, delta) in &deltas {
-        connection
+        let version: i64 = connection
             .prepare_cached(
-                "INSERT INTO usage (room, collection, records, bytes) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO usage (room, collection, records, bytes, version) VALUES (?1, ?2, ?3, ?4, 1)
                  ON CONFLICT (room, collection) DO UPDATE SET
-                 records = records + excluded.records, bytes = bytes + excluded.bytes",
+                 records = records + excluded.records, bytes = bytes + excluded.bytes, version = version + 1
+                 RETURNING version",
             )
             .map_err(sql)?
-            .execute(params![room, collection_tag(*collection), delta.records, delta.bytes])
+            .query_row(params![room, collection_tag(*collection), delta.records, delta.bytes], |row| row.get(0))
             .map_err(sql)?;
+        collection_versions.push((*collection, u64::try_from(version).unwrap_or(0)));
     }
     check_quotas(connection, room, &batch.quotas, &deltas)?;
     let version: i64 = connection
@@ -591,7 +595,7 @@ fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, S
         .map_err(sql)?
         .query_row(params![room], |row| row.get(0))
         .map_err(sql)?;
-    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0) })
+    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0), collection_versions })
 }
 
 fn apply_operation(
@@ -825,6 +829,18 @@ impl Backend for SqliteBackend {
             let version: Option<i64> = connection
                 .prepare_cached("SELECT version FROM rooms WHERE room = ?1")?
                 .query_row(params![&room.as_bytes()[..]], |row| row.get(0))
+                .optional()?;
+            Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError> {
+        let room = *room;
+        self.read(move |connection| {
+            let version: Option<i64> = connection
+                .prepare_cached("SELECT version FROM usage WHERE room = ?1 AND collection = ?2")?
+                .query_row(params![&room.as_bytes()[..], collection_tag(collection)], |row| row.get(0))
                 .optional()?;
             Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
         })

@@ -5,6 +5,7 @@
 mod model;
 mod postgres;
 mod rooms;
+mod search;
 mod support;
 mod tamper;
 mod tidy;

@@ -63,17 +63,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let who = 0..PRINCIPALS.len();
     let tenant = prop::bool::weighted(0.3);
     prop_oneof![
-        4 => (who.clone(), tenant.clone(), 0..NAMESPACES.len(), 0..KEYS.len(), any::<u32>())
+        4 => (who.clone(), tenant, 0..NAMESPACES.len(), 0..KEYS.len(), any::<u32>())
             .prop_map(|(who, tenant, namespace, key, value)| Op::PutItem { who, tenant, namespace, key, value }),
-        3 => (who.clone(), tenant.clone(), 0..NAMESPACES.len(), 0..KEYS.len())
+        3 => (who.clone(), tenant, 0..NAMESPACES.len(), 0..KEYS.len())
             .prop_map(|(who, tenant, namespace, key)| Op::GetItem { who, tenant, namespace, key }),
-        1 => (who.clone(), tenant.clone(), 0..NAMESPACES.len(), 0..KEYS.len())
+        1 => (who.clone(), tenant, 0..NAMESPACES.len(), 0..KEYS.len())
             .prop_map(|(who, tenant, namespace, key)| Op::DeleteItem { who, tenant, namespace, key }),
-        2 => (who.clone(), tenant.clone(), 0..3usize).prop_map(|(who, tenant, prefix)| Op::ListItems { who, tenant, prefix }),
-        2 => (who.clone(), tenant.clone()).prop_map(|(who, tenant)| Op::CreateThread { who, tenant }),
-        3 => (who.clone(), tenant.clone(), 0..16usize, any::<u32>())
+        2 => (who.clone(), tenant, 0..3usize).prop_map(|(who, tenant, prefix)| Op::ListItems { who, tenant, prefix }),
+        2 => (who.clone(), tenant).prop_map(|(who, tenant)| Op::CreateThread { who, tenant }),
+        3 => (who.clone(), tenant, 0..16usize, any::<u32>())
             .prop_map(|(who, tenant, thread, content)| Op::Append { who, tenant, thread, content }),
-        3 => (who.clone(), tenant.clone(), 0..16usize).prop_map(|(who, tenant, thread)| Op::ReadThread { who, tenant, thread }),
+        3 => (who.clone(), tenant, 0..16usize).prop_map(|(who, tenant, thread)| Op::ReadThread { who, tenant, thread }),
         1 => (who, tenant, 0..16usize).prop_map(|(who, tenant, thread)| Op::DeleteThread { who, tenant, thread }),
     ]
 }

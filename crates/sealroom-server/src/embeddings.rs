@@ -1,0 +1,156 @@
+//! Embeddings from a configured OpenAI-compatible `/embeddings` upstream.
+//!
+//! Only the caller's own texts are ever in one upstream request (batches never mix rooms), the
+//! API key comes from the environment or a file and never appears in logs or errors, and
+//! results are cached per room in memory (keyed by the room and a digest of model and text), so
+//! one room's cache can never answer another's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealroom::Room;
+use sealroom::room_id::RoomId;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::EmbeddingsConfig;
+
+/// Cached embeddings, across rooms (each entry is one room's).
+const CACHE_ENTRIES_MAX: u64 = 10_000;
+/// Longest an upstream answer may be (a batch of 64 embeddings of 3,072 floats is ~4 MB).
+const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Why embeddings could not be computed. Carries no URL, key or text.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("the embeddings upstream did not answer in time")]
+    Timeout,
+    #[error("the embeddings upstream failed ({0})")]
+    Upstream(String),
+    #[error("the embeddings upstream answered with something unusable")]
+    Malformed,
+}
+
+#[derive(Serialize)]
+struct EmbeddingsRequest<'a> {
+    model: &'a str,
+    input: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsResponse {
+    data: Vec<EmbeddingEntry>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingEntry {
+    embedding: Vec<f32>,
+    index: usize,
+}
+
+/// The embeddings client.
+pub struct Embedder {
+    client: reqwest::Client,
+    url: String,
+    model: String,
+    api_key: Option<SecretString>,
+    batch_max: usize,
+    cache: moka::sync::Cache<(RoomId, [u8; 32]), Arc<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "Embedder(model={})", self.model)
+    }
+}
+
+impl Embedder {
+    pub fn new(config: &EmbeddingsConfig) -> Result<Embedder, sealroom::secrets::SecretError> {
+        let api_key = match &config.api_key {
+            Some(source) => Some(SecretString::from(read_key(source)?)),
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(config.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client without custom TLS settings always builds");
+        Ok(Embedder {
+            client,
+            url: format!("{}/embeddings", config.base_url),
+            model: config.model.clone(),
+            api_key,
+            batch_max: config.batch_max,
+            cache: moka::sync::Cache::new(CACHE_ENTRIES_MAX),
+        })
+    }
+
+    fn cache_key(&self, room: &Room, text: &str) -> (RoomId, [u8; 32]) {
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        context.update(&(self.model.len() as u64).to_be_bytes());
+        context.update(self.model.as_bytes());
+        context.update(text.as_bytes());
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(context.finish().as_ref());
+        (room.id(), digest)
+    }
+
+    /// Embeddings of `texts`, all belonging to `room`, in order.
+    pub async fn embed(&self, room: &Room, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut results: Vec<Option<Vec<f32>>> = texts
+            .iter()
+            .map(|text| self.cache.get(&self.cache_key(room, text)).map(|cached| cached.as_ref().clone()))
+            .collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|index| results[*index].is_none()).collect();
+        for batch in missing.chunks(self.batch_max) {
+            let inputs: Vec<String> = batch.iter().map(|index| texts[*index].clone()).collect();
+            let vectors = self.request(&inputs).await?;
+            for (index, vector) in batch.iter().zip(vectors) {
+                self.cache.insert(self.cache_key(room, &texts[*index]), Arc::new(vector.clone()));
+                results[*index] = Some(vector);
+            }
+        }
+        results.into_iter().map(|vector| vector.ok_or(EmbedError::Malformed)).collect()
+    }
+
+    async fn request(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut request = self.client.post(&self.url).json(&EmbeddingsRequest { model: &self.model, input: inputs });
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose_secret());
+        }
+        let mut response = request.send().await.map_err(|error| {
+            if error.is_timeout() { EmbedError::Timeout } else { EmbedError::Upstream("unreachable".into()) }
+        })?;
+        if !response.status().is_success() {
+            return Err(EmbedError::Upstream(format!("status {}", response.status().as_u16())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|_| EmbedError::Upstream("read failed".into()))? {
+            if body.len() + chunk.len() > RESPONSE_BYTES_MAX {
+                return Err(EmbedError::Malformed);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let parsed: EmbeddingsResponse = serde_json::from_slice(&body).map_err(|_| EmbedError::Malformed)?;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
+        for entry in parsed.data {
+            let slot = vectors.get_mut(entry.index).ok_or(EmbedError::Malformed)?;
+            if sealroom::rooms::check_embedding(&entry.embedding).is_err() {
+                return Err(EmbedError::Malformed);
+            }
+            *slot = Some(entry.embedding);
+        }
+        vectors.into_iter().map(|vector| vector.ok_or(EmbedError::Malformed)).collect()
+    }
+}
+
+fn read_key(source: &sealroom::secrets::SecretSource) -> Result<String, sealroom::secrets::SecretError> {
+    use sealroom::secrets::{SecretError, SecretSource};
+    match source {
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map(|text| text.trim().to_owned())
+            .map_err(|source| SecretError::Read { path: path.clone(), source }),
+        SecretSource::Environment(name) => std::env::var(name).map_err(|_| SecretError::MissingVariable(name.clone())),
+    }
+}
