@@ -120,6 +120,8 @@ async fn the_embeddings_upstream_sees_only_the_callers_text() {
         let body = request.body.to_string();
         assert!(!(body.contains(&alice.canary) && body.contains(&bob.canary)), "a batch mixed two users");
         assert_eq!(request.body["model"], "fake-embedder");
+        assert_eq!(request.path, "/v1/embeddings");
+        assert!(!request.headers.contains_key("authorization"), "no key is configured, so none is sent");
     }
     // The same text again is served from the room's cache, not the upstream.
     let before = upstream.recorded().len();

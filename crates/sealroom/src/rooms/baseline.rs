@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::codec::{self, StoredItem};
-use super::items::{ItemInput, item_of};
+use super::items::{ItemInput, into_item, item_of};
 use super::{Item, ItemKey, Namespace, NamespacePrefix, PageSize, RoomError};
 use crate::limits::RoomLimits;
 use crate::room_id::RoomId;
@@ -88,13 +88,18 @@ impl PlaintextItems {
         let mut items = Vec::new();
         let mut after = None;
         loop {
-            let range = Range { collection: Collection::Items, prefix: Vec::new(), after, reverse: false, limit: 512 };
+            let range = Range {
+                start: None,
+                end: None,
+                collection: Collection::Items,
+                prefix: Vec::new(),
+                after,
+                reverse: false,
+                limit: 512,
+            };
             let records = self.backend.range(&room(), &range).await?;
             items.extend(
-                records
-                    .iter()
-                    .filter_map(|record| codec::decode::<StoredItem>(&record.value))
-                    .filter_map(|stored| item_of(&stored)),
+                records.iter().filter_map(|record| codec::decode::<StoredItem>(&record.value)).filter_map(into_item),
             );
             if records.len() < 512 {
                 break;

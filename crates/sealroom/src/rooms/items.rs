@@ -300,7 +300,7 @@ impl<'room> Items<'room> {
             .all()
             .await?
             .into_iter()
-            .filter_map(|(_, stored)| item_of(&stored))
+            .filter_map(|(_, stored)| into_item(stored))
             .filter(|item| item.namespace.starts_with(prefix))
             .filter(|item| after.is_none_or(|cursor| (&item.namespace, &item.key) > (&cursor.namespace, &cursor.key)))
             .collect();
@@ -324,6 +324,8 @@ impl<'room> Items<'room> {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let range = Range {
+                start: None,
+                end: None,
                 collection: Collection::Items,
                 prefix: Vec::new(),
                 after: after.take(),
@@ -348,12 +350,17 @@ impl<'room> Items<'room> {
 }
 
 pub(crate) fn item_of(stored: &StoredItem) -> Option<Item> {
+    into_item(stored.clone())
+}
+
+/// The item a stored payload describes (`None` if its names no longer parse).
+pub(crate) fn into_item(stored: StoredItem) -> Option<Item> {
     Some(Item {
-        namespace: Namespace::parse(stored.namespace.clone()).ok()?,
         key: ItemKey::parse(&stored.key).ok()?,
+        namespace: Namespace::parse(stored.namespace).ok()?,
         value: serde_json::from_str(&stored.value_json).ok()?,
-        text: stored.text.clone(),
-        embedding: stored.embedding.clone(),
+        text: stored.text,
+        embedding: stored.embedding,
         metadata: Metadata::from_stored(codec::json_map(&stored.metadata_json)),
         created_at: stored.created_at,
         updated_at: stored.updated_at,

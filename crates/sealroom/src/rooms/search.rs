@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use super::codec::{self, StoredItem};
-use super::items::item_of;
+use super::items::{into_item, item_of};
 use super::{AlarmKind, InputError, Room, RoomError};
 use crate::seal::RoomKeys;
-use crate::search::{IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest};
+use crate::search::{IndexPart, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest};
 use crate::store::{Collection, Range, RecordKey, StoredRecord, WriteReceipt, unix_now_secs};
 
 /// Records read per store round trip while building an index.
@@ -23,6 +23,47 @@ const BUILD_CHUNK_RECORDS: usize = 1024;
 pub(crate) enum IndexChange {
     Upsert(RecordKey, Box<StoredItem>),
     Remove(RecordKey),
+}
+
+/// One record made ready for indexing by a worker thread.
+enum Prepared {
+    Item(Box<crate::rooms::Item>),
+    Alarm(AlarmKind),
+    Unopened,
+}
+
+fn prepare(keys: &RoomKeys, owner: &[u8; 32], record: &StoredRecord) -> Prepared {
+    let opened = keys
+        .open(Collection::Items, &record.key, &record.value)
+        .ok()
+        .and_then(|plaintext| codec::decode::<StoredItem>(&plaintext));
+    match opened {
+        Some(stored) if stored.owner == *owner => match into_item(stored) {
+            Some(item) => Prepared::Item(Box::new(item)),
+            None => Prepared::Alarm(AlarmKind::NameMismatch),
+        },
+        Some(_) => Prepared::Alarm(AlarmKind::OwnerMismatch),
+        None => Prepared::Unopened,
+    }
+}
+
+/// Opens, checks and tokenizes one share of a room's records (on a blocking thread). Returns
+/// the part, the alarms raised, and the first record that did not open, if any.
+fn prepare_part(
+    keys: &RoomKeys,
+    owner: &[u8; 32],
+    records: Vec<StoredRecord>,
+) -> (IndexPart, Vec<AlarmKind>, Option<StoredRecord>) {
+    let mut entries = Vec::with_capacity(records.len());
+    let mut alarms = Vec::new();
+    for record in records {
+        match prepare(keys, owner, &record) {
+            Prepared::Item(item) => entries.push((record.key, *item)),
+            Prepared::Alarm(kind) => alarms.push(kind),
+            Prepared::Unopened => return (IndexPart::build(Vec::new()), alarms, Some(record)),
+        }
+    }
+    (IndexPart::build(entries), alarms, None)
 }
 
 impl From<SearchError> for RoomError {
@@ -72,13 +113,56 @@ impl Room {
 
     /// Builds the index from the room's sealed records. The version was read before the
     /// records, so a write racing the build makes the stamp old and the next search rebuilds.
+    ///
+    /// Item record keys are uniformly random HMACs, so four key ranges hold about a quarter of
+    /// the room each: they are read concurrently, and each is opened, decoded and tokenized on a
+    /// blocking thread as soon as it arrives, overlapping with the other reads.
     async fn build_index(&self, keys: Arc<RoomKeys>, stamp: IndexStamp) -> Result<RoomIndex, RoomError> {
-        let mut records: Vec<StoredRecord> = Vec::new();
+        let bounds: [Option<Vec<u8>>; 5] = [None, Some(vec![0x40]), Some(vec![0x80]), Some(vec![0xC0]), None];
+        let parts = bounds.windows(2).map(|bound| {
+            let keys = keys.clone();
+            let (start, end) = (bound[0].clone(), bound[1].clone());
+            async move {
+                let records = self.read_items_between(start, end).await?;
+                let owner = *self.id().as_bytes();
+                tokio::task::spawn_blocking(move || prepare_part(&keys, &owner, records))
+                    .await
+                    .map_err(|_| RoomError::Unavailable("index build failed".into()))
+            }
+        });
+        let mut prepared = Vec::with_capacity(4);
+        for part in futures::future::join_all(parts).await {
+            let (part, alarms, failed) = part?;
+            for kind in alarms {
+                self.raise(Collection::Items, kind);
+            }
+            if let Some(record) = failed {
+                // Goes through the full open path: a key that changed is reloaded, anything
+                // else raises the isolation alarm and refuses the search.
+                let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
+                return Err(RoomError::Conflict);
+            }
+            prepared.push(part);
+        }
+        tokio::task::spawn_blocking(move || RoomIndex::from_parts(stamp, prepared))
+            .await
+            .map_err(|_| RoomError::Unavailable("index build failed".into()))
+    }
+
+    /// Every live item record with a key in `[start, end)`.
+    async fn read_items_between(
+        &self,
+        start: Option<Vec<u8>>,
+        end: Option<Vec<u8>>,
+    ) -> Result<Vec<StoredRecord>, RoomError> {
+        let mut records = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
             let range = Range {
                 collection: Collection::Items,
                 prefix: Vec::new(),
+                start: start.clone(),
+                end: end.clone(),
                 after: after.take(),
                 reverse: false,
                 limit: BUILD_CHUNK_RECORDS,
@@ -88,47 +172,9 @@ impl Room {
             after = chunk.last().map(|record| record.key.as_bytes().to_vec());
             records.extend(chunk);
             if exhausted {
-                break;
+                return Ok(records);
             }
         }
-        let room = self.clone();
-        let opening_keys = keys.clone();
-        // Opening and indexing thousands of records is CPU work: keep it off the async threads.
-        let (index, failed) = tokio::task::spawn_blocking(move || room.index_records(&opening_keys, stamp, records))
-            .await
-            .map_err(|_| RoomError::Unavailable("index build failed".into()))?;
-        if let Some(record) = failed {
-            // Goes through the full open path: a key that changed is reloaded, anything else
-            // raises the isolation alarm and refuses the search.
-            let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
-            return Err(RoomError::Conflict);
-        }
-        Ok(index)
-    }
-
-    /// Opens and indexes records; returns the first record that failed to open, if any.
-    fn index_records(
-        &self,
-        keys: &RoomKeys,
-        stamp: IndexStamp,
-        records: Vec<StoredRecord>,
-    ) -> (RoomIndex, Option<StoredRecord>) {
-        let mut index = RoomIndex::new(stamp);
-        for record in records {
-            let opened = keys
-                .open(Collection::Items, &record.key, &record.value)
-                .ok()
-                .and_then(|plaintext| codec::decode::<StoredItem>(&plaintext));
-            match opened {
-                Some(stored) if stored.owner == *self.id().as_bytes() => match item_of(&stored) {
-                    Some(item) => index.upsert(record.key, item),
-                    None => self.raise(Collection::Items, AlarmKind::NameMismatch),
-                },
-                Some(_) => self.raise(Collection::Items, AlarmKind::OwnerMismatch),
-                None => return (index, Some(record)),
-            }
-        }
-        (index, None)
     }
 
     /// Applies this process's own write to the resident index, if the write is the very next

@@ -160,6 +160,8 @@ impl<'room> Threads<'room> {
             return Ok(Page { entries: Vec::new(), next: None });
         };
         let range = Range {
+            start: None,
+            end: None,
             collection: Collection::Threads,
             prefix: Vec::new(),
             after: after.map(|id| id.as_bytes().to_vec()),
@@ -314,6 +316,8 @@ impl<'room> Threads<'room> {
         }
         let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
         let range = Range {
+            start: None,
+            end: None,
             collection: Collection::Messages,
             prefix: id.as_bytes().to_vec(),
             after: after.map(|sequence| message_key(id, sequence).as_bytes().to_vec()),
@@ -354,6 +358,8 @@ impl<'room> Threads<'room> {
         let mut before: Option<Vec<u8>> = None;
         loop {
             let range = Range {
+                start: None,
+                end: None,
                 collection: Collection::Messages,
                 prefix: id.as_bytes().to_vec(),
                 after: before.clone(),

@@ -5,7 +5,8 @@
 //! Architecture invariant: an index holds one room's items and nothing else; it is built from
 //! that room's opened records and updated only by that room's writes.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 
 use super::lexical::Lexical;
 use super::{Metric, SearchError, SearchHit, SearchRequest, tokens, vectors};
@@ -18,6 +19,26 @@ const RRF_K: f64 = 60.0;
 
 /// Fixed bytes counted per indexed item on top of its content.
 const ITEM_OVERHEAD_BYTES: usize = 160;
+
+/// A share of a room's items with the lexical index of their texts (slots numbered from 0),
+/// prepared on a worker thread while other shares are still being read.
+pub struct IndexPart {
+    entries: Vec<(RecordKey, Item)>,
+    lexical: Lexical,
+    lexical_bytes: usize,
+}
+
+impl IndexPart {
+    pub fn build(entries: Vec<(RecordKey, Item)>) -> IndexPart {
+        let texts: Vec<(u32, &str)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, (_, item))| Some((u32::try_from(slot).ok()?, item.text.as_deref()?)))
+            .collect();
+        let (lexical, lexical_bytes) = Lexical::build(&texts);
+        IndexPart { entries, lexical, lexical_bytes }
+    }
+}
 
 /// What an index was built from: the room-key generation and the items collection's version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +71,7 @@ pub struct RoomIndex {
 fn item_bytes(item: &Item) -> usize {
     ITEM_OVERHEAD_BYTES
         + item.text.as_ref().map_or(0, String::len) * 2
-        + item.value.to_string().len()
+        + 64
         + item.embedding.as_ref().map_or(0, |embedding| embedding.len() * 4)
         + item.key.as_str().len()
         + item.namespace.segments().iter().map(String::len).sum::<usize>()
@@ -58,11 +79,16 @@ fn item_bytes(item: &Item) -> usize {
 
 impl RoomIndex {
     pub fn new(stamp: IndexStamp) -> RoomIndex {
+        RoomIndex::with_capacity(stamp, 0)
+    }
+
+    /// An empty index with room for `items` items (a build knows how many are coming).
+    pub fn with_capacity(stamp: IndexStamp, items: usize) -> RoomIndex {
         RoomIndex {
             stamp,
-            slots: Vec::new(),
+            slots: Vec::with_capacity(items),
             free_slots: Vec::new(),
-            by_record_key: HashMap::new(),
+            by_record_key: HashMap::with_capacity(items),
             lexical: Lexical::default(),
             dims: None,
             arena: Vec::new(),
@@ -99,8 +125,36 @@ impl RoomIndex {
         self.by_record_key.is_empty()
     }
 
+    /// Builds the index of a whole room from parts prepared in parallel (the first search of
+    /// a room). Record keys come from disjoint range reads, so they are distinct.
+    pub fn from_parts(stamp: IndexStamp, parts: Vec<IndexPart>) -> RoomIndex {
+        let total = parts.iter().map(|part| part.entries.len()).sum();
+        let mut index = RoomIndex::with_capacity(stamp, total);
+        for part in parts {
+            let offset = u32::try_from(index.slots.len()).expect("slots fit in u32");
+            index.lexical.merge(part.lexical, offset);
+            index.bytes += part.lexical_bytes;
+            for (record_key, mut item) in part.entries {
+                let slot = u32::try_from(index.slots.len()).expect("slots fit in u32");
+                let bytes = item_bytes(&item);
+                let vector_slot = item.embedding.take().and_then(|embedding| index.store_vector(&embedding));
+                index.bytes += bytes;
+                let previous = index.by_record_key.insert(record_key.clone(), slot);
+                assert!(previous.is_none(), "range reads return each record once");
+                index.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
+            }
+        }
+        index.check();
+        index
+    }
+
     /// Adds or replaces an item.
     pub fn upsert(&mut self, record_key: RecordKey, item: Item) {
+        let terms: Vec<String> = item.text.as_deref().map(|text| tokens::terms(text).collect()).unwrap_or_default();
+        self.upsert_tokenized(record_key, item, &terms);
+    }
+
+    fn upsert_tokenized(&mut self, record_key: RecordKey, mut item: Item, terms: &[String]) {
         self.remove(&record_key);
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
@@ -110,10 +164,11 @@ impl RoomIndex {
             }
         };
         let mut bytes = item_bytes(&item);
-        if let Some(text) = &item.text {
-            bytes += self.lexical.insert(slot, text);
+        if item.text.is_some() {
+            bytes += self.lexical.insert_terms(slot, terms);
         }
-        let vector_slot = item.embedding.as_deref().and_then(|embedding| self.store_vector(embedding));
+        // The embedding lives once, in the arena; returned hits get it back from there.
+        let vector_slot = item.embedding.take().and_then(|embedding| self.store_vector(&embedding));
         self.bytes += bytes;
         self.by_record_key.insert(record_key.clone(), slot);
         self.slots[slot as usize] = Some(Indexed { record_key, item, vector_slot, bytes });
@@ -123,6 +178,10 @@ impl RoomIndex {
     /// Stores a vector; a vector of other dimensions than the room's is not indexed (writes
     /// refuse such vectors; this only guards against a race between two first writers).
     fn store_vector(&mut self, embedding: &[f32]) -> Option<u32> {
+        if self.dims.is_none() {
+            self.arena.reserve(embedding.len() * self.slots.capacity());
+            self.inverse_norms.reserve(self.slots.capacity());
+        }
         let dims = *self.dims.get_or_insert(embedding.len());
         if embedding.len() != dims {
             return None;
@@ -165,113 +224,129 @@ impl RoomIndex {
         }));
     }
 
-    /// Items passing the request's filters, live at `now`, in listing order.
-    fn candidates(&self, request: &SearchRequest, now: i64) -> Vec<u32> {
-        let mut candidates: Vec<u32> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, indexed)| {
-                let item = &indexed.as_ref()?.item;
-                let live = item.expires_at.is_none_or(|expires_at| expires_at > now);
-                let matches = live
-                    && item.namespace.starts_with(&request.prefix)
-                    && request.filter.iter().all(|(name, wanted)| item.metadata.as_map().get(name) == Some(wanted));
-                matches.then_some(u32::try_from(slot).expect("slots fit in u32"))
-            })
-            .collect();
-        candidates.sort_by(|left, right| self.order_key(*left).cmp(&self.order_key(*right)));
-        candidates
+    /// Items passing the request's filters and live at `now`, as a membership mask by slot.
+    fn candidates(&self, request: &SearchRequest, now: i64) -> (Vec<bool>, Vec<u32>) {
+        let mut mask = vec![false; self.slots.len()];
+        let mut members = Vec::new();
+        for (slot, indexed) in self.slots.iter().enumerate() {
+            let Some(indexed) = indexed else { continue };
+            let item = &indexed.item;
+            let matches = item.expires_at.is_none_or(|expires_at| expires_at > now)
+                && item.namespace.starts_with(&request.prefix)
+                && request.filter.iter().all(|(name, wanted)| item.metadata.as_map().get(name) == Some(wanted));
+            if matches {
+                mask[slot] = true;
+                members.push(u32::try_from(slot).expect("slots fit in u32"));
+            }
+        }
+        (mask, members)
     }
 
     fn order_key(&self, slot: u32) -> (&[String], &str) {
-        let item = &self.slots[slot as usize].as_ref().expect("candidates are live slots").item;
+        let item = &self.slots[slot as usize].as_ref().expect("ranked slots are live").item;
         (item.namespace.segments(), item.key.as_str())
     }
 
-    fn lexical_ranking(&self, terms: &[String], candidates: &[u32]) -> Vec<(u32, f32)> {
-        let allowed: std::collections::HashSet<u32> = candidates.iter().copied().collect();
-        let scores = self.lexical.score(terms, |slot| allowed.contains(&slot));
+    fn lexical_ranking(&self, terms: &[String], mask: &[bool]) -> Vec<(u32, f32)> {
+        let scores = self.lexical.score(terms, |slot| mask.get(slot as usize).copied().unwrap_or(false));
         self.ranked(scores.into_iter().collect())
     }
 
-    fn vector_ranking(
-        &self,
-        query: &[f32],
-        metric: Metric,
-        candidates: &[u32],
-    ) -> Result<Vec<(u32, f32)>, SearchError> {
+    fn vector_ranking(&self, query: &[f32], metric: Metric, members: &[u32]) -> Result<Vec<(u32, f32)>, SearchError> {
         let Some(dims) = self.dims else { return Ok(Vec::new()) };
         if query.len() != dims {
             return Err(SearchError::DimensionMismatch { query: query.len(), room: dims });
         }
-        let with_vectors: Vec<(u32, u32)> = candidates
+        let (slots, vector_slots): (Vec<u32>, Vec<u32>) = members
             .iter()
             .filter_map(|slot| self.slots[*slot as usize].as_ref()?.vector_slot.map(|vector_slot| (*slot, vector_slot)))
-            .collect();
-        let vector_slots: Vec<u32> = with_vectors.iter().map(|(_, vector_slot)| *vector_slot).collect();
+            .unzip();
         let mut scores = Vec::new();
         vectors::dot_many(query, &self.arena, dims, &vector_slots, &mut scores);
-        let query_inverse_norm = match metric {
-            Metric::Cosine => {
-                let norm = vectors::norm(query);
-                if norm > 0.0 { 1.0 / norm } else { 0.0 }
+        if metric == Metric::Cosine {
+            let norm = vectors::norm(query);
+            let query_inverse_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            for (score, vector_slot) in scores.iter_mut().zip(&vector_slots) {
+                *score *= self.inverse_norms[*vector_slot as usize] * query_inverse_norm;
             }
-            Metric::Dot => 1.0,
-        };
-        let scored = with_vectors
-            .iter()
-            .zip(scores)
-            .map(|((slot, vector_slot), score)| match metric {
-                Metric::Cosine => (*slot, score * self.inverse_norms[*vector_slot as usize] * query_inverse_norm),
-                Metric::Dot => (*slot, score),
-            })
-            .collect();
-        Ok(self.ranked(scored))
+        }
+        Ok(self.ranked(slots.into_iter().zip(scores).collect()))
     }
 
     /// Sorts by score, best first; ties in listing order so results are deterministic.
     fn ranked(&self, mut scored: Vec<(u32, f32)>) -> Vec<(u32, f32)> {
-        scored.sort_by(|left, right| {
+        scored.sort_unstable_by(|left, right| {
             right.1.total_cmp(&left.1).then_with(|| self.order_key(left.0).cmp(&self.order_key(right.0)))
         });
         scored
     }
 
-    /// Runs a search over this room.
+    /// Runs a search over this room. Rankings are computed over every candidate (so fusion is
+    /// exact), and only the returned items are copied out.
     pub fn search(&self, request: &SearchRequest, now: i64) -> Result<Vec<SearchHit>, SearchError> {
-        let candidates = self.candidates(request, now);
+        let (mask, members) = self.candidates(request, now);
         let terms = request.query.as_deref().map(tokens::query_terms).unwrap_or_default();
-        let lexical = if terms.is_empty() { Vec::new() } else { self.lexical_ranking(&terms, &candidates) };
+        let lexical = if terms.is_empty() { Vec::new() } else { self.lexical_ranking(&terms, &mask) };
         let vector = match &request.embedding {
-            Some(query) => self.vector_ranking(query, request.metric, &candidates)?,
+            Some(query) => self.vector_ranking(query, request.metric, &members)?,
             None => Vec::new(),
         };
         let hybrid = !terms.is_empty() && request.embedding.is_some();
-        let mut fused: HashMap<u32, SearchHit> = HashMap::new();
-        for (rank, (slot, score)) in lexical.iter().enumerate() {
-            let hit = fused.entry(*slot).or_insert_with(|| self.hit(*slot));
-            hit.lexical = Some((rank + 1, *score));
-            hit.score += if hybrid { 1.0 / (RRF_K + (rank + 1) as f64) } else { f64::from(*score) };
+        #[derive(Clone, Copy, Default)]
+        struct Fused {
+            score: f64,
+            lexical: Option<(usize, f32)>,
+            vector: Option<(usize, f32)>,
+            ranked: bool,
         }
-        for (rank, (slot, score)) in vector.iter().enumerate() {
-            let hit = fused.entry(*slot).or_insert_with(|| self.hit(*slot));
-            hit.vector = Some((rank + 1, *score));
-            hit.score += if hybrid { 1.0 / (RRF_K + (rank + 1) as f64) } else { f64::from(*score) };
+        let mut fused = vec![Fused::default(); self.slots.len()];
+        let mut touched = Vec::with_capacity(lexical.len().max(vector.len()));
+        for (ranking, is_lexical) in [(&lexical, true), (&vector, false)] {
+            for (rank, (slot, score)) in ranking.iter().enumerate() {
+                let entry = &mut fused[*slot as usize];
+                if !entry.ranked {
+                    entry.ranked = true;
+                    touched.push(*slot);
+                }
+                if is_lexical {
+                    entry.lexical = Some((rank + 1, *score));
+                } else {
+                    entry.vector = Some((rank + 1, *score));
+                }
+                entry.score += if hybrid { 1.0 / (RRF_K + (rank + 1) as f64) } else { f64::from(*score) };
+            }
         }
-        let mut hits: Vec<SearchHit> = fused.into_values().collect();
-        hits.sort_by(|left, right| {
-            right.score.total_cmp(&left.score).then_with(|| {
-                (left.item.namespace.segments(), left.item.key.as_str())
-                    .cmp(&(right.item.namespace.segments(), right.item.key.as_str()))
+        let better = |left: &u32, right: &u32| {
+            fused[*right as usize]
+                .score
+                .total_cmp(&fused[*left as usize].score)
+                .then_with(|| self.order_key(*left).cmp(&self.order_key(*right)))
+        };
+        if touched.len() > request.limit {
+            touched.select_nth_unstable_by(request.limit, better);
+            touched.truncate(request.limit);
+        }
+        touched.sort_unstable_by(better);
+        Ok(touched
+            .into_iter()
+            .map(|slot| {
+                let entry = fused[slot as usize];
+                let mut hit = self.hit(slot);
+                hit.score = entry.score;
+                hit.lexical = entry.lexical;
+                hit.vector = entry.vector;
+                hit
             })
-        });
-        hits.truncate(request.limit);
-        Ok(hits)
+            .collect())
     }
 
     fn hit(&self, slot: u32) -> SearchHit {
         let indexed = self.slots[slot as usize].as_ref().expect("ranked slots are live");
-        SearchHit { item: indexed.item.clone(), score: 0.0, lexical: None, vector: None }
+        let mut item = indexed.item.clone();
+        if let (Some(vector_slot), Some(dims)) = (indexed.vector_slot, self.dims) {
+            let start = vector_slot as usize * dims;
+            item.embedding = Some(self.arena[start..start + dims].to_vec());
+        }
+        SearchHit { item, score: 0.0, lexical: None, vector: None }
     }
 }

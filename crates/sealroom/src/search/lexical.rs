@@ -2,8 +2,12 @@
 //!
 //! Written in-house on purpose (see ARCHITECTURE.md): it is small, per room, exact, and must
 //! live inside the sealed model (built from opened records, dropped with the room).
+//!
+//! Maps use foldhash (seeded randomly per process): terms are the room owner's own text, and
+//! SipHash cost a third of index-build time.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 
 use super::tokens;
 
@@ -24,33 +28,105 @@ pub struct Lexical {
 }
 
 impl Lexical {
-    /// Indexes `text` as document `slot` (which must not be indexed already).
+    /// Indexes `text` as document `slot` (which must not be indexed already). Returns the bytes
+    /// it added.
+    #[cfg(test)]
     pub fn insert(&mut self, slot: u32, text: &str) -> usize {
+        self.insert_terms(slot, &tokens::terms(text).collect::<Vec<_>>())
+    }
+
+    /// Indexes already tokenized text (see [`tokens::terms`]) as document `slot`.
+    pub fn insert_terms(&mut self, slot: u32, terms: &[String]) -> usize {
         assert!(!self.documents.contains_key(&slot), "a slot is indexed once");
-        let mut frequencies: HashMap<u32, u32> = HashMap::new();
-        let mut length = 0u32;
+        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity(terms.len());
         let mut bytes = 0usize;
-        for term in tokens::terms(text) {
-            length += 1;
-            let next_id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
-            let id = *self.term_ids.entry(term).or_insert_with_key(|term| {
-                bytes += term.len() + 48;
-                next_id
-            });
-            if id == next_id {
-                self.postings.push(Vec::new());
-            }
+        for term in terms {
+            let id = match self.term_ids.get(term.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
+                    bytes += term.len() + 48;
+                    self.term_ids.insert(term.clone(), id);
+                    self.postings.push(Vec::new());
+                    id
+                }
+            };
             *frequencies.entry(id).or_default() += 1;
         }
-        let mut terms = Vec::with_capacity(frequencies.len());
+        let length = u32::try_from(terms.len()).unwrap_or(u32::MAX);
+        let mut ids = Vec::with_capacity(frequencies.len());
         for (id, frequency) in frequencies {
             self.postings[id as usize].push((slot, frequency));
-            terms.push(id);
+            ids.push(id);
             bytes += 12;
         }
         self.total_length += u64::from(length);
-        self.documents.insert(slot, (terms, length));
+        self.documents.insert(slot, (ids, length));
         bytes
+    }
+
+    /// Indexes many documents (slots numbered from 0 in this part), tokenizing without an
+    /// allocation per term. Returns the index and its bytes.
+    pub fn build(texts: &[(u32, &str)]) -> (Lexical, usize) {
+        let mut lexical = Lexical::default();
+        let mut bytes = 0;
+        let mut buffer = String::new();
+        let mut frequencies: HashMap<u32, u32> = HashMap::new();
+        for (slot, text) in texts {
+            frequencies.clear();
+            let mut length = 0u32;
+            tokens::for_each_term(text, &mut buffer, |term| {
+                length += 1;
+                let id = match lexical.term_ids.get(term) {
+                    Some(id) => *id,
+                    None => {
+                        let id = u32::try_from(lexical.postings.len()).expect("fewer than 4 billion terms");
+                        bytes += term.len() + 48;
+                        lexical.term_ids.insert(term.to_owned(), id);
+                        lexical.postings.push(Vec::new());
+                        id
+                    }
+                };
+                *frequencies.entry(id).or_default() += 1;
+            });
+            let mut ids = Vec::with_capacity(frequencies.len());
+            for (id, frequency) in frequencies.drain() {
+                lexical.postings[id as usize].push((*slot, frequency));
+                ids.push(id);
+                bytes += 12;
+            }
+            lexical.total_length += u64::from(length);
+            let previous = lexical.documents.insert(*slot, (ids, length));
+            assert!(previous.is_none(), "a slot is indexed once");
+        }
+        (lexical, bytes)
+    }
+
+    /// Absorbs the index of another part, whose slots are shifted by `slot_offset`.
+    pub fn merge(&mut self, partial: Lexical, slot_offset: u32) {
+        let mut global_ids = vec![0u32; partial.postings.len()];
+        for (term, local_id) in partial.term_ids {
+            let global_id = match self.term_ids.get(term.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
+                    self.term_ids.insert(term, id);
+                    self.postings.push(Vec::new());
+                    id
+                }
+            };
+            global_ids[local_id as usize] = global_id;
+        }
+        for (local_id, postings) in partial.postings.into_iter().enumerate() {
+            self.postings[global_ids[local_id] as usize]
+                .extend(postings.into_iter().map(|(slot, frequency)| (slot + slot_offset, frequency)));
+        }
+        for (slot, (ids, length)) in partial.documents {
+            let ids = ids.into_iter().map(|id| global_ids[id as usize]).collect();
+            let previous = self.documents.insert(slot + slot_offset, (ids, length));
+            assert!(previous.is_none(), "parts cover disjoint slots");
+        }
+        self.total_length += partial.total_length;
     }
 
     /// Removes document `slot` if indexed.
@@ -67,7 +143,7 @@ impl Lexical {
     pub fn score(&self, terms: &[String], candidate: impl Fn(u32) -> bool) -> HashMap<u32, f32> {
         let count = self.documents.len() as f32;
         let average_length = if self.documents.is_empty() { 1.0 } else { self.total_length as f32 / count };
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        let mut scores: HashMap<u32, f32> = HashMap::with_capacity(terms.len() * 16);
         for term in terms {
             let Some(&id) = self.term_ids.get(term) else { continue };
             let postings = &self.postings[id as usize];
@@ -106,6 +182,29 @@ mod tests {
         let rare = index.score(&["train".to_owned()], |_| true);
         let common = index.score(&["seat".to_owned()], |_| true);
         assert!(rare[&0] > common[&0], "a rarer term weighs more");
+    }
+
+    #[test]
+    fn a_parallel_build_scores_like_one_by_one_inserts() {
+        let texts: Vec<String> =
+            (0..200).map(|index| format!("word{} common word{} shared", index % 7, index % 13)).collect();
+        let slots: Vec<(u32, &str)> =
+            texts.iter().enumerate().map(|(slot, text)| (slot as u32, text.as_str())).collect();
+        let (built, _) = Lexical::build(&slots);
+        let mut inserted = Lexical::default();
+        for (slot, text) in &slots {
+            inserted.insert(*slot, text);
+        }
+        let query = ["word3".to_owned(), "shared".to_owned(), "word12".to_owned()];
+        let mut left: Vec<(u32, f32)> = built.score(&query, |_| true).into_iter().collect();
+        let mut right: Vec<(u32, f32)> = inserted.score(&query, |_| true).into_iter().collect();
+        left.sort_by_key(|(slot, _)| *slot);
+        right.sort_by_key(|(slot, _)| *slot);
+        assert_eq!(left.len(), right.len());
+        for ((left_slot, left_score), (right_slot, right_score)) in left.iter().zip(&right) {
+            assert_eq!(left_slot, right_slot);
+            assert!((left_score - right_score).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -183,15 +183,64 @@ impl WriteReceipt {
     }
 }
 
-/// Which records a range read returns: those of one collection whose key starts with `prefix`,
-/// strictly after `after` in key order (or before it, when `reverse`), at most `limit`.
+/// Which records a range read returns: those of one collection whose key starts with `prefix`
+/// and lies in `[start, end)` (each bound optional), strictly after `after` in key order (or
+/// before it, when `reverse`), at most `limit`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Range {
     pub collection: Collection,
     pub prefix: Vec<u8>,
+    /// Inclusive lower bound (for reading disjoint parts of a collection in parallel).
+    pub start: Option<Vec<u8>>,
+    /// Exclusive upper bound.
+    pub end: Option<Vec<u8>>,
     pub after: Option<Vec<u8>>,
     pub reverse: bool,
     pub limit: usize,
+}
+
+/// A key greater than every record key (record keys are at most [`RECORD_KEY_BYTES_MAX`]
+/// bytes, and byte strings compare like `memcmp`, shorter first on a tie).
+const KEY_CEILING: [u8; RECORD_KEY_BYTES_MAX + 1] = [0xFF; RECORD_KEY_BYTES_MAX + 1];
+
+impl Range {
+    /// The range as one inclusive lower and one exclusive upper key bound, so a store can
+    /// answer it with a single index range scan (conditions such as `? IS NULL OR key > ?`
+    /// defeat query planners and turn every page into a scan from the start).
+    pub fn key_bounds(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut lower = self.prefix.clone();
+        let mut upper = prefix_upper_bound(&self.prefix).unwrap_or_else(|| KEY_CEILING.to_vec());
+        if let Some(start) = &self.start {
+            lower = lower.max(start.clone());
+        }
+        if let Some(end) = &self.end {
+            upper = upper.min(end.clone());
+        }
+        if let Some(after) = &self.after {
+            if self.reverse {
+                upper = upper.min(after.clone());
+            } else {
+                // The smallest key greater than `after` is `after` followed by a zero byte.
+                let mut successor = after.clone();
+                successor.push(0);
+                lower = lower.max(successor);
+            }
+        }
+        (lower, upper)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when no such bound
+/// exists (empty prefix, or all 0xFF).
+pub(crate) fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < 0xFF {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
 }
 
 /// Records and bytes held by one collection of one room.
@@ -316,4 +365,32 @@ pub(crate) fn unix_now_secs() -> i64 {
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0);
     i64::try_from(now).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A key is inside the bounds exactly when it satisfies every condition of the range.
+        #[test]
+        fn key_bounds_mean_the_range(
+            key in prop::collection::vec(any::<u8>(), 1..6),
+            prefix in prop::collection::vec(any::<u8>(), 0..3),
+            start in prop::option::of(prop::collection::vec(any::<u8>(), 0..4)),
+            end in prop::option::of(prop::collection::vec(any::<u8>(), 0..4)),
+            after in prop::option::of(prop::collection::vec(any::<u8>(), 1..5)),
+            reverse in any::<bool>(),
+        ) {
+            let range = Range { collection: Collection::Items, prefix: prefix.clone(), start: start.clone(), end: end.clone(), after: after.clone(), reverse, limit: 10 };
+            let (lower, upper) = range.key_bounds();
+            let inside = key >= lower && key < upper;
+            let expected = key.starts_with(&prefix)
+                && start.as_ref().is_none_or(|start| &key >= start)
+                && end.as_ref().is_none_or(|end| &key < end)
+                && after.as_ref().is_none_or(|after| if reverse { &key < after } else { &key > after });
+            prop_assert_eq!(inside, expected);
+        }
+    }
 }

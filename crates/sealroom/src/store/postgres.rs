@@ -25,6 +25,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
 
 use super::postgres_tls::MakeRustls;
+use super::prefix_upper_bound;
 use super::{
     Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
     RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
@@ -405,17 +406,6 @@ fn room_from_text(text: &str) -> Result<RoomId, StoreError> {
     Ok(RoomId::from_stored_bytes(bytes))
 }
 
-fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut bound = prefix.to_vec();
-    while let Some(last) = bound.pop() {
-        if last < 0xFF {
-            bound.push(last + 1);
-            return Some(bound);
-        }
-    }
-    None
-}
-
 #[derive(Default, Clone, Copy)]
 struct UsageDelta {
     records: i64,
@@ -700,29 +690,19 @@ impl Backend for PgBackend {
         let client = self.scoped(room, true).await?;
         let sql = if range.reverse {
             "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-             WHERE room = $1 AND collection = $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4)
-             AND ($5::bytea IS NULL OR key < $5) AND (expires_at IS NULL OR expires_at > $6)
-             ORDER BY key DESC LIMIT $7"
+             WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
+             AND (expires_at IS NULL OR expires_at > $5) ORDER BY key DESC LIMIT $6"
         } else {
             "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-             WHERE room = $1 AND collection = $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4)
-             AND ($5::bytea IS NULL OR key > $5) AND (expires_at IS NULL OR expires_at > $6)
-             ORDER BY key ASC LIMIT $7"
+             WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
+             AND (expires_at IS NULL OR expires_at > $5) ORDER BY key ASC LIMIT $6"
         };
-        let upper = prefix_upper_bound(&range.prefix);
+        let (lower, upper) = range.key_bounds();
         let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
         let rows = query_and_commit(
             &client,
             sql,
-            &[
-                &room.to_hex(),
-                &tag(range.collection),
-                &range.prefix.as_slice(),
-                &upper,
-                &range.after,
-                &unix_now_secs(),
-                &limit,
-            ],
+            &[&room.to_hex(), &tag(range.collection), &lower.as_slice(), &upper.as_slice(), &unix_now_secs(), &limit],
         )
         .await?;
         rows.iter().map(record_from_row).collect()

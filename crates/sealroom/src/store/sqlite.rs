@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::prefix_upper_bound;
 use super::{
     Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
     RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
@@ -256,8 +257,12 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Every pragma is set explicitly: WAL for concurrent readers, FULL so a commit is durable
     // when acknowledged, secure_delete so erased rows are overwritten rather than left in free
     // pages, and no memory-mapped I/O so a truncated file yields errors, not SIGBUS.
+    // 16 KiB pages keep a sealed item (text plus a 384-dimension embedding, about 2 KiB) within
+    // one page of the records B-tree instead of an overflow chain; it only takes effect when a
+    // new file is created, so it comes before anything writes.
     connection.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA page_size = 16384;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA secure_delete = ON;
          PRAGMA mmap_size = 0;
@@ -478,19 +483,6 @@ impl SqliteBackend {
 
 fn collection_tag(collection: Collection) -> i64 {
     i64::from(collection.tag())
-}
-
-/// The smallest key greater than every key starting with `prefix`, or `None` when no such bound
-/// exists (empty prefix, or all 0xFF).
-fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut bound = prefix.to_vec();
-    while let Some(last) = bound.pop() {
-        if last < 0xFF {
-            bound.push(last + 1);
-            return Some(bound);
-        }
-    }
-    None
 }
 
 fn wrapped_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WrappedRoomKey> {
@@ -786,32 +778,22 @@ impl Backend for SqliteBackend {
 
     async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
         let room = *room;
-        let range = range.clone();
+        let (lower, upper) = range.key_bounds();
+        let (collection, reverse, limit) =
+            (range.collection, range.reverse, i64::try_from(range.limit).unwrap_or(i64::MAX));
         self.read(move |connection| {
-            let upper = prefix_upper_bound(&range.prefix);
-            let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
-            let sql = if range.reverse {
+            let sql = if reverse {
                 "SELECT key, value, version, expires_at, updated_at FROM records
-                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
-                 AND (?5 IS NULL OR key < ?5) AND (expires_at IS NULL OR expires_at > ?6)
-                 ORDER BY key DESC LIMIT ?7"
+                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND key < ?4
+                 AND (expires_at IS NULL OR expires_at > ?5) ORDER BY key DESC LIMIT ?6"
             } else {
                 "SELECT key, value, version, expires_at, updated_at FROM records
-                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
-                 AND (?5 IS NULL OR key > ?5) AND (expires_at IS NULL OR expires_at > ?6)
-                 ORDER BY key ASC LIMIT ?7"
+                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND key < ?4
+                 AND (expires_at IS NULL OR expires_at > ?5) ORDER BY key ASC LIMIT ?6"
             };
             let mut statement = connection.prepare_cached(sql)?;
             let rows = statement.query_map(
-                params![
-                    &room.as_bytes()[..],
-                    collection_tag(range.collection),
-                    range.prefix,
-                    upper,
-                    range.after,
-                    unix_now_secs(),
-                    limit
-                ],
+                params![&room.as_bytes()[..], collection_tag(collection), lower, upper, unix_now_secs(), limit],
                 record_from_row,
             )?;
             rows.collect()
