@@ -17,7 +17,7 @@ use crate::search::{IndexPart, IndexStamp, ResidentIndex, RoomIndex, SearchError
 use crate::store::{Collection, Range, RecordKey, StoredRecord, WriteReceipt, unix_now_secs};
 
 /// Records read per store round trip while building an index.
-const BUILD_CHUNK_RECORDS: usize = 1024;
+const BUILD_CHUNK_RECORDS: usize = 4096;
 
 /// A change to apply to a resident index after a write.
 pub(crate) enum IndexChange {

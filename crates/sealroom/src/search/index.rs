@@ -23,20 +23,47 @@ const ITEM_OVERHEAD_BYTES: usize = 160;
 /// A share of a room's items with the lexical index of their texts (slots numbered from 0),
 /// prepared on a worker thread while other shares are still being read.
 pub struct IndexPart {
-    entries: Vec<(RecordKey, Item)>,
+    /// Items (embeddings moved to `arena`) with their vector's position in `arena`.
+    entries: Vec<(RecordKey, Item, Option<u32>, usize)>,
     lexical: Lexical,
     lexical_bytes: usize,
+    dims: Option<usize>,
+    arena: Vec<f32>,
+    inverse_norms: Vec<f32>,
 }
 
 impl IndexPart {
-    pub fn build(entries: Vec<(RecordKey, Item)>) -> IndexPart {
-        let texts: Vec<(u32, &str)> = entries
+    /// Tokenizes the texts and lays out the vectors (with their norms) of a share of items.
+    pub fn build(items: Vec<(RecordKey, Item)>) -> IndexPart {
+        let texts: Vec<(u32, &str)> = items
             .iter()
             .enumerate()
             .filter_map(|(slot, (_, item))| Some((u32::try_from(slot).ok()?, item.text.as_deref()?)))
             .collect();
         let (lexical, lexical_bytes) = Lexical::build(&texts);
-        IndexPart { entries, lexical, lexical_bytes }
+        let mut part = IndexPart {
+            entries: Vec::with_capacity(items.len()),
+            lexical,
+            lexical_bytes,
+            dims: None,
+            arena: Vec::new(),
+            inverse_norms: Vec::new(),
+        };
+        for (record_key, mut item) in items {
+            let bytes = item_bytes(&item);
+            let vector = item.embedding.take().and_then(|embedding| {
+                let dims = *part.dims.get_or_insert(embedding.len());
+                if embedding.len() != dims {
+                    return None;
+                }
+                let norm = vectors::norm(&embedding);
+                part.inverse_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
+                part.arena.extend_from_slice(&embedding);
+                u32::try_from(part.inverse_norms.len() - 1).ok()
+            });
+            part.entries.push((record_key, item, vector, bytes));
+        }
+        part
     }
 }
 
@@ -134,10 +161,18 @@ impl RoomIndex {
             let offset = u32::try_from(index.slots.len()).expect("slots fit in u32");
             index.lexical.merge(part.lexical, offset);
             index.bytes += part.lexical_bytes;
-            for (record_key, mut item) in part.entries {
+            // A part whose vectors have other dimensions than the room's keeps its items
+            // searchable by text only (writes refuse such vectors; this guards a race).
+            let dims = part.dims.map(|dims| *index.dims.get_or_insert(dims));
+            let vectors_fit = part.dims.is_some() && dims == part.dims;
+            let vector_base = u32::try_from(index.inverse_norms.len()).expect("vectors fit in u32");
+            if vectors_fit {
+                index.arena.extend_from_slice(&part.arena);
+                index.inverse_norms.extend_from_slice(&part.inverse_norms);
+            }
+            for (record_key, item, vector, bytes) in part.entries {
                 let slot = u32::try_from(index.slots.len()).expect("slots fit in u32");
-                let bytes = item_bytes(&item);
-                let vector_slot = item.embedding.take().and_then(|embedding| index.store_vector(&embedding));
+                let vector_slot = vector.filter(|_| vectors_fit).map(|local| vector_base + local);
                 index.bytes += bytes;
                 let previous = index.by_record_key.insert(record_key.clone(), slot);
                 assert!(previous.is_none(), "range reads return each record once");
