@@ -192,6 +192,7 @@ impl App {
             tenant_writer_role: config.tenant_writer_role.clone(),
             resident_room_keys_max: RoomsSettings::standard().resident_room_keys_max,
             search_resident_bytes_max: config.search_resident_bytes_max,
+            cache_front_bytes_max: config.cache_front_bytes_max,
         };
         let rooms = Rooms::new(
             backend.clone(),

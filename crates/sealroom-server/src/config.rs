@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Most bytes of per-room search indexes held in memory.
     pub search_resident_bytes_max: u64,
+    /// Most bytes of cache entries held in memory (the stores hold them all).
+    pub cache_front_bytes_max: u64,
     /// The OpenAI-compatible embeddings upstream, if any (without one, search is lexical
     /// unless clients send embeddings).
     pub embeddings: Option<EmbeddingsConfig>,
@@ -131,6 +133,8 @@ struct FileConfig {
     log: LogSection,
     #[serde(default)]
     search: SearchSection,
+    #[serde(default)]
+    cache: CacheSection,
     embeddings: Option<EmbeddingsSection>,
 }
 
@@ -138,6 +142,12 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct SearchSection {
     resident_bytes_max: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CacheSection {
+    front_bytes_max: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +240,7 @@ struct LimitsSection {
     messages_per_thread_max: Option<u64>,
     room_bytes_max: Option<u64>,
     cache_entries_per_room_max: Option<u64>,
+    cache_ttl_secs_max: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -253,6 +264,8 @@ pub mod defaults {
     pub const POSTGRES_POOL_SIZE: usize = 16;
     /// 256 MiB of search indexes: about 100,000 items of 384 dimensions with text.
     pub const SEARCH_RESIDENT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+    /// 64 MiB of hot cache entries in memory.
+    pub const CACHE_FRONT_BYTES_MAX: u64 = 64 * 1024 * 1024;
     /// An embeddings upstream that has not answered in 10 s will not answer usefully.
     pub const EMBEDDINGS_TIMEOUT_SECS: u64 = 10;
     /// Texts per embeddings request: OpenAI accepts 2,048; 64 keeps requests small.
@@ -415,6 +428,10 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
             cache_entries_per_room_max: section
                 .cache_entries_per_room_max
                 .unwrap_or(standard.cache_entries_per_room_max),
+            cache_ttl_secs_max: section
+                .cache_ttl_secs_max
+                .unwrap_or(standard.cache_ttl_secs_max)
+                .min(sealroom::limits::TTL_SECS_MAX),
         },
     };
     let positive = [
@@ -427,6 +444,7 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
         ("limits.messages_per_thread_max", limits.rooms.messages_per_thread_max),
         ("limits.room_bytes_max", limits.rooms.room_bytes_max),
         ("limits.cache_entries_per_room_max", limits.rooms.cache_entries_per_room_max),
+        ("limits.cache_ttl_secs_max", limits.rooms.cache_ttl_secs_max),
     ];
     if let Some((setting, _)) = positive.iter().find(|(_, value)| *value == 0) {
         return Err(ConfigError::new(path, *setting, "must be greater than zero"));
@@ -515,6 +533,7 @@ impl ServerConfig {
             limits: limits_config(parsed.limits, file)?,
             log_format,
             search_resident_bytes_max: parsed.search.resident_bytes_max.unwrap_or(defaults::SEARCH_RESIDENT_BYTES_MAX),
+            cache_front_bytes_max: parsed.cache.front_bytes_max.unwrap_or(defaults::CACHE_FRONT_BYTES_MAX),
             embeddings,
         })
     }

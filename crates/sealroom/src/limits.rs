@@ -122,8 +122,11 @@ pub struct RoomLimits {
     pub messages_per_thread_max: u64,
     /// Most bytes (sealed, as stored) one room may hold across all collections.
     pub room_bytes_max: u64,
-    /// Most cache entries (tool results plus responses) one room may hold.
+    /// Most entries one room may hold in each cache (tool results; responses). A full cache
+    /// evicts the room's own oldest entries.
     pub cache_entries_per_room_max: u64,
+    /// Longest time-to-live of a cache entry: caches hold derived data and must expire.
+    pub cache_ttl_secs_max: u64,
 }
 
 impl RoomLimits {
@@ -136,6 +139,7 @@ impl RoomLimits {
             messages_per_thread_max: 100_000,
             room_bytes_max: 512 * 1024 * 1024,
             cache_entries_per_room_max: 10_000,
+            cache_ttl_secs_max: 7 * 24 * 3600,
         }
     }
 }

@@ -54,6 +54,17 @@ pub(crate) struct StoredItem {
     pub expires_at: Option<i64>,
 }
 
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredCacheEntry {
+    pub owner: [u8; 32],
+    /// The HMAC of what the entry is filed under (tool and canonical arguments, or canonical
+    /// request): checked on read, so an entry can only answer the lookup it was stored for.
+    pub digest: [u8; 32],
+    pub value_json: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 macro_rules! owned {
     ($($kind:ty),*) => {
         $(impl Owned for $kind {
@@ -63,7 +74,7 @@ macro_rules! owned {
         })*
     };
 }
-owned!(StoredThread, StoredMessage, StoredItem);
+owned!(StoredThread, StoredMessage, StoredItem, StoredCacheEntry);
 
 pub(crate) fn encode<T: Serialize>(payload: &T) -> Vec<u8> {
     let mut bytes = vec![PAYLOAD_V1];

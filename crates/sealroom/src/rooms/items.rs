@@ -276,10 +276,17 @@ impl<'room> Items<'room> {
                 return Err(RoomError::NotFound);
             }
             let checks = vec![Check::Exists(Collection::Items, record_key.clone())];
-            let operations = vec![Operation::Delete { collection: Collection::Items, key: record_key.clone() }];
+            // What was cached may derive from this item: the room's caches go with it, in the
+            // same atomic batch (so also across restarts and nodes).
+            let operations = vec![
+                Operation::Delete { collection: Collection::Items, key: record_key.clone() },
+                Operation::DeletePrefix { collection: Collection::ToolCache, prefix: Vec::new() },
+                Operation::DeletePrefix { collection: Collection::ResponseCache, prefix: Vec::new() },
+            ];
             match self.room.commit(&keys, checks, operations, Vec::new()).await {
                 Ok(receipt) => {
                     self.room.after_items_write(&keys, &receipt, IndexChange::Remove(record_key));
+                    self.room.shared().fronts.forget(&self.room.id());
                     return Ok(());
                 }
                 Err(WriteFailure::Retry) => continue,

@@ -12,6 +12,7 @@
 mod alarms;
 #[doc(hidden)]
 pub mod baseline;
+mod cache;
 mod codec;
 mod items;
 mod keyring;
@@ -24,6 +25,9 @@ use std::sync::Arc;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
+#[cfg(feature = "test-hooks")]
+pub use cache::plant_foreign_tool_entry;
+pub use cache::{CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
 pub use items::{Item, ItemCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
@@ -52,6 +56,9 @@ pub struct RoomsSettings {
     /// Most bytes of search indexes kept in memory, across all rooms (least recently used
     /// rooms' indexes are dropped and rebuilt on their next search).
     pub search_resident_bytes_max: u64,
+    /// Most bytes of cache entries kept in memory across all rooms (each room's share is
+    /// further bounded; entries evicted from memory remain in the store).
+    pub cache_front_bytes_max: u64,
 }
 
 impl RoomsSettings {
@@ -61,6 +68,7 @@ impl RoomsSettings {
             tenant_writer_role: "tenant-writer".into(),
             resident_room_keys_max: 10_000,
             search_resident_bytes_max: 256 * 1024 * 1024,
+            cache_front_bytes_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -142,6 +150,7 @@ pub(crate) struct Shared {
     /// still settled by the store's version checks.
     pub(crate) write_locks: Vec<tokio::sync::Mutex<()>>,
     pub(crate) indexes: crate::search::SearchIndexes,
+    pub(crate) fronts: cache::CacheFronts,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) keyring: Keyring,
     pub(crate) room_ids: RoomIdDeriver,
@@ -183,8 +192,17 @@ impl Rooms {
         let keyring = Keyring::new(master_key, previous_master_key, settings.resident_room_keys_max);
         let write_locks = (0..WRITE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         let indexes = crate::search::SearchIndexes::new(settings.search_resident_bytes_max);
-        let shared =
-            Shared { write_locks, indexes, backend, keyring, room_ids, alarms: IsolationAlarms::default(), settings };
+        let fronts = cache::CacheFronts::new(settings.cache_front_bytes_max);
+        let shared = Shared {
+            write_locks,
+            indexes,
+            fronts,
+            backend,
+            keyring,
+            room_ids,
+            alarms: IsolationAlarms::default(),
+            settings,
+        };
         Ok(Rooms { shared: Arc::new(shared) })
     }
 
@@ -237,6 +255,7 @@ async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, Ro
     let existed = shared.backend.destroy_room_key(room).await?;
     shared.keyring.forget(room);
     shared.indexes.forget(room);
+    shared.fronts.forget(room);
     let purged = shared.backend.purge_room(room).await?;
     Ok(ErasureReceipt {
         room: *room,

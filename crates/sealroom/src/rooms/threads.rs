@@ -224,12 +224,18 @@ impl<'room> Threads<'room> {
                 return Err(RoomError::NotFound);
             }
             let checks = vec![Check::Exists(Collection::Threads, key.clone())];
+            // What was cached may derive from this thread: the room's caches go with it.
             let operations = vec![
                 Operation::Delete { collection: Collection::Threads, key },
                 Operation::DeletePrefix { collection: Collection::Messages, prefix: id.as_bytes().to_vec() },
+                Operation::DeletePrefix { collection: Collection::ToolCache, prefix: Vec::new() },
+                Operation::DeletePrefix { collection: Collection::ResponseCache, prefix: Vec::new() },
             ];
             match self.room.commit(&keys, checks, operations, Vec::new()).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.room.shared().fronts.forget(&self.room.id());
+                    return Ok(());
+                }
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
             }

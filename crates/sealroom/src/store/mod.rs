@@ -141,6 +141,8 @@ pub enum Operation {
     Delete { collection: Collection, key: RecordKey },
     /// Removes every record whose key starts with `prefix`.
     DeletePrefix { collection: Collection, prefix: Vec<u8> },
+    /// Removes the room's expired records of a collection (before they are swept).
+    DeleteExpired { collection: Collection },
 }
 
 /// A bound the batch must leave the room within.

@@ -514,6 +514,22 @@ async fn apply_operation(
             delta.records -= row.get::<_, i64>(0);
             delta.bytes -= row.get::<_, i64>(1);
         }
+        Operation::DeleteExpired { collection } => {
+            let statement = transaction
+                .prepare_cached(
+                    "WITH removed AS (
+                         DELETE FROM sealroom.records WHERE room = $1 AND collection = $2
+                         AND expires_at IS NOT NULL AND expires_at <= $3
+                         RETURNING octet_length(value) + octet_length(key) AS bytes)
+                     SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
+                )
+                .await
+                .map_err(db_error)?;
+            let row = transaction.query_one(&statement, &[&room, &tag(*collection), &now]).await.map_err(db_error)?;
+            let delta = deltas.entry(*collection).or_default();
+            delta.records -= row.get::<_, i64>(0);
+            delta.bytes -= row.get::<_, i64>(1);
+        }
     }
     Ok(())
 }

@@ -657,6 +657,22 @@ fn apply_operation(
             delta.records -= count;
             delta.bytes -= bytes;
         }
+        Operation::DeleteExpired { collection } => {
+            let (count, bytes): (i64, i64) = connection
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
+                     WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+                )?
+                .query_row(params![room, collection_tag(*collection), now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            connection
+                .prepare_cached(
+                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+                )?
+                .execute(params![room, collection_tag(*collection), now])?;
+            let delta = deltas.entry(*collection).or_default();
+            delta.records -= count;
+            delta.bytes -= bytes;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,516 @@
+//! Per-room caches: tool results keyed by tool name and canonical arguments, and model
+//! responses keyed by the canonical request.
+//!
+//! Caches are where cross-user leaks happen most: a key without the user, a namespace the
+//! client chooses, one user's churn evicting another's entries. Here every key is an HMAC under
+//! the room's own key, over the tool name and the RFC 8785 canonical form of the arguments, so
+//! equal requests from two users never share an entry, and a client cannot name an entry it did
+//! not derive itself. Entries are sealed at rest (durable, shared by nodes on PostgreSQL), carry
+//! their owner and a digest of what they are filed under, and are checked on every read.
+//!
+//! A bounded in-memory front holds recently used entries per room. Its validity is checked
+//! against the collection's version in the store on every lookup, so a write or deletion through
+//! another node is never hidden by it. Within a room only that room's entries are evicted; under
+//! global memory pressure a whole idle room's front may be dropped, which costs latency (its
+//! entries are still in the store), never an entry of another room.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::codec::StoredCacheEntry;
+use super::names::{InputError, Ttl};
+use super::{AlarmKind, Room, RoomError, WriteFailure};
+use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
+use crate::room_id::RoomId;
+use crate::seal::{RoomKeyId, RoomKeys};
+use crate::store::{Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
+
+/// Longest tool name.
+pub const TOOL_NAME_BYTES_MAX: usize = 64;
+/// Largest canonical arguments (or canonical request) a cache key is derived from.
+pub const CACHE_KEY_MATERIAL_BYTES_MAX: usize = 256 * 1024;
+/// Largest cached value.
+pub const CACHE_VALUE_BYTES_MAX: usize = 1024 * 1024;
+/// Most bytes of one room's in-memory front: its own hot entries, nothing more.
+pub const CACHE_FRONT_ROOM_BYTES_MAX: usize = 1024 * 1024;
+/// Share of a full cache collection evicted at once (the room's own oldest entries), so a
+/// room at its quota does not evict on every write.
+const EVICT_FRACTION: u64 = 10;
+
+/// A tool name: 1 to 64 of `[A-Za-z0-9_.:-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ToolName(String);
+
+impl ToolName {
+    pub fn parse(text: &str) -> Result<ToolName, InputError> {
+        let valid = !text.is_empty()
+            && text.len() <= TOOL_NAME_BYTES_MAX
+            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b':' | b'-'));
+        if valid {
+            Ok(ToolName(text.to_owned()))
+        } else {
+            Err(InputError::new("tool", format!("must be 1 to {TOOL_NAME_BYTES_MAX} of A-Z a-z 0-9 _ . : -")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The RFC 8785 (JSON Canonicalization Scheme) form of a value: object keys sorted by UTF-16
+/// code units, numbers in ECMAScript form, minimal string escapes. Equal JSON, equal bytes.
+pub fn canonical_json(value: &Value) -> Result<Vec<u8>, InputError> {
+    let bytes =
+        serde_json_canonicalizer::to_vec(value).map_err(|_| InputError::new("args", "cannot be canonicalized"))?;
+    if bytes.len() > CACHE_KEY_MATERIAL_BYTES_MAX {
+        return Err(InputError::new(
+            "args",
+            format!("may be at most {CACHE_KEY_MATERIAL_BYTES_MAX} bytes canonicalized"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A cache hit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheHit {
+    pub value: Value,
+    /// Seconds since the entry was stored.
+    pub age_secs: i64,
+    pub expires_at: i64,
+}
+
+/// Where an entry is filed: its record key and the digest its payload must carry.
+struct EntryAddress {
+    collection: Collection,
+    key: RecordKey,
+    digest: [u8; 32],
+}
+
+fn tool_prefix(keys: &RoomKeys, tool: &ToolName) -> Vec<u8> {
+    keys.index_hash(b"tool-name", &[tool.as_str().as_bytes()])[..16].to_vec()
+}
+
+fn tool_address(keys: &RoomKeys, tool: &ToolName, canonical_args: &[u8]) -> EntryAddress {
+    let mut key = tool_prefix(keys, tool);
+    key.extend_from_slice(&keys.index_hash(b"tool-args", &[tool.as_str().as_bytes(), canonical_args])[..16]);
+    EntryAddress {
+        collection: Collection::ToolCache,
+        key: RecordKey::new(key),
+        digest: keys.index_hash(b"tool-entry", &[tool.as_str().as_bytes(), canonical_args]),
+    }
+}
+
+fn response_address(keys: &RoomKeys, canonical_request: &[u8]) -> EntryAddress {
+    EntryAddress {
+        collection: Collection::ResponseCache,
+        key: RecordKey::new(keys.index_hash(b"response", &[canonical_request])[..32].to_vec()),
+        digest: keys.index_hash(b"response-entry", &[canonical_request]),
+    }
+}
+
+/// Tool results of one room.
+pub struct ToolCache<'room> {
+    room: &'room Room,
+}
+
+/// Model responses of one room (used by the OpenAI-compatible proxy).
+pub struct ResponseCache<'room> {
+    room: &'room Room,
+}
+
+impl Room {
+    /// This room's tool-result cache.
+    pub fn tool_cache(&self) -> ToolCache<'_> {
+        ToolCache { room: self }
+    }
+
+    /// This room's response cache.
+    pub fn response_cache(&self) -> ResponseCache<'_> {
+        ResponseCache { room: self }
+    }
+}
+
+impl ToolCache<'_> {
+    /// Stores a tool result under the tool and its canonical arguments.
+    pub async fn put(&self, tool: &ToolName, args: &Value, result: &Value, ttl: Ttl) -> Result<(), RoomError> {
+        let canonical = canonical_json(args)?;
+        self.room.cache_put(|keys| tool_address(keys, tool, &canonical), result, ttl).await
+    }
+
+    /// The cached result for the tool and arguments, if any and not expired.
+    pub async fn lookup(&self, tool: &ToolName, args: &Value) -> Result<Option<CacheHit>, RoomError> {
+        let canonical = canonical_json(args)?;
+        self.room.cache_lookup(Collection::ToolCache, |keys| tool_address(keys, tool, &canonical)).await
+    }
+
+    /// Removes every cached result of a tool.
+    pub async fn delete_tool(&self, tool: &ToolName) -> Result<(), RoomError> {
+        self.room.require_write()?;
+        let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
+        let operations =
+            vec![Operation::DeletePrefix { collection: Collection::ToolCache, prefix: tool_prefix(&keys, tool) }];
+        match self.room.commit(&keys, Vec::new(), operations, Vec::new()).await {
+            Ok(_) | Err(WriteFailure::Retry) => {
+                self.room.shared().fronts.forget(&self.room.id());
+                Ok(())
+            }
+            Err(WriteFailure::Failed(error)) => Err(error),
+        }
+    }
+}
+
+impl ResponseCache<'_> {
+    /// Stores a response under the canonical form of the request that produced it.
+    pub async fn put(&self, request: &Value, response: &Value, ttl: Ttl) -> Result<(), RoomError> {
+        let canonical = canonical_json(request)?;
+        self.room.cache_put(|keys| response_address(keys, &canonical), response, ttl).await
+    }
+
+    /// The cached response for an equal request, if any and not expired.
+    pub async fn lookup(&self, request: &Value) -> Result<Option<CacheHit>, RoomError> {
+        let canonical = canonical_json(request)?;
+        self.room.cache_lookup(Collection::ResponseCache, |keys| response_address(keys, &canonical)).await
+    }
+}
+
+impl Room {
+    async fn cache_put(
+        &self,
+        address_of: impl Fn(&RoomKeys) -> EntryAddress,
+        value: &Value,
+        ttl: Ttl,
+    ) -> Result<(), RoomError> {
+        let ttl_max = self.limits().cache_ttl_secs_max;
+        if ttl.secs() > ttl_max {
+            return Err(InputError::new("ttl_secs", format!("may be at most {ttl_max} for cache entries")).into());
+        }
+        let value_json = value.to_string();
+        if value_json.len() > CACHE_VALUE_BYTES_MAX {
+            return Err(InputError::new("result", format!("may be at most {CACHE_VALUE_BYTES_MAX} bytes")).into());
+        }
+        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+            let keys = self.write_keys().await?;
+            let address = address_of(&keys);
+            let now = unix_now_secs();
+            let entry = StoredCacheEntry {
+                owner: *self.id().as_bytes(),
+                digest: address.digest,
+                value_json: value_json.clone(),
+                created_at: now,
+                expires_at: ttl.expires_at(now),
+            };
+            let sealed = self.seal(&keys, address.collection, &address.key, &entry)?;
+            let operations = vec![Operation::Put {
+                collection: address.collection,
+                key: address.key.clone(),
+                value: sealed,
+                expires_at: Some(entry.expires_at),
+            }];
+            let quotas = vec![
+                Quota::Records { collection: address.collection, max: self.limits().cache_entries_per_room_max },
+                self.room_bytes_quota(),
+            ];
+            match self.commit(&keys, Vec::new(), operations, quotas).await {
+                Ok(receipt) => {
+                    if let Some(version) = receipt.collection_version(address.collection) {
+                        self.shared().fronts.after_write(
+                            &self.id(),
+                            *keys.key_id(),
+                            address.collection,
+                            version,
+                            address.key,
+                            &entry,
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(RoomError::QuotaExceeded(_))) => {
+                    self.evict_oldest(&keys, address.collection).await?
+                }
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// Makes room in a full cache collection by removing this room's expired entries and its
+    /// oldest tenth: eviction only ever touches the same room's entries.
+    async fn evict_oldest(&self, keys: &RoomKeys, collection: Collection) -> Result<(), RoomError> {
+        let max = self.limits().cache_entries_per_room_max;
+        let range = Range {
+            collection,
+            prefix: Vec::new(),
+            start: None,
+            end: None,
+            after: None,
+            reverse: false,
+            limit: usize::try_from(max).unwrap_or(usize::MAX),
+        };
+        let mut live: Vec<(i64, RecordKey)> = self
+            .backend()
+            .range(&self.id(), &range)
+            .await?
+            .into_iter()
+            .map(|record| (record.updated_at, record.key))
+            .collect();
+        live.sort();
+        let evict = usize::try_from((max / EVICT_FRACTION).max(1)).unwrap_or(1);
+        let mut operations = vec![Operation::DeleteExpired { collection }];
+        operations.extend(live.into_iter().take(evict).map(|(_, key)| Operation::Delete { collection, key }));
+        match self.commit(keys, Vec::new(), operations, Vec::new()).await {
+            Ok(_) | Err(WriteFailure::Retry) => {
+                self.shared().fronts.forget(&self.id());
+                Ok(())
+            }
+            Err(WriteFailure::Failed(error)) => Err(error),
+        }
+    }
+
+    async fn cache_lookup(
+        &self,
+        collection: Collection,
+        address_of: impl Fn(&RoomKeys) -> EntryAddress,
+    ) -> Result<Option<CacheHit>, RoomError> {
+        let Some(keys) = self.read_keys().await? else { return Ok(None) };
+        let address = address_of(&keys);
+        let version = self.backend().collection_version(&self.id(), collection).await?;
+        let fronts = &self.shared().fronts;
+        let now = unix_now_secs();
+        if let Some(entry) = fronts.get(&self.id(), *keys.key_id(), collection, version, &address.key) {
+            return Ok(hit_of(&entry, now));
+        }
+        let Some(record) = self.backend().get(&self.id(), collection, &address.key).await? else { return Ok(None) };
+        let entry: StoredCacheEntry = self.open(&keys, collection, &record).await?;
+        if entry.digest != address.digest {
+            self.raise(collection, AlarmKind::NameMismatch);
+            return Err(RoomError::IsolationAlarm);
+        }
+        fronts.fill(&self.id(), *keys.key_id(), collection, version, address.key, &entry);
+        Ok(hit_of(&entry, now))
+    }
+}
+
+/// Test-only: plants a tool-cache entry in `victim`'s room that claims to belong to `claimed`:
+/// sealed with the victim's own key and filed where the victim will look, but stamped with
+/// another owner. This is what a bug or an attacker with write access to the store could do;
+/// the read path must refuse it.
+#[cfg(feature = "test-hooks")]
+pub async fn plant_foreign_tool_entry(
+    victim: &Room,
+    claimed: &Room,
+    tool: &ToolName,
+    args: &Value,
+    result: &Value,
+) -> Result<(), RoomError> {
+    let canonical = canonical_json(args)?;
+    let keys = victim.write_keys().await?;
+    let address = tool_address(&keys, tool, &canonical);
+    let now = unix_now_secs();
+    let entry = StoredCacheEntry {
+        owner: *claimed.id().as_bytes(),
+        digest: address.digest,
+        value_json: result.to_string(),
+        created_at: now,
+        expires_at: now + 600,
+    };
+    let sealed = keys
+        .seal(address.collection, &address.key, &super::codec::encode(&entry))
+        .map_err(|_| RoomError::Unavailable("sealing failed".into()))?;
+    let operations = vec![Operation::Put {
+        collection: address.collection,
+        key: address.key,
+        value: sealed,
+        expires_at: Some(entry.expires_at),
+    }];
+    match victim.commit(&keys, Vec::new(), operations, Vec::new()).await {
+        Ok(_) => Ok(()),
+        Err(WriteFailure::Retry) => Err(RoomError::Conflict),
+        Err(WriteFailure::Failed(error)) => Err(error),
+    }
+}
+
+fn hit_of(entry: &StoredCacheEntry, now: i64) -> Option<CacheHit> {
+    if entry.expires_at <= now {
+        return None;
+    }
+    let value = serde_json::from_str(&entry.value_json).ok()?;
+    Some(CacheHit { value, age_secs: (now - entry.created_at).max(0), expires_at: entry.expires_at })
+}
+
+/// One room's in-memory front.
+#[derive(Default)]
+struct RoomFront {
+    /// Per collection: the room-key generation and collection version the entries are valid for.
+    stamps: HashMap<Collection, (RoomKeyId, u64)>,
+    entries: HashMap<(Collection, RecordKey), FrontEntry>,
+    bytes: usize,
+    tick: u64,
+}
+
+struct FrontEntry {
+    entry: Arc<StoredCacheEntry>,
+    bytes: usize,
+    last_used: u64,
+}
+
+impl RoomFront {
+    /// Drops a collection's entries unless they are valid for `stamp`; then records `stamp`.
+    fn validate(&mut self, collection: Collection, stamp: (RoomKeyId, u64)) {
+        if self.stamps.get(&collection) != Some(&stamp) {
+            self.entries.retain(|(entry_collection, _), _| *entry_collection != collection);
+            self.bytes = self.entries.values().map(|entry| entry.bytes).sum();
+            self.stamps.insert(collection, stamp);
+        }
+    }
+
+    fn insert(&mut self, collection: Collection, key: RecordKey, entry: &StoredCacheEntry) {
+        let bytes = entry.value_json.len() + 128;
+        if bytes > CACHE_FRONT_ROOM_BYTES_MAX {
+            return;
+        }
+        self.tick += 1;
+        let previous = self
+            .entries
+            .insert((collection, key), FrontEntry { entry: Arc::new(entry.clone()), bytes, last_used: self.tick });
+        self.bytes = self.bytes + bytes - previous.map_or(0, |previous| previous.bytes);
+        // Evict this room's least recently used entries, never another room's.
+        while self.bytes > CACHE_FRONT_ROOM_BYTES_MAX {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, entry)| entry.last_used).map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            if let Some(removed) = self.entries.remove(&oldest) {
+                self.bytes -= removed.bytes;
+            }
+        }
+        debug_assert_eq!(self.bytes, self.entries.values().map(|entry| entry.bytes).sum::<usize>());
+    }
+}
+
+/// The fronts of all rooms, bounded in total bytes; whole idle rooms are dropped first.
+pub(crate) struct CacheFronts {
+    rooms: moka::sync::Cache<RoomId, Arc<Mutex<RoomFront>>>,
+}
+
+impl CacheFronts {
+    pub(crate) fn new(bytes_max: u64) -> CacheFronts {
+        let rooms = moka::sync::Cache::builder()
+            .max_capacity(bytes_max)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .weigher(|_room: &RoomId, front: &Arc<Mutex<RoomFront>>| {
+                u32::try_from(front.lock().map_or(0, |front| front.bytes) + 256).unwrap_or(u32::MAX)
+            })
+            .build();
+        CacheFronts { rooms }
+    }
+
+    fn get(
+        &self,
+        room: &RoomId,
+        key_id: RoomKeyId,
+        collection: Collection,
+        version: u64,
+        key: &RecordKey,
+    ) -> Option<Arc<StoredCacheEntry>> {
+        let front = self.rooms.get(room)?;
+        let mut front = front.lock().expect("front lock");
+        front.validate(collection, (key_id, version));
+        front.tick += 1;
+        let tick = front.tick;
+        let found = front.entries.get_mut(&(collection, key.clone()))?;
+        found.last_used = tick;
+        Some(found.entry.clone())
+    }
+
+    /// Remembers an entry read from the store at `version`.
+    fn fill(
+        &self,
+        room: &RoomId,
+        key_id: RoomKeyId,
+        collection: Collection,
+        version: u64,
+        key: RecordKey,
+        entry: &StoredCacheEntry,
+    ) {
+        let front = self.rooms.get_with(*room, || Arc::new(Mutex::new(RoomFront::default())));
+        {
+            let mut guard = front.lock().expect("front lock");
+            guard.validate(collection, (key_id, version));
+            guard.insert(collection, key, entry);
+        }
+        self.rooms.insert(*room, front);
+    }
+
+    /// Records this process's own write: kept if it is the very next version, else the
+    /// collection's front is dropped.
+    fn after_write(
+        &self,
+        room: &RoomId,
+        key_id: RoomKeyId,
+        collection: Collection,
+        version: u64,
+        key: RecordKey,
+        entry: &StoredCacheEntry,
+    ) {
+        let Some(front) = self.rooms.get(room) else { return };
+        {
+            let mut guard = front.lock().expect("front lock");
+            if guard.stamps.get(&collection) == Some(&(key_id, version.saturating_sub(1))) {
+                guard.stamps.insert(collection, (key_id, version));
+                guard.insert(collection, key, entry);
+            } else {
+                guard.validate(collection, (key_id, version));
+            }
+        }
+        self.rooms.insert(*room, front);
+    }
+
+    pub(crate) fn forget(&self, room: &RoomId) {
+        self.rooms.invalidate(room);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_follows_rfc_8785() {
+        let canonical = |value: Value| String::from_utf8(canonical_json(&value).expect("canonical")).expect("utf-8");
+        // Key order by UTF-16 code units, whitespace removed.
+        assert_eq!(
+            canonical(json!({"b": 1, "a": 2, "aa": [3, {"z": 0, "y": 1}]})),
+            r#"{"a":2,"aa":[3,{"y":1,"z":0}],"b":1}"#
+        );
+        // RFC 8785 §3.2.3: "\u20ac" sorts after "\r" and "1"; "\u0080" before "\u00f6".
+        assert_eq!(canonical(json!({"\u{20ac}": 1, "\r": 2, "1": 3})), "{\"\\r\":2,\"1\":3,\"\u{20ac}\":1}");
+        // Numbers in ECMAScript form.
+        assert_eq!(canonical(json!([4.50, 2e-3, 1e30, 0.000001, -0.0, 100])), "[4.5,0.002,1e+30,0.000001,0,100]");
+        assert_eq!(canonical(json!([1e-7, 123456789012345680000.0, 1e21])), "[1e-7,123456789012345680000,1e+21]");
+        // Strings: minimal escapes, non-ASCII literal.
+        assert_eq!(canonical(json!("\u{0}\u{1f}\"\\/é🙂")), "\"\\u0000\\u001f\\\"\\\\/é🙂\"");
+    }
+
+    #[test]
+    fn equal_json_gives_equal_keys_whatever_the_spelling() {
+        let left: Value =
+            serde_json::from_str(r#"{"q": "hotels", "n": 10, "filters": {"b": true, "a": 1.0}}"#).expect("json");
+        let right: Value =
+            serde_json::from_str(r#"{ "filters":{"a":1,"b":true},"n":1e1 ,"q":"\u0068otels"}"#).expect("json");
+        assert_eq!(canonical_json(&left).expect("left"), canonical_json(&right).expect("right"));
+    }
+
+    #[test]
+    fn tool_names_are_checked() {
+        assert!(ToolName::parse("web.search:v2-beta_1").is_ok());
+        for bad in ["", "has space", "slash/name", "ünïcode", &"x".repeat(65)] {
+            assert!(ToolName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
