@@ -288,6 +288,35 @@ pub struct SearchResponse {
     pub results: Vec<SearchResult>,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPutRequest {
+    /// The tool's arguments; canonicalized (RFC 8785) before keying, so key order and number
+    /// spelling do not matter.
+    #[schema(value_type = Object)]
+    pub args: Value,
+    #[schema(value_type = Object)]
+    pub result: Value,
+    /// Required: cached results always expire.
+    pub ttl_secs: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLookupRequest {
+    #[schema(value_type = Object)]
+    pub args: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ToolLookupResponse {
+    pub hit: bool,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub age_secs: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,

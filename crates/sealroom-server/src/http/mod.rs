@@ -1,5 +1,6 @@
 //! The HTTP API: routes of the v1 contract, the error model, extractors and middleware.
 
+mod cache;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -57,6 +58,8 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(items::list_tenant_items))
         .routes(routes!(items::search_items))
         .routes(routes!(items::search_tenant_items))
+        .routes(routes!(cache::put_tool_result, cache::delete_tool_results))
+        .routes(routes!(cache::lookup_tool_result))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod cache;
 mod external_jwt;
 mod fake_upstream;
 mod identity;

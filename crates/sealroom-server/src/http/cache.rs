@@ -1,0 +1,56 @@
+//! Tool-result cache routes: store, look up and delete a tool's cached results in the caller's
+//! room. Keys are derived by the room from the tool name and canonical arguments; a client
+//! cannot name an entry directly.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use sealroom::rooms::{ToolName, Ttl};
+
+use super::dto::{ToolLookupRequest, ToolLookupResponse, ToolPutRequest};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Caller, JsonBody};
+
+/// Caches a tool result for these arguments.
+#[utoipa::path(put, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])), request_body = ToolPutRequest,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn put_tool_result(
+    caller: Caller,
+    Path(tool): Path<String>,
+    JsonBody(request): JsonBody<ToolPutRequest>,
+) -> Result<StatusCode, ApiError> {
+    let tool = ToolName::parse(&tool)?;
+    let ttl = Ttl::parse(request.ttl_secs)?;
+    caller.room.tool_cache().put(&tool, &request.args, &request.result, ttl).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Looks up a cached tool result.
+#[utoipa::path(post, path = "/v1/cache/tools/{tool}/lookup", tag = "cache", security(("bearer" = [])), request_body = ToolLookupRequest,
+    responses((status = 200, body = ToolLookupResponse), (status = 400, body = ErrorBody)))]
+pub async fn lookup_tool_result(
+    caller: Caller,
+    Path(tool): Path<String>,
+    JsonBody(request): JsonBody<ToolLookupRequest>,
+) -> Result<Json<ToolLookupResponse>, ApiError> {
+    let tool = ToolName::parse(&tool)?;
+    let hit = caller.room.tool_cache().lookup(&tool, &request.args).await?;
+    Ok(Json(match hit {
+        Some(hit) => ToolLookupResponse {
+            hit: true,
+            result: Some(hit.value),
+            age_secs: Some(hit.age_secs),
+            expires_at: Some(hit.expires_at),
+        },
+        None => ToolLookupResponse { hit: false, result: None, age_secs: None, expires_at: None },
+    }))
+}
+
+/// Deletes every cached result of a tool.
+#[utoipa::path(delete, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn delete_tool_results(caller: Caller, Path(tool): Path<String>) -> Result<StatusCode, ApiError> {
+    let tool = ToolName::parse(&tool)?;
+    caller.room.tool_cache().delete_tool(&tool).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
