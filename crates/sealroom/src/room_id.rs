@@ -30,6 +30,14 @@ impl RoomId {
         hex::encode(self.0)
     }
 
+    /// Parses an id an operator copied from a listing (admin tooling only: a client never
+    /// names a room).
+    pub(crate) fn from_hex(text: &str) -> Option<RoomId> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(RoomId(bytes))
+    }
+
     /// Rebuilds an id read back from the store. Crate-private: a client never names a room.
     pub(crate) fn from_stored_bytes(bytes: [u8; 32]) -> RoomId {
         RoomId(bytes)

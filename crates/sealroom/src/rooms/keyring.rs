@@ -39,6 +39,14 @@ impl Keyring {
         Keyring { master, previous_master, resident: moka::sync::Cache::new(resident_keys_max) }
     }
 
+    pub(crate) fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    pub(crate) fn previous_master(&self) -> Option<&MasterKey> {
+        self.previous_master.as_ref()
+    }
+
     fn unwrap(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Option<RoomKeys> {
         if wrapped.master_key_id == self.master.id() {
             return self.master.unwrap_room_key(room, wrapped).ok();

@@ -9,7 +9,9 @@
 //! and on every read it must open under the room's key and name the room as owner; anything else
 //! is an isolation alarm and is never served.
 
+mod admin;
 mod alarms;
+mod audit;
 #[doc(hidden)]
 pub mod baseline;
 mod cache;
@@ -24,7 +26,9 @@ use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
+pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AuditEntry, AuditEvent, AuditVerdict};
 #[cfg(feature = "test-hooks")]
 pub use cache::plant_foreign_tool_entry;
 pub use cache::{CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
@@ -209,7 +213,8 @@ impl Rooms {
     /// The principal's own room (read and write).
     pub fn room(&self, principal: &Principal) -> Room {
         let id = self.shared.room_ids.derive(RoomKind::User, principal.issuer(), principal.subject());
-        Room { shared: self.shared.clone(), id, kind: RoomKind::User, writable: true }
+        let actor = Actor { room: id, token_id: principal.token_id().map(str::to_owned) };
+        Room { shared: self.shared.clone(), id, kind: RoomKind::User, writable: true, actor }
     }
 
     /// The principal's tenant room: readable by every member, writable with the writer role.
@@ -217,7 +222,11 @@ impl Rooms {
         let tenant = principal.tenant().ok_or(RoomError::NoTenant)?;
         let id = self.shared.room_ids.derive(RoomKind::Tenant, principal.issuer(), tenant);
         let writable = principal.has_role(&self.shared.settings.tenant_writer_role);
-        Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable })
+        let actor = Actor {
+            room: self.shared.room_ids.derive(RoomKind::User, principal.issuer(), principal.subject()),
+            token_id: principal.token_id().map(str::to_owned),
+        };
+        Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable, actor })
     }
 
     /// Rooms whose search index is resident in memory now.
@@ -273,6 +282,15 @@ pub struct Room {
     id: RoomId,
     kind: RoomKind,
     writable: bool,
+    actor: Actor,
+}
+
+/// Who acts on a room, as the audit trail records it: the principal's own room id (never its
+/// subject) and the token's id.
+#[derive(Clone, Debug)]
+struct Actor {
+    room: RoomId,
+    token_id: Option<String>,
 }
 
 impl std::fmt::Debug for Room {
@@ -354,7 +372,21 @@ impl Room {
     /// The room's keys for writing, creating the room on first write.
     pub(crate) async fn write_keys(&self) -> Result<Arc<RoomKeys>, RoomError> {
         self.require_write()?;
+        self.system_write_keys().await
+    }
+
+    /// The room's keys for writes the system makes on the principal's behalf (the audit
+    /// trail), which need no write permission.
+    pub(crate) async fn system_write_keys(&self) -> Result<Arc<RoomKeys>, RoomError> {
         Ok(self.shared.keyring.existing_or_create(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+    }
+
+    pub(crate) fn actor_room(&self) -> RoomId {
+        self.actor.room
+    }
+
+    pub(crate) fn actor_token_id(&self) -> Option<&str> {
+        self.actor.token_id.as_deref()
     }
 
     pub(crate) fn shared(&self) -> &Shared {

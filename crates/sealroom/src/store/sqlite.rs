@@ -502,9 +502,15 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     if key.is_empty() || key.len() > crate::limits::RECORD_KEY_BYTES_MAX {
         return Err(rusqlite::Error::InvalidColumnType(0, "key".into(), rusqlite::types::Type::Blob));
     }
+    // A value tampered into another type is taken as its bytes: it then fails to open and is
+    // refused as an isolation alarm, rather than failing the whole read as "unavailable".
+    let value = match row.get_ref(1)? {
+        rusqlite::types::ValueRef::Blob(bytes) | rusqlite::types::ValueRef::Text(bytes) => bytes.to_vec(),
+        _ => Vec::new(),
+    };
     Ok(StoredRecord {
         key: RecordKey::new(key),
-        value: row.get(1)?,
+        value,
         version: row.get(2)?,
         expires_at: row.get(3)?,
         updated_at: row.get(4)?,

@@ -2,6 +2,7 @@
 //! sealed store, token attacks at the verifier, and tidy checks on the source tree.
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod cache;
 mod model;
 mod postgres;

@@ -1,0 +1,348 @@
+//! The audit trail of a room: who did what to which ids, with what outcome, sealed like
+//! everything else and hash-chained, so removing, reordering or altering an entry is detected.
+//!
+//! Each entry's hash covers the previous entry's hash and every field of the entry. A head
+//! record (sealed, in the room's bookkeeping collection) holds the last sequence number and
+//! hash; appends update it with an optimistic-concurrency check, so concurrent appends from
+//! several nodes never fork the chain. A room keeps its most recent entries (a bounded trail);
+//! the oldest kept entry anchors verification.
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, Owned};
+use super::names::{InputError, PageSize};
+use super::threads::Page;
+use super::{AlarmKind, Room, RoomError, WriteFailure, conflict_backoff};
+use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
+use crate::room_id::RoomId;
+use crate::store::{Check, Collection, Operation, Range, RecordKey, unix_now_secs};
+
+/// Entries a room keeps; older ones are dropped as new ones arrive.
+pub const AUDIT_ENTRIES_PER_ROOM_MAX: u64 = 100_000;
+/// Longest field of an audit event.
+pub const AUDIT_FIELD_BYTES_MAX: usize = 512;
+/// Most events recorded in one append.
+pub const AUDIT_EVENTS_PER_APPEND_MAX: usize = 64;
+
+const HEAD_KEY: &[u8] = b"audit-head";
+const HASH_DOMAIN: &[u8] = b"sealroom.audit.v1";
+
+/// Something that happened in a room, as the caller reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    operation: String,
+    target: String,
+    outcome: String,
+    request_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event: the operation (`GET /v1/items/{path}`), its target ids, and its outcome.
+    pub fn new(
+        operation: &str,
+        target: &str,
+        outcome: &str,
+        request_id: Option<&str>,
+    ) -> Result<AuditEvent, InputError> {
+        for (field, value) in [
+            ("operation", operation),
+            ("target", target),
+            ("outcome", outcome),
+            ("request_id", request_id.unwrap_or("")),
+        ] {
+            if value.len() > AUDIT_FIELD_BYTES_MAX {
+                return Err(InputError::new(field, format!("may be at most {AUDIT_FIELD_BYTES_MAX} bytes")));
+            }
+        }
+        Ok(AuditEvent {
+            operation: operation.to_owned(),
+            target: target.to_owned(),
+            outcome: outcome.to_owned(),
+            request_id: request_id.map(str::to_owned),
+        })
+    }
+}
+
+/// One entry of the trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub sequence: u64,
+    pub at: i64,
+    /// The room of the principal who acted (their own room, also for tenant-room actions).
+    pub actor_room: RoomId,
+    pub token_id: Option<String>,
+    pub operation: String,
+    pub target: String,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub hash: [u8; 32],
+}
+
+/// The result of checking a room's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Every kept entry links to the previous one and the head names the last.
+    Intact { entries: u64 },
+    /// The chain breaks at this sequence number.
+    Broken { sequence: u64, reason: &'static str },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredAuditEntry {
+    pub owner: [u8; 32],
+    pub sequence: u64,
+    pub at: i64,
+    pub actor_room: [u8; 32],
+    pub token_id: Option<String>,
+    pub operation: String,
+    pub target: String,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub previous_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredAuditHead {
+    pub owner: [u8; 32],
+    /// The oldest kept entry.
+    pub first_sequence: u64,
+    /// The newest entry (0 before the first).
+    pub last_sequence: u64,
+    pub last_hash: [u8; 32],
+}
+
+impl Owned for StoredAuditEntry {
+    fn owner(&self) -> &[u8; 32] {
+        &self.owner
+    }
+}
+
+impl Owned for StoredAuditHead {
+    fn owner(&self) -> &[u8; 32] {
+        &self.owner
+    }
+}
+
+fn entry_key(sequence: u64) -> RecordKey {
+    RecordKey::new(sequence.to_be_bytes().to_vec())
+}
+
+fn head_key() -> RecordKey {
+    RecordKey::new(HEAD_KEY.to_vec())
+}
+
+/// The chain hash of an entry: every field, length-prefixed, after the previous hash.
+fn chain_hash(entry: &StoredAuditEntry) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(HASH_DOMAIN);
+    context.update(&entry.previous_hash);
+    context.update(&entry.owner);
+    context.update(&entry.sequence.to_be_bytes());
+    context.update(&entry.at.to_be_bytes());
+    context.update(&entry.actor_room);
+    for field in [
+        entry.token_id.as_deref(),
+        Some(&entry.operation),
+        Some(&entry.target),
+        Some(&entry.outcome),
+        entry.request_id.as_deref(),
+    ] {
+        match field {
+            Some(text) => {
+                context.update(&[1]);
+                context.update(&(text.len() as u64).to_be_bytes());
+                context.update(text.as_bytes());
+            }
+            None => context.update(&[0]),
+        }
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
+impl Room {
+    /// Appends events to the room's trail, as the room's principal. System-written: tenant
+    /// members without the writer role are audited too.
+    pub async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), RoomError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() > AUDIT_EVENTS_PER_APPEND_MAX {
+            return Err(InputError::new("events", format!("at most {AUDIT_EVENTS_PER_APPEND_MAX} per append")).into());
+        }
+        let _guard = self.lock_record(Collection::RoomMeta, &head_key()).await;
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
+            let keys = self.system_write_keys().await?;
+            let (head, version) = match self.backend().get(&self.id(), Collection::RoomMeta, &head_key()).await? {
+                Some(record) => (
+                    Some(self.open::<StoredAuditHead>(&keys, Collection::RoomMeta, &record).await?),
+                    Some(record.version),
+                ),
+                None => (None, None),
+            };
+            let owner = *self.id().as_bytes();
+            let mut head =
+                head.unwrap_or(StoredAuditHead { owner, first_sequence: 1, last_sequence: 0, last_hash: [0u8; 32] });
+            let now = unix_now_secs();
+            let mut operations = Vec::with_capacity(events.len() + 2);
+            for event in &events {
+                let mut entry = StoredAuditEntry {
+                    owner,
+                    sequence: head.last_sequence + 1,
+                    at: now,
+                    actor_room: *self.actor_room().as_bytes(),
+                    token_id: self.actor_token_id().map(str::to_owned),
+                    operation: event.operation.clone(),
+                    target: event.target.clone(),
+                    outcome: event.outcome.clone(),
+                    request_id: event.request_id.clone(),
+                    previous_hash: head.last_hash,
+                    hash: [0u8; 32],
+                };
+                entry.hash = chain_hash(&entry);
+                let key = entry_key(entry.sequence);
+                operations.push(Operation::Put {
+                    collection: Collection::Audit,
+                    value: self.seal(&keys, Collection::Audit, &key, &entry)?,
+                    key,
+                    expires_at: None,
+                });
+                head.last_sequence = entry.sequence;
+                head.last_hash = entry.hash;
+            }
+            while head.last_sequence - head.first_sequence + 1 > AUDIT_ENTRIES_PER_ROOM_MAX {
+                operations
+                    .push(Operation::Delete { collection: Collection::Audit, key: entry_key(head.first_sequence) });
+                head.first_sequence += 1;
+            }
+            operations.push(Operation::Put {
+                collection: Collection::RoomMeta,
+                key: head_key(),
+                value: self.seal(&keys, Collection::RoomMeta, &head_key(), &head)?,
+                expires_at: None,
+            });
+            let check = match version {
+                Some(version) => Check::Version(Collection::RoomMeta, head_key(), version),
+                None => Check::Absent(Collection::RoomMeta, head_key()),
+            };
+            match self.commit(&keys, vec![check], operations, vec![self.room_bytes_quota()]).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// Entries of the trail in order, after sequence number `after`.
+    pub async fn audit_entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
+        let Some(keys) = self.read_keys().await? else {
+            return Ok(Page { entries: Vec::new(), next: None });
+        };
+        let range = Range {
+            collection: Collection::Audit,
+            prefix: Vec::new(),
+            start: None,
+            end: None,
+            after: after.map(|sequence| entry_key(sequence).as_bytes().to_vec()),
+            reverse: false,
+            limit: limit.get() + 1,
+        };
+        let records = self.backend().range(&self.id(), &range).await?;
+        let mut entries = Vec::with_capacity(records.len().min(limit.get()));
+        for record in records.iter().take(limit.get()) {
+            let stored: StoredAuditEntry = self.open(&keys, Collection::Audit, record).await?;
+            if record.key != entry_key(stored.sequence) {
+                self.raise(Collection::Audit, AlarmKind::NameMismatch);
+                return Err(RoomError::IsolationAlarm);
+            }
+            entries.push(entry_of(&stored));
+        }
+        let next = (records.len() > limit.get()).then(|| entries.last().map(|entry| entry.sequence)).flatten();
+        Ok(Page { entries, next })
+    }
+
+    /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
+    pub async fn verify_audit_chain(&self) -> Result<AuditVerdict, RoomError> {
+        let Some(keys) = self.read_keys().await? else { return Ok(AuditVerdict::Intact { entries: 0 }) };
+        let head = match self.backend().get(&self.id(), Collection::RoomMeta, &head_key()).await? {
+            Some(record) => match keys
+                .open(Collection::RoomMeta, &record.key, &record.value)
+                .ok()
+                .and_then(|plain| codec::decode::<StoredAuditHead>(&plain))
+            {
+                Some(head) if head.owner == *self.id().as_bytes() => head,
+                _ => return Ok(AuditVerdict::Broken { sequence: 0, reason: "the chain head does not open" }),
+            },
+            None => return Ok(AuditVerdict::Intact { entries: 0 }),
+        };
+        let mut expected_sequence = head.first_sequence;
+        let mut previous_hash: Option<[u8; 32]> = None;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let range = Range {
+                collection: Collection::Audit,
+                prefix: Vec::new(),
+                start: None,
+                end: None,
+                after: after.take(),
+                reverse: false,
+                limit: 1024,
+            };
+            let records = self.backend().range(&self.id(), &range).await?;
+            for record in &records {
+                let opened = keys
+                    .open(Collection::Audit, &record.key, &record.value)
+                    .ok()
+                    .and_then(|plain| codec::decode::<StoredAuditEntry>(&plain));
+                let Some(entry) = opened.filter(|entry| entry.owner == *self.id().as_bytes()) else {
+                    return Ok(AuditVerdict::Broken { sequence: expected_sequence, reason: "an entry does not open" });
+                };
+                if entry.sequence != expected_sequence || record.key != entry_key(entry.sequence) {
+                    return Ok(AuditVerdict::Broken {
+                        sequence: expected_sequence,
+                        reason: "an entry is missing or out of order",
+                    });
+                }
+                if previous_hash.is_some_and(|previous| previous != entry.previous_hash) {
+                    return Ok(AuditVerdict::Broken {
+                        sequence: entry.sequence,
+                        reason: "an entry does not link to the previous one",
+                    });
+                }
+                if chain_hash(&entry) != entry.hash {
+                    return Ok(AuditVerdict::Broken { sequence: entry.sequence, reason: "an entry was altered" });
+                }
+                previous_hash = Some(entry.hash);
+                expected_sequence += 1;
+            }
+            if records.len() < 1024 {
+                break;
+            }
+            after = records.last().map(|record| record.key.as_bytes().to_vec());
+        }
+        if expected_sequence != head.last_sequence + 1 || previous_hash.is_some_and(|hash| hash != head.last_hash) {
+            return Ok(AuditVerdict::Broken { sequence: expected_sequence, reason: "the trail ends before its head" });
+        }
+        Ok(AuditVerdict::Intact { entries: head.last_sequence + 1 - head.first_sequence })
+    }
+}
+
+fn entry_of(stored: &StoredAuditEntry) -> AuditEntry {
+    AuditEntry {
+        sequence: stored.sequence,
+        at: stored.at,
+        actor_room: RoomId::from_stored_bytes(stored.actor_room),
+        token_id: stored.token_id.clone(),
+        operation: stored.operation.clone(),
+        target: stored.target.clone(),
+        outcome: stored.outcome.clone(),
+        request_id: stored.request_id.clone(),
+        hash: stored.hash,
+    }
+}
