@@ -26,6 +26,8 @@ use crate::listener::LimitedListener;
 /// Files the server keeps in its data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const ROOM_ID_SECRET_FILE: &str = "room-id.key";
+/// The development admin credential (a random token; only its digest is kept in memory).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// How often expired records are swept from the store.
 const SWEEP_INTERVAL_SECS: u64 = 60;
@@ -60,6 +62,8 @@ struct Shared {
     dev_issuer: Option<DevIssuer>,
     embedder: Option<Embedder>,
     metrics: PrometheusHandle,
+    /// SHA-256 of the admin credential; `None` disables the admin API.
+    admin_digest: Option<[u8; 32]>,
     /// Requests being handled; beyond the limit new requests are shed with 503.
     in_flight: Semaphore,
     /// Rendered once from the router it describes, right after the router is built.
@@ -81,6 +85,9 @@ impl AppState {
     }
     pub fn dev_issuer(&self) -> Option<&DevIssuer> {
         self.shared.dev_issuer.as_ref()
+    }
+    pub fn admin_digest(&self) -> Option<&[u8; 32]> {
+        self.shared.admin_digest.as_ref()
     }
     pub fn embedder(&self) -> Option<&Embedder> {
         self.shared.embedder.as_ref()
@@ -133,6 +140,13 @@ fn load_secret(
             Ok(secret)
         }
     }
+}
+
+/// The digest the admin credential is compared by.
+pub fn admin_token_digest(token: &str) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+    digest
 }
 
 /// The room-id secret the configuration names (or the development one in the data directory).
@@ -214,6 +228,18 @@ impl App {
             None
         };
         let embedder = config.embeddings.as_ref().map(Embedder::new).transpose()?;
+        let admin_digest = match (config.admin_token_sha256, config.dev_issuer_enabled) {
+            (Some(digest), _) => Some(digest),
+            (None, true) => {
+                let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+                let (token, generated) = Secret32::load_or_generate(&path)?;
+                if generated {
+                    notices.push(format!("generated a development admin token at {}", path.display()));
+                }
+                Some(admin_token_digest(&hex::encode(token.expose())))
+            }
+            (None, false) => None,
+        };
         let verifier =
             Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
         let tcp = tokio::net::TcpListener::bind(config.listen)
@@ -230,6 +256,7 @@ impl App {
             dev_issuer,
             embedder,
             metrics: crate::telemetry::metrics_handle(),
+            admin_digest,
             in_flight,
             openapi_json: std::sync::OnceLock::new(),
         };

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub search_resident_bytes_max: u64,
     /// Most bytes of cache entries held in memory (the stores hold them all).
     pub cache_front_bytes_max: u64,
+    /// SHA-256 of the admin credential. `None`: a development install generates one into the
+    /// data directory; with the development issuer off, the admin API is disabled.
+    pub admin_token_sha256: Option<[u8; 32]>,
     /// The OpenAI-compatible embeddings upstream, if any (without one, search is lexical
     /// unless clients send embeddings).
     pub embeddings: Option<EmbeddingsConfig>,
@@ -135,6 +138,8 @@ struct FileConfig {
     search: SearchSection,
     #[serde(default)]
     cache: CacheSection,
+    #[serde(default)]
+    admin: AdminSection,
     embeddings: Option<EmbeddingsSection>,
 }
 
@@ -142,6 +147,13 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct SearchSection {
     resident_bytes_max: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    /// SHA-256 (hex) of the admin token. Only the digest is configured, never the token.
+    token_sha256: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -534,6 +546,16 @@ impl ServerConfig {
             log_format,
             search_resident_bytes_max: parsed.search.resident_bytes_max.unwrap_or(defaults::SEARCH_RESIDENT_BYTES_MAX),
             cache_front_bytes_max: parsed.cache.front_bytes_max.unwrap_or(defaults::CACHE_FRONT_BYTES_MAX),
+            admin_token_sha256: match parsed.admin.token_sha256 {
+                None => None,
+                Some(text) => {
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
+                        ConfigError::new(file, "admin.token_sha256", "must be 64 hexadecimal characters")
+                    })?;
+                    Some(digest)
+                }
+            },
             embeddings,
         })
     }

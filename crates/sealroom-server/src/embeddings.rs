@@ -82,8 +82,14 @@ impl Embedder {
             model: config.model.clone(),
             api_key,
             batch_max: config.batch_max,
-            cache: moka::sync::Cache::new(CACHE_ENTRIES_MAX),
+            cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES_MAX).support_invalidation_closures().build(),
         })
+    }
+
+    /// Drops every cached embedding of a room (its texts may be gone: erasure, deletes).
+    pub fn forget_room(&self, room: &RoomId) {
+        let room = *room;
+        let _ = self.cache.invalidate_entries_if(move |key, _| key.0 == room);
     }
 
     fn cache_key(&self, room: &Room, text: &str) -> (RoomId, [u8; 32]) {

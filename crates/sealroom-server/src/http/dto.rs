@@ -317,6 +317,169 @@ pub struct ToolLookupResponse {
     pub expires_at: Option<i64>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPageQuery {
+    /// Return entries with a sequence number greater than this.
+    pub after: Option<u64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntryResponse {
+    pub sequence: u64,
+    pub at: i64,
+    /// The room id of the principal who acted (for tenant rooms, the member's own room).
+    pub actor_room_id: String,
+    pub token_id: Option<String>,
+    pub operation: String,
+    pub target: String,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    /// The entry's chain hash (hex).
+    pub hash: String,
+}
+
+impl From<&sealroom::rooms::AuditEntry> for AuditEntryResponse {
+    fn from(entry: &sealroom::rooms::AuditEntry) -> AuditEntryResponse {
+        AuditEntryResponse {
+            sequence: entry.sequence,
+            at: entry.at,
+            actor_room_id: entry.actor_room.to_hex(),
+            token_id: entry.token_id.clone(),
+            operation: entry.operation.clone(),
+            target: entry.target.clone(),
+            outcome: entry.outcome.clone(),
+            request_id: entry.request_id.clone(),
+            hash: hex::encode(entry.hash),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPageResponse {
+    pub entries: Vec<AuditEntryResponse>,
+    pub next_after: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErasureReceiptResponse {
+    pub room_id: String,
+    pub erased_at: i64,
+    /// Whether the room had ever been written.
+    pub existed: bool,
+    /// Records and bytes purged after the key was destroyed.
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl From<&sealroom::rooms::ErasureReceipt> for ErasureReceiptResponse {
+    fn from(receipt: &sealroom::rooms::ErasureReceipt) -> ErasureReceiptResponse {
+        ErasureReceiptResponse {
+            room_id: receipt.room.to_hex(),
+            erased_at: receipt.erased_at,
+            existed: receipt.existed,
+            records: receipt.records,
+            bytes: receipt.bytes,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageAfterQuery {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomSummaryResponse {
+    pub room_id: String,
+    pub created_at: i64,
+    pub version: u64,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl From<&sealroom::store::RoomSummary> for RoomSummaryResponse {
+    fn from(summary: &sealroom::store::RoomSummary) -> RoomSummaryResponse {
+        RoomSummaryResponse {
+            room_id: summary.room.to_hex(),
+            created_at: summary.created_at,
+            version: summary.version,
+            records: summary.records,
+            bytes: summary.bytes,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminRoomsResponse {
+    pub rooms: Vec<RoomSummaryResponse>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminStatsResponse {
+    pub rooms: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub erasures: u64,
+    /// Isolation alarms raised by this process since it started (must be zero).
+    pub isolation_alarms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErasureEntryResponse {
+    pub room_id: String,
+    pub erased_at: i64,
+    pub purged: bool,
+}
+
+impl From<&sealroom::store::ErasureEntry> for ErasureEntryResponse {
+    fn from(entry: &sealroom::store::ErasureEntry) -> ErasureEntryResponse {
+        ErasureEntryResponse { room_id: entry.room.to_hex(), erased_at: entry.erased_at, purged: entry.purged }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminErasuresResponse {
+    pub erasures: Vec<ErasureEntryResponse>,
+    pub next_after: Option<u64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEraseRequest {
+    pub issuer: String,
+    pub subject: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditVerdictResponse {
+    pub room_id: String,
+    pub intact: bool,
+    pub entries: Option<u64>,
+    pub broken_at: Option<u64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotationRequest {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotationResponse {
+    pub rewrapped: u64,
+    pub already_current: u64,
+    /// Rooms whose key opens under neither configured master key.
+    pub failed: Vec<String>,
+    pub next_after: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,

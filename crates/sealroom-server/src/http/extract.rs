@@ -35,6 +35,9 @@ where
         let state = AppState::from_ref(state);
         let token = bearer_token(parts)?;
         let principal = state.verifier().verify(token).await?;
+        if let Some(slot) = parts.extensions.get::<super::audit::AuditSlot>() {
+            slot.fill(&principal);
+        }
         let room = state.rooms().room(&principal);
         tracing::Span::current().record("room", tracing::field::display(room.id()));
         Ok(Caller { principal, room })

@@ -130,7 +130,12 @@ async fn get(
 
 async fn delete(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix: &str) -> Result<StatusCode, ApiError> {
     let (namespace, key) = item_path(&uri, prefix)?;
-    room_for(&state, caller, scope)?.items().delete(&namespace, &key).await?;
+    let room = room_for(&state, caller, scope)?;
+    room.items().delete(&namespace, &key).await?;
+    // An embedding cached for the deleted text must not outlive it.
+    if let Some(embedder) = state.embedder() {
+        embedder.forget_room(&room.id());
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,27 @@
-//! `GET /v1/me`: who the token says the caller is, and which rooms that opens.
+//! The caller's own account: who they are (`GET /v1/me`), their audit trail, an export of
+//! everything their room holds, and erasure (`DELETE /v1/me`).
+
+use std::convert::Infallible;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use sealroom::Room;
+use sealroom::rooms::PageSize;
+use serde_json::{Value, json};
 
-use super::dto::MeResponse;
+use super::dto::{AuditEntryResponse, AuditPageQuery, AuditPageResponse, ErasureReceiptResponse, MeResponse};
 use super::error::{ApiError, ErrorBody};
-use super::extract::Caller;
+use super::extract::{Caller, QueryParams};
 use crate::app::AppState;
+
+/// Lines buffered between the export producer and the client.
+const EXPORT_BUFFER_LINES: usize = 64;
+/// Page size while exporting.
+const EXPORT_PAGE: i64 = 200;
 
 /// The caller's verified identity and room ids.
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
@@ -23,4 +38,126 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         tenant_writer: tenant_room.is_some_and(|room| room.can_write()),
         token_expires_at: caller.principal.expires_at(),
     }))
+}
+
+/// The caller's audit trail, oldest first.
+#[utoipa::path(get, path = "/v1/me/audit", tag = "me", security(("bearer" = [])), params(AuditPageQuery),
+    responses((status = 200, body = AuditPageResponse), (status = 400, body = ErrorBody)))]
+pub async fn audit(
+    caller: Caller,
+    QueryParams(query): QueryParams<AuditPageQuery>,
+) -> Result<Json<AuditPageResponse>, ApiError> {
+    let page = caller.room.audit_entries(query.after, PageSize::parse(query.limit)?).await?;
+    Ok(Json(AuditPageResponse {
+        entries: page.entries.iter().map(AuditEntryResponse::from).collect(),
+        next_after: page.next,
+    }))
+}
+
+/// Erases the caller's room for good: its key first (durably), then every record, cache and
+/// index. A new token for the same principal finds an empty room.
+#[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = ErasureReceiptResponse), (status = 401, body = ErrorBody)))]
+pub async fn erase(State(state): State<AppState>, caller: Caller) -> Result<Json<ErasureReceiptResponse>, ApiError> {
+    let receipt = caller.room.erase().await?;
+    if let Some(embedder) = state.embedder() {
+        embedder.forget_room(&caller.room.id());
+    }
+    Ok(Json(ErasureReceiptResponse::from(&receipt)))
+}
+
+/// Everything the caller's room holds, as newline-delimited JSON: threads with their messages,
+/// items with their embeddings, cache entries' metadata, and the audit trail.
+#[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)))]
+pub async fn export(caller: Caller) -> Response {
+    let (mut sender, receiver) = futures::channel::mpsc::channel::<String>(EXPORT_BUFFER_LINES);
+    let room = caller.room;
+    tokio::spawn(async move {
+        if let Err(error) = produce_export(&room, &mut sender).await {
+            tracing::warn!(%error, "export stopped");
+            let _ = sender
+                .send(json!({"type": "error", "message": "the export stopped early; retry"}).to_string() + "\n")
+                .await;
+        }
+    });
+    let body = Body::from_stream(receiver.map(Ok::<_, Infallible>));
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Room(#[from] sealroom::RoomError),
+    #[error("the client went away")]
+    Gone,
+}
+
+async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender<String>) -> Result<(), ExportError> {
+    let mut send = async |line: Value| sender.send(line.to_string() + "\n").await.map_err(|_| ExportError::Gone);
+    let mut counts = json!({"threads": 0, "messages": 0, "items": 0, "cache_entries": 0, "audit_entries": 0});
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    send(json!({"type": "room", "format": "sealroom-export/v1", "room_id": room.id().to_hex(), "exported_at": now}))
+        .await?;
+    let page_size = PageSize::parse(Some(EXPORT_PAGE)).map_err(sealroom::RoomError::from)?;
+    let mut cursor = None;
+    loop {
+        let threads = room.threads().list(cursor, page_size).await?;
+        for thread in &threads.entries {
+            send(tagged("thread", serde_json::to_value(super::dto::ThreadResponse::from(thread)).unwrap_or_default()))
+                .await?;
+            counts["threads"] = json!(counts["threads"].as_u64().unwrap_or(0) + 1);
+            let mut after = None;
+            loop {
+                let messages = room.threads().messages(&thread.id, after, page_size).await?;
+                for message in &messages.entries {
+                    send(tagged(
+                        "message",
+                        serde_json::to_value(super::dto::MessageResponse::from(message)).unwrap_or_default(),
+                    ))
+                    .await?;
+                    counts["messages"] = json!(counts["messages"].as_u64().unwrap_or(0) + 1);
+                }
+                match messages.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        match threads.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for item in room.items().export_all().await? {
+        let mut line = serde_json::to_value(super::dto::ItemResponse::from(&item)).unwrap_or_default();
+        line["embedding"] = json!(item.embedding);
+        send(tagged("item", line)).await?;
+        counts["items"] = json!(counts["items"].as_u64().unwrap_or(0) + 1);
+    }
+    for entry in room.cache_metadata().await? {
+        let line = json!({"collection": entry.collection.name(), "stored_at": entry.stored_at, "expires_at": entry.expires_at, "bytes": entry.bytes});
+        send(tagged("cache_entry", line)).await?;
+        counts["cache_entries"] = json!(counts["cache_entries"].as_u64().unwrap_or(0) + 1);
+    }
+    let mut after = None;
+    loop {
+        let page = room.audit_entries(after, page_size).await?;
+        for entry in &page.entries {
+            send(tagged("audit", serde_json::to_value(AuditEntryResponse::from(entry)).unwrap_or_default())).await?;
+            counts["audit_entries"] = json!(counts["audit_entries"].as_u64().unwrap_or(0) + 1);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    send(json!({"type": "end", "counts": counts})).await
+}
+
+fn tagged(kind: &str, mut value: Value) -> Value {
+    if let Value::Object(map) = &mut value {
+        map.insert("type".into(), json!(kind));
+    }
+    value
 }

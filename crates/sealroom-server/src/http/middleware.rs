@@ -1,5 +1,5 @@
 //! Cross-cutting request handling: a request id, load shedding, a timeout, no-store caching
-//! headers, per-route metrics, and one log line per request.
+//! headers, the audit trail, per-route metrics, and one log line per request.
 //!
 //! The log line and metrics name the route template (`/v1/items/{path}`), never the concrete
 //! path: item paths and thread ids are the user's data.
@@ -18,7 +18,7 @@ use crate::app::AppState;
 /// The request id header, set on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Always our own id: a client-chosen one would let anyone write arbitrary text into our logs.
     let request_id = uuid::Uuid::new_v4();
     let route = request
@@ -26,6 +26,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let audit_slot = super::audit::AuditSlot::default();
+    request.extensions_mut().insert(audit_slot.clone());
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route, room = tracing::field::Empty);
     let started = Instant::now();
     let mut response = match state.in_flight().try_acquire() {
@@ -42,6 +45,17 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
             }
         }
     };
+    super::audit::record(
+        &state,
+        &audit_slot,
+        &method,
+        &route,
+        &path,
+        response.status().as_u16(),
+        &request_id.to_string(),
+    )
+    .instrument(span.clone())
+    .await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, private"));
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {

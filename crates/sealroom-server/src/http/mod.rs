@@ -1,5 +1,7 @@
 //! The HTTP API: routes of the v1 contract, the error model, extractors and middleware.
 
+mod admin;
+mod audit;
 mod cache;
 pub mod dto;
 pub mod error;
@@ -49,7 +51,9 @@ struct ApiDocument;
 /// Builds the router and its OpenAPI document.
 pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openapi::OpenApi) {
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDocument::openapi())
-        .routes(routes!(me::me))
+        .routes(routes!(me::me, me::erase))
+        .routes(routes!(me::audit))
+        .routes(routes!(me::export))
         .routes(routes!(threads::create_thread, threads::list_threads))
         .routes(routes!(threads::get_thread, threads::update_thread, threads::delete_thread))
         .routes(routes!(threads::append_messages, threads::list_messages))
@@ -60,6 +64,11 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(items::search_tenant_items))
         .routes(routes!(cache::put_tool_result, cache::delete_tool_results))
         .routes(routes!(cache::lookup_tool_result))
+        .routes(routes!(admin::rooms))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::erasures, admin::erase))
+        .routes(routes!(admin::verify_audit))
+        .routes(routes!(admin::rotate))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -2,6 +2,8 @@
 //! test, real tokens, and the canary oracle over every response and the captured logs.
 #![allow(clippy::unwrap_used)]
 
+mod account;
+mod admin;
 mod bad_input;
 mod cache;
 mod external_jwt;

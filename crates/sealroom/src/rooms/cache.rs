@@ -334,6 +334,37 @@ pub async fn plant_foreign_tool_entry(
     }
 }
 
+/// What an export says about a cache entry: where and when, never its value (cached values are
+/// derived data; the sources are exported themselves).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntryMetadata {
+    pub collection: Collection,
+    pub stored_at: i64,
+    pub expires_at: Option<i64>,
+    pub bytes: usize,
+}
+
+impl Room {
+    /// The metadata of every live cache entry of the room (bounded by the cache quotas).
+    pub async fn cache_metadata(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
+        let mut entries = Vec::new();
+        for collection in [Collection::ToolCache, Collection::ResponseCache] {
+            let limit = usize::try_from(self.limits().cache_entries_per_room_max).unwrap_or(usize::MAX);
+            let range =
+                Range { collection, prefix: Vec::new(), start: None, end: None, after: None, reverse: false, limit };
+            for record in self.backend().range(&self.id(), &range).await? {
+                entries.push(CacheEntryMetadata {
+                    collection,
+                    stored_at: record.updated_at,
+                    expires_at: record.expires_at,
+                    bytes: record.value.len(),
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
 fn hit_of(entry: &StoredCacheEntry, now: i64) -> Option<CacheHit> {
     if entry.expires_at <= now {
         return None;

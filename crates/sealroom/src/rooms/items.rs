@@ -322,6 +322,11 @@ impl<'room> Items<'room> {
         Ok(Page { entries: matching, next })
     }
 
+    /// Every live item of the room with its embedding, in record order (for export).
+    pub async fn export_all(&self) -> Result<Vec<Item>, RoomError> {
+        Ok(self.all().await?.into_iter().filter_map(|(_, stored)| into_item(stored)).collect())
+    }
+
     /// Every live item of the room, opened and checked (the source of listings and indexes).
     pub(crate) async fn all(&self) -> Result<Vec<(RecordKey, StoredItem)>, RoomError> {
         let Some(keys) = self.room.read_keys().await? else {

@@ -31,7 +31,7 @@ pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
 pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AuditEntry, AuditEvent, AuditVerdict};
 #[cfg(feature = "test-hooks")]
 pub use cache::plant_foreign_tool_entry;
-pub use cache::{CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
+pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
 pub use items::{Item, ItemCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
