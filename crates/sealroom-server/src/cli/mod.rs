@@ -4,6 +4,8 @@
 // The command line's job is to print to its user.
 #![allow(clippy::print_stdout)]
 
+mod admin;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -35,6 +37,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Create or upgrade the PostgreSQL schema, as the owner role.
     Migrate(MigrateArgs),
+    /// Operator commands against a running server's admin API (never returns user content).
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(&args),
         Command::Migrate(args) => migrate(args).await,
+        Command::Admin(args) => admin::run(args).await,
     }
 }
 
