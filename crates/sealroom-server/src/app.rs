@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use crate::config::{ServerConfig, StorageConfig};
 use crate::embeddings::Embedder;
 use crate::listener::LimitedListener;
+use crate::proxy::upstream::Upstream;
 
 /// Files the server keeps in its data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -61,6 +62,7 @@ struct Shared {
     verifier: Verifier,
     dev_issuer: Option<DevIssuer>,
     embedder: Option<Embedder>,
+    upstream: Option<Upstream>,
     metrics: PrometheusHandle,
     /// SHA-256 of the admin credential; `None` disables the admin API.
     admin_digest: Option<[u8; 32]>,
@@ -88,6 +90,9 @@ impl AppState {
     }
     pub fn admin_digest(&self) -> Option<&[u8; 32]> {
         self.shared.admin_digest.as_ref()
+    }
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.shared.upstream.as_ref()
     }
     pub fn embedder(&self) -> Option<&Embedder> {
         self.shared.embedder.as_ref()
@@ -228,6 +233,7 @@ impl App {
             None
         };
         let embedder = config.embeddings.as_ref().map(Embedder::new).transpose()?;
+        let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
         let admin_digest = match (config.admin_token_sha256, config.dev_issuer_enabled) {
             (Some(digest), _) => Some(digest),
             (None, true) => {
@@ -255,6 +261,7 @@ impl App {
             verifier,
             dev_issuer,
             embedder,
+            upstream,
             metrics: crate::telemetry::metrics_handle(),
             admin_digest,
             in_flight,

@@ -45,6 +45,33 @@ pub enum StorageConfig {
     Postgres { url: String, pool_size: usize, owner_url: Option<String>, app_role: String },
 }
 
+/// Which provider conventions the upstream follows: they decide which per-room identifiers
+/// sealroom sets so provider-side prompt caches are never shared across users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFlavour {
+    /// `prompt_cache_key` and `safety_identifier`.
+    OpenAi,
+    /// `cache_salt`.
+    Vllm,
+    /// No provider-specific fields.
+    Generic,
+}
+
+/// The OpenAI-compatible model upstream of the proxy. Only configuration chooses where
+/// requests go and with which key; nothing in a request can change it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub base_url: String,
+    pub api_key: Option<SecretSource>,
+    pub flavour: UpstreamFlavour,
+    /// Client-facing model name to upstream model name.
+    pub models: std::collections::BTreeMap<String, String>,
+    pub timeout_secs: u64,
+    /// Token budget of the thread history added to a prompt.
+    pub context_tokens: usize,
+    pub response_cache_ttl_secs: u64,
+}
+
 /// Request and room limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -90,6 +117,8 @@ pub struct ServerConfig {
     /// SHA-256 of the admin credential. `None`: a development install generates one into the
     /// data directory; with the development issuer off, the admin API is disabled.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// The model upstream of the OpenAI-compatible proxy, if any.
+    pub upstream: Option<UpstreamConfig>,
     /// The OpenAI-compatible embeddings upstream, if any (without one, search is lexical
     /// unless clients send embeddings).
     pub embeddings: Option<EmbeddingsConfig>,
@@ -140,6 +169,7 @@ struct FileConfig {
     cache: CacheSection,
     #[serde(default)]
     admin: AdminSection,
+    upstream: Option<UpstreamSection>,
     embeddings: Option<EmbeddingsSection>,
 }
 
@@ -147,6 +177,24 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct SearchSection {
     resident_bytes_max: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamSection {
+    base_url: String,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+    flavour: String,
+    /// Model names clients may use as they are.
+    #[serde(default)]
+    models: Vec<String>,
+    /// Model names clients may use, mapped to the upstream's names.
+    #[serde(default)]
+    aliases: std::collections::BTreeMap<String, String>,
+    timeout_secs: Option<u64>,
+    context_tokens: Option<usize>,
+    response_cache_ttl_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +324,13 @@ pub mod defaults {
     pub const POSTGRES_POOL_SIZE: usize = 16;
     /// 256 MiB of search indexes: about 100,000 items of 384 dimensions with text.
     pub const SEARCH_RESIDENT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+    /// A model may take minutes to answer a long prompt; longer than that is a stuck upstream.
+    pub const UPSTREAM_TIMEOUT_SECS: u64 = 300;
+    /// Thread history added to a prompt: 2,000 tokens keeps recent turns without crowding the
+    /// model's window.
+    pub const CONTEXT_TOKENS: usize = 2_000;
+    /// Cached responses live an hour unless configured otherwise.
+    pub const RESPONSE_CACHE_TTL_SECS: u64 = 3_600;
     /// 64 MiB of hot cache entries in memory.
     pub const CACHE_FRONT_BYTES_MAX: u64 = 64 * 1024 * 1024;
     /// An embeddings upstream that has not answered in 10 s will not answer usefully.
@@ -397,6 +452,46 @@ fn storage_config(section: StorageSection, path: Option<&Path>) -> Result<Storag
             Err(ConfigError::new(path, "storage.backend", format!("must be \"sqlite\" or \"postgres\", not {other:?}")))
         }
     }
+}
+
+fn upstream_config(section: UpstreamSection, path: Option<&Path>) -> Result<UpstreamConfig, ConfigError> {
+    let url = reqwest::Url::parse(&section.base_url)
+        .map_err(|error| ConfigError::new(path, "upstream.base_url", format!("is not a URL: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(path, "upstream.base_url", "must be an http or https URL"));
+    }
+    let flavour = match section.flavour.as_str() {
+        "openai" => UpstreamFlavour::OpenAi,
+        "vllm" => UpstreamFlavour::Vllm,
+        "generic" => UpstreamFlavour::Generic,
+        other => {
+            return Err(ConfigError::new(
+                path,
+                "upstream.flavour",
+                format!("must be openai, vllm or generic, not {other:?}"),
+            ));
+        }
+    };
+    let mut models: std::collections::BTreeMap<String, String> =
+        section.models.iter().map(|model| (model.clone(), model.clone())).collect();
+    models.extend(section.aliases);
+    if models.is_empty() {
+        return Err(ConfigError::new(path, "upstream.models", "list at least one model (or alias) clients may use"));
+    }
+    let api_key = secret_source(section.api_key_file, section.api_key_env, "api_key", path)
+        .map_err(|error| ConfigError::new(path, "upstream.api_key_file", error.problem))?;
+    Ok(UpstreamConfig {
+        base_url: section.base_url.trim_end_matches('/').to_owned(),
+        api_key,
+        flavour,
+        models,
+        timeout_secs: section.timeout_secs.unwrap_or(defaults::UPSTREAM_TIMEOUT_SECS).max(1),
+        context_tokens: section
+            .context_tokens
+            .unwrap_or(defaults::CONTEXT_TOKENS)
+            .clamp(1, sealroom::limits::CONTEXT_TOKENS_MAX),
+        response_cache_ttl_secs: section.response_cache_ttl_secs.unwrap_or(defaults::RESPONSE_CACHE_TTL_SECS).max(1),
+    })
 }
 
 fn embeddings_config(section: EmbeddingsSection, path: Option<&Path>) -> Result<EmbeddingsConfig, ConfigError> {
@@ -546,6 +641,7 @@ impl ServerConfig {
             log_format,
             search_resident_bytes_max: parsed.search.resident_bytes_max.unwrap_or(defaults::SEARCH_RESIDENT_BYTES_MAX),
             cache_front_bytes_max: parsed.cache.front_bytes_max.unwrap_or(defaults::CACHE_FRONT_BYTES_MAX),
+            upstream: parsed.upstream.map(|section| upstream_config(section, file)).transpose()?,
             admin_token_sha256: match parsed.admin.token_sha256 {
                 None => None,
                 Some(text) => {

@@ -151,7 +151,8 @@ impl Embedder {
     }
 }
 
-fn read_key(source: &sealroom::secrets::SecretSource) -> Result<String, sealroom::secrets::SecretError> {
+/// Reads an API key from its source (a file or an environment variable).
+pub fn read_key(source: &sealroom::secrets::SecretSource) -> Result<String, sealroom::secrets::SecretError> {
     use sealroom::secrets::{SecretError, SecretSource};
     match source {
         SecretSource::File(path) => std::fs::read_to_string(path)

@@ -10,4 +10,5 @@ pub mod config;
 pub mod embeddings;
 pub mod http;
 pub mod listener;
+pub mod proxy;
 pub mod telemetry;

@@ -12,6 +12,7 @@
 
 pub mod identity;
 pub mod limits;
+pub mod prompt;
 pub mod room_id;
 pub mod rooms;
 pub mod seal;

@@ -101,6 +101,21 @@ impl RoomIdDeriver {
         RoomId(bytes)
     }
 
+    /// A per-room label under the deployment secret, for identifiers sent to third parties
+    /// (upstream prompt-cache keys): stable per room, unrelated across rooms, and revealing
+    /// neither the room id nor the subject.
+    pub(crate) fn room_label(&self, domain: &[u8], room: &RoomId) -> [u8; 32] {
+        let mut message = Vec::with_capacity(domain.len() + 40);
+        message.extend_from_slice(b"sealroom.room-label.v1");
+        message.extend_from_slice(&(domain.len() as u32).to_be_bytes());
+        message.extend_from_slice(domain);
+        message.extend_from_slice(room.as_bytes());
+        let tag = hmac::sign(&self.key, &message);
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(tag.as_ref());
+        bytes
+    }
+
     /// A value derived from the secret that identifies the deployment without revealing the
     /// secret: stored in the data directory so a store opened with another deployment's secret
     /// (whose room ids would all differ) is refused instead of silently showing empty rooms.

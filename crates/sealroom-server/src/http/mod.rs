@@ -69,6 +69,8 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(admin::erasures, admin::erase))
         .routes(routes!(admin::verify_audit))
         .routes(routes!(admin::rotate))
+        .routes(routes!(crate::proxy::chat_completions))
+        .routes(routes!(crate::proxy::models))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

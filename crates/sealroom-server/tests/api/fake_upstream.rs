@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// One request as the upstream saw it.
@@ -24,6 +25,69 @@ pub struct Recorded {
 struct Shared {
     recorded: Arc<Mutex<Vec<Recorded>>>,
     failing: Arc<Mutex<bool>>,
+}
+
+/// The fake's chat answer: it echoes the last user message, so a test can tell whose request
+/// produced which answer.
+fn answer_for(body: &Value) -> String {
+    let last = body["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|message| message["role"] == "user"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    format!("echo: {}", last["content"].as_str().unwrap_or(""))
+}
+
+/// Models that make the fake fail in a given way.
+pub const MODEL_REJECTS_KEY: &str = "fake-rejects-key";
+pub const MODEL_BAD_REQUEST: &str = "fake-bad-request";
+
+async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.recorded.lock().unwrap().push(Recorded {
+        path: "/v1/chat/completions".into(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    let key = headers.get("authorization").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
+    match body["model"].as_str() {
+        Some(MODEL_REJECTS_KEY) => {
+            let message = format!("Incorrect API key provided: {key}. Check http://{}", "upstream.internal/v1");
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(
+                    json!({"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}),
+                ),
+            )
+                .into_response();
+        }
+        Some(MODEL_BAD_REQUEST) => {
+            let message = format!("bad request seen with {key}");
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}}))).into_response();
+        }
+        _ => {}
+    }
+    let answer = answer_for(&body);
+    if body["stream"] == true {
+        let words: Vec<String> = answer.split(' ').map(|word| format!("{word} ")).collect();
+        let stream = futures::stream::iter(words.into_iter().map(Some).chain(std::iter::once(None))).then(|word| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            let event = match word {
+                Some(word) => format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": null}]})),
+                None => format!("data: {}\n\ndata: [DONE]\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+            };
+            Ok::<_, std::convert::Infallible>(Bytes::from(event))
+        });
+        let mut response = axum::body::Body::from_stream(stream).into_response();
+        response.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+        return response;
+    }
+    Json(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }))
+    .into_response()
 }
 
 pub struct FakeUpstream {
@@ -69,7 +133,10 @@ async fn embeddings(State(shared): State<Shared>, headers: HeaderMap, body: Byte
 impl FakeUpstream {
     pub async fn start() -> FakeUpstream {
         let shared = Shared::default();
-        let router = axum::Router::new().route("/v1/embeddings", post(embeddings)).with_state(shared.clone());
+        let router = axum::Router::new()
+            .route("/v1/embeddings", post(embeddings))
+            .route("/v1/chat/completions", post(chat))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -82,6 +149,11 @@ impl FakeUpstream {
 
     pub fn recorded(&self) -> Vec<Recorded> {
         self.shared.recorded.lock().unwrap().clone()
+    }
+
+    /// The chat requests recorded so far.
+    pub fn chats(&self) -> Vec<Recorded> {
+        self.recorded().into_iter().filter(|request| request.path == "/v1/chat/completions").collect()
     }
 
     pub fn fail(&self, failing: bool) {

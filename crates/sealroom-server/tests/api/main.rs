@@ -9,6 +9,7 @@ mod cache;
 mod external_jwt;
 mod fake_upstream;
 mod identity;
+mod proxy;
 mod scoping;
 mod search;
 mod support;

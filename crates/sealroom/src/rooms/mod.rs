@@ -134,6 +134,14 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// Per-room identifiers for an upstream provider (see [`Rooms::upstream_identifiers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamIdentifiers {
+    pub prompt_cache_key: String,
+    pub safety_identifier: String,
+    pub cache_salt: String,
+}
+
 /// What erasing a room did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErasureReceipt {
@@ -227,6 +235,18 @@ impl Rooms {
             token_id: principal.token_id().map(str::to_owned),
         };
         Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable, actor })
+    }
+
+    /// Identifiers to send an upstream model provider for this room (prompt-cache keys, safety
+    /// identifiers, vLLM cache salts): derived by HMAC under the deployment secret, so they are
+    /// per room, differ between any two rooms, and are never a raw subject.
+    pub fn upstream_identifiers(&self, room: &Room) -> UpstreamIdentifiers {
+        let label = |domain: &[u8]| hex::encode(&self.shared.room_ids.room_label(domain, &room.id())[..16]);
+        UpstreamIdentifiers {
+            prompt_cache_key: format!("sr-{}", label(b"prompt-cache-key")),
+            safety_identifier: format!("sr-{}", label(b"safety-identifier")),
+            cache_salt: label(b"cache-salt"),
+        }
     }
 
     /// Rooms whose search index is resident in memory now.

@@ -1,0 +1,95 @@
+//! The model upstream: where the proxy sends requests, with which key. Both come from
+//! configuration only. Errors passed back to clients never carry the key or the URL.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{UpstreamConfig, UpstreamFlavour};
+
+/// Largest non-streaming upstream answer read.
+pub const RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// The configured upstream.
+pub struct Upstream {
+    client: reqwest::Client,
+    url: String,
+    base_url: String,
+    api_key: Option<SecretString>,
+    pub config: UpstreamConfig,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "Upstream(flavour={:?})", self.config.flavour)
+    }
+}
+
+/// Why the upstream could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the model upstream did not answer in time")]
+    Timeout,
+    #[error("the model upstream is unreachable")]
+    Unreachable,
+}
+
+impl Upstream {
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, sealroom::secrets::SecretError> {
+        let api_key = match &config.api_key {
+            Some(source) => Some(SecretString::from(crate::embeddings::read_key(source)?)),
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(10))
+            // A redirect could send the request (and the key) elsewhere: never follow one.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client without custom TLS settings always builds");
+        Ok(Upstream {
+            client,
+            url: format!("{}/chat/completions", config.base_url),
+            base_url: config.base_url.clone(),
+            api_key,
+            config: config.clone(),
+        })
+    }
+
+    pub fn flavour(&self) -> UpstreamFlavour {
+        self.config.flavour
+    }
+
+    /// The upstream name of a client-facing model, if the client may use it.
+    pub fn resolve_model(&self, requested: &str) -> Option<&str> {
+        self.config.models.get(requested).map(String::as_str)
+    }
+
+    /// Sends a chat completion request.
+    pub async fn send(&self, body: &serde_json::Value) -> Result<reqwest::Response, UpstreamError> {
+        let mut request = self.client.post(&self.url).json(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose_secret());
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| if error.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable })
+    }
+
+    /// Removes the key and the upstream URL from text that came back from the upstream.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut scrubbed = text.replace(&self.base_url, "[upstream]");
+        if let Some(key) = &self.api_key {
+            let key = key.expose_secret();
+            if !key.is_empty() {
+                scrubbed = scrubbed.replace(key, "[redacted]");
+                // Providers often echo a key's tail ("...abcd"): remove that too.
+                if key.len() > 8 {
+                    scrubbed = scrubbed.replace(&key[key.len() - 4..], "[redacted]");
+                }
+            }
+        }
+        scrubbed
+    }
+}
