@@ -6,6 +6,7 @@ mod audit;
 mod cache;
 mod model;
 mod postgres;
+mod prompt;
 mod rooms;
 mod search;
 mod support;
