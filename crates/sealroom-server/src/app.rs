@@ -63,6 +63,7 @@ struct Shared {
     dev_issuer: Option<DevIssuer>,
     embedder: Option<Embedder>,
     upstream: Option<Upstream>,
+    limiter: crate::limiter::Limiter,
     metrics: PrometheusHandle,
     /// SHA-256 of the admin credential; `None` disables the admin API.
     admin_digest: Option<[u8; 32]>,
@@ -90,6 +91,9 @@ impl AppState {
     }
     pub fn admin_digest(&self) -> Option<&[u8; 32]> {
         self.shared.admin_digest.as_ref()
+    }
+    pub fn limiter(&self) -> &crate::limiter::Limiter {
+        &self.shared.limiter
     }
     pub fn upstream(&self) -> Option<&Upstream> {
         self.shared.upstream.as_ref()
@@ -254,6 +258,7 @@ impl App {
         let address = tcp.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
         let listener = LimitedListener::new(tcp, config.limits.connections_max);
         let in_flight = Semaphore::new(config.limits.requests_in_flight_max);
+        let limiter = crate::limiter::Limiter::new(config.limits.principal);
         let body_bytes_max = config.limits.request_body_bytes_max;
         let shared = Shared {
             config,
@@ -262,6 +267,7 @@ impl App {
             dev_issuer,
             embedder,
             upstream,
+            limiter,
             metrics: crate::telemetry::metrics_handle(),
             admin_digest,
             in_flight,

@@ -73,7 +73,7 @@ pub struct UpstreamConfig {
 }
 
 /// Request and room limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerLimits {
     /// Largest request body (JSON bodies, including item values and message batches).
     pub request_body_bytes_max: usize,
@@ -84,6 +84,8 @@ pub struct ServerLimits {
     /// Most requests handled at once; beyond it requests are refused with 503 at once
     /// (shedding load beats queueing it behind a timeout).
     pub requests_in_flight_max: usize,
+    /// Per-principal limits, so one user cannot starve the others.
+    pub principal: crate::limiter::PrincipalLimits,
     pub rooms: RoomLimits,
 }
 
@@ -301,6 +303,9 @@ struct LimitsSection {
     room_bytes_max: Option<u64>,
     cache_entries_per_room_max: Option<u64>,
     cache_ttl_secs_max: Option<u64>,
+    principal_requests_per_sec: Option<f64>,
+    principal_burst: Option<f64>,
+    principal_requests_in_flight_max: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -320,6 +325,12 @@ pub mod defaults {
     pub const CONNECTIONS_MAX: usize = 1024;
     /// 512 requests in flight: beyond that a 2-core machine only adds queueing delay.
     pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
+    /// 50 requests a second per user is far above an agent's needs and far below what starves
+    /// a node; bursts of 100 absorb a page load.
+    pub const PRINCIPAL_REQUESTS_PER_SEC: f64 = 50.0;
+    pub const PRINCIPAL_BURST: f64 = 100.0;
+    /// 16 requests of one user at once.
+    pub const PRINCIPAL_IN_FLIGHT_MAX: usize = 16;
     /// PostgreSQL connections per node.
     pub const POSTGRES_POOL_SIZE: usize = 16;
     /// 256 MiB of search indexes: about 100,000 items of 384 dimensions with text.
@@ -527,6 +538,11 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
         request_timeout_secs: section.request_timeout_secs.unwrap_or(defaults::REQUEST_TIMEOUT_SECS),
         connections_max: section.connections_max.unwrap_or(defaults::CONNECTIONS_MAX),
         requests_in_flight_max: section.requests_in_flight_max.unwrap_or(defaults::REQUESTS_IN_FLIGHT_MAX),
+        principal: crate::limiter::PrincipalLimits {
+            requests_per_sec: section.principal_requests_per_sec.unwrap_or(defaults::PRINCIPAL_REQUESTS_PER_SEC),
+            burst: section.principal_burst.unwrap_or(defaults::PRINCIPAL_BURST),
+            in_flight_max: section.principal_requests_in_flight_max.unwrap_or(defaults::PRINCIPAL_IN_FLIGHT_MAX),
+        },
         rooms: RoomLimits {
             items_per_room_max: section.items_per_room_max.unwrap_or(standard.items_per_room_max),
             threads_per_room_max: section.threads_per_room_max.unwrap_or(standard.threads_per_room_max),
@@ -555,6 +571,16 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
     ];
     if let Some((setting, _)) = positive.iter().find(|(_, value)| *value == 0) {
         return Err(ConfigError::new(path, *setting, "must be greater than zero"));
+    }
+    let principal = limits.principal;
+    if !(principal.requests_per_sec > 0.0 && principal.requests_per_sec.is_finite()) {
+        return Err(ConfigError::new(path, "limits.principal_requests_per_sec", "must be a positive number"));
+    }
+    if !(principal.burst >= 1.0 && principal.burst.is_finite()) {
+        return Err(ConfigError::new(path, "limits.principal_burst", "must be at least 1"));
+    }
+    if principal.in_flight_max == 0 {
+        return Err(ConfigError::new(path, "limits.principal_requests_in_flight_max", "must be greater than zero"));
     }
     Ok(limits)
 }

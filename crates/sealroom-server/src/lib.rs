@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod embeddings;
 pub mod http;
+pub mod limiter;
 pub mod listener;
 pub mod proxy;
 pub mod telemetry;

@@ -31,11 +31,21 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after_secs: None }
+    }
+
+    /// The caller sent more than their share; says when to retry.
+    pub fn rate_limited(retry_after: std::time::Duration) -> ApiError {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later")
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -54,12 +64,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let retry_after_secs = self.retry_after_secs;
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if unauthorized {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        if let Some(secs) = retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -18,10 +18,12 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, describe_json_error};
 use crate::app::AppState;
 
-/// The verified caller and their own room.
+/// The verified caller and their own room. Holds the caller's in-flight slot for as long as
+/// the handler runs.
 pub struct Caller {
     pub principal: Principal,
     pub room: Room,
+    _admission: crate::limiter::Admission,
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -40,7 +42,11 @@ where
         }
         let room = state.rooms().room(&principal);
         tracing::Span::current().record("room", tracing::field::display(room.id()));
-        Ok(Caller { principal, room })
+        let admission = state.limiter().admit(&room.id()).map_err(|refusal| {
+            metrics::counter!("sealroom_rate_limited_total").increment(1);
+            ApiError::rate_limited(refusal.retry_after)
+        })?;
+        Ok(Caller { principal, room, _admission: admission })
     }
 }
 

@@ -9,6 +9,7 @@ mod cache;
 mod external_jwt;
 mod fake_upstream;
 mod identity;
+mod limits;
 mod proxy;
 mod scoping;
 mod search;
