@@ -64,6 +64,7 @@ struct Shared {
     embedder: Option<Embedder>,
     upstream: Option<Upstream>,
     limiter: crate::limiter::Limiter,
+    audit_queue: crate::http::audit::AuditQueue,
     metrics: PrometheusHandle,
     /// SHA-256 of the admin credential; `None` disables the admin API.
     admin_digest: Option<[u8; 32]>,
@@ -91,6 +92,9 @@ impl AppState {
     }
     pub fn admin_digest(&self) -> Option<&[u8; 32]> {
         self.shared.admin_digest.as_ref()
+    }
+    pub fn audit_queue(&self) -> &crate::http::audit::AuditQueue {
+        &self.shared.audit_queue
     }
     pub fn limiter(&self) -> &crate::limiter::Limiter {
         &self.shared.limiter
@@ -268,6 +272,7 @@ impl App {
             embedder,
             upstream,
             limiter,
+            audit_queue: crate::http::audit::AuditQueue::start(),
             metrics: crate::telemetry::metrics_handle(),
             admin_digest,
             in_flight,
@@ -298,6 +303,7 @@ impl App {
         tokio::spawn(async move { verifier_state.verifier().prefetch().await });
         tracing::info!(address = %self.address, "sealroom is listening");
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.state.audit_queue().flush().await;
         self.background.abort();
         if let Some(sqlite) = &self.sqlite {
             sqlite.close().await;

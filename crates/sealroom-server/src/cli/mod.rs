@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod admin;
+pub mod bench;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Operator commands against a running server's admin API (never returns user content).
     Admin(admin::AdminArgs),
+    /// Load benchmark: a mixed workload from many users, beside a bare axum baseline.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(&args),
         Command::Migrate(args) => migrate(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

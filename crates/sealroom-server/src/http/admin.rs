@@ -135,6 +135,7 @@ pub async fn erase(
     {
         return Err(ApiError::bad_request("issuer and subject must be 1 to 255 bytes"));
     }
+    state.audit_queue().flush().await;
     let receipt = state.rooms().erase_principal_for_admin(&request.issuer, &request.subject).await?;
     if let Some(embedder) = state.embedder() {
         embedder.forget_room(&receipt.room);

@@ -3,15 +3,24 @@
 //! them), the outcome (status) and the request id. The entry is appended before the response
 //! is returned, so an acknowledged request is never missing from the trail.
 //!
+//! Reads are the exception to "before the response": their entries go through a queue that
+//! appends them in batches, at most [`AUDIT_QUEUE_DELAY_MILLIS`] later (one fsync for many reads
+//! instead of one wait per read). A crash can lose the entries of the last moments' reads, never
+//! of a write. Reading the trail or exporting flushes the queue first.
+//!
 //! Requests on the tenant room are recorded in the tenant room, naming the member's own room.
 //! Reading the trail itself and erasing the account are not recorded (the first would grow the
 //! trail by reading it; the second would recreate the room it just erased — the global erasure
 //! log records erasures).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sealroom::Principal;
+use futures::StreamExt;
 use sealroom::rooms::AuditEvent;
+use sealroom::{Principal, Room};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::app::AppState;
 
@@ -31,6 +40,99 @@ impl AuditSlot {
 
 fn recorded(method: &str, route: &str) -> bool {
     !matches!((method, route), ("GET", "/v1/me/audit") | ("DELETE", "/v1/me"))
+}
+
+/// Requests that only read a room.
+fn reads_only(method: &str, route: &str) -> bool {
+    method == "GET"
+        || (method == "POST"
+            && matches!(route, "/v1/items/search" | "/v1/tenant/items/search" | "/v1/cache/tools/{tool}/lookup"))
+}
+
+/// Longest a read's entry waits in the queue.
+pub const AUDIT_QUEUE_DELAY_MILLIS: u64 = 20;
+/// Entries queued before senders wait (backpressure, bounded memory).
+const AUDIT_QUEUE_ENTRIES_MAX: usize = 10_000;
+/// Rooms whose entries are appended at the same time.
+const AUDIT_APPENDS_CONCURRENT: usize = 256;
+/// Entries taken from the queue per batch.
+const AUDIT_BATCH_MAX: usize = 1_024;
+
+enum Queued {
+    Event(Room, AuditEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The queue of read entries, appended in batches by a background task.
+#[derive(Clone)]
+pub struct AuditQueue {
+    sender: mpsc::Sender<Queued>,
+}
+
+impl AuditQueue {
+    pub fn start() -> AuditQueue {
+        let (sender, receiver) = mpsc::channel(AUDIT_QUEUE_ENTRIES_MAX);
+        tokio::spawn(drain(receiver));
+        AuditQueue { sender }
+    }
+
+    async fn enqueue(&self, room: Room, event: AuditEvent) {
+        if self.sender.send(Queued::Event(room, event)).await.is_err() {
+            tracing::error!("the audit queue is closed; an entry was not recorded");
+        }
+    }
+
+    /// Waits until everything queued so far is appended.
+    pub async fn flush(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.sender.send(Queued::Flush(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+async fn drain(mut receiver: mpsc::Receiver<Queued>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_QUEUE_DELAY_MILLIS);
+        while batch.len() < AUDIT_BATCH_MAX && !matches!(batch.last(), Some(Queued::Flush(_))) {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut by_room: HashMap<sealroom::room_id::RoomId, (Room, Vec<AuditEvent>)> = HashMap::new();
+        let mut flushes = Vec::new();
+        for queued in batch {
+            match queued {
+                Queued::Event(room, event) => {
+                    by_room.entry(room.id()).or_insert_with(|| (room, Vec::new())).1.push(event)
+                }
+                Queued::Flush(done) => flushes.push(done),
+            }
+        }
+        // Rooms are appended concurrently, so their writes share group commits instead of
+        // waiting for one fsync each.
+        let appends = by_room.into_values().flat_map(|(room, events)| {
+            events
+                .chunks(sealroom::rooms::AUDIT_EVENTS_PER_APPEND_MAX)
+                .map(|chunk| (room.clone(), chunk.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        futures::stream::iter(appends)
+            .for_each_concurrent(AUDIT_APPENDS_CONCURRENT, |(room, events)| async move { append(&room, events).await })
+            .await;
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn append(room: &Room, events: Vec<AuditEvent>) {
+    if let Err(error) = room.record_audit(events).await {
+        metrics::counter!("sealroom_audit_failures_total").increment(1);
+        tracing::error!(%error, "could not append to the audit trail");
+    }
 }
 
 /// Appends the request to the audit trail of the room it touched, if it touched one.
@@ -63,8 +165,9 @@ pub async fn record(
             Err(_) => return,
         },
     };
-    if let Err(error) = room.record_audit(vec![event]).await {
-        metrics::counter!("sealroom_audit_failures_total").increment(1);
-        tracing::error!(%error, "could not append to the audit trail");
+    if reads_only(method, route) {
+        state.audit_queue().enqueue(room, event).await;
+    } else {
+        append(&room, vec![event]).await;
     }
 }

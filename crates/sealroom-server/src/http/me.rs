@@ -44,9 +44,11 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
 #[utoipa::path(get, path = "/v1/me/audit", tag = "me", security(("bearer" = [])), params(AuditPageQuery),
     responses((status = 200, body = AuditPageResponse), (status = 400, body = ErrorBody)))]
 pub async fn audit(
+    State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<AuditPageQuery>,
 ) -> Result<Json<AuditPageResponse>, ApiError> {
+    state.audit_queue().flush().await;
     let page = caller.room.audit_entries(query.after, PageSize::parse(query.limit)?).await?;
     Ok(Json(AuditPageResponse {
         entries: page.entries.iter().map(AuditEntryResponse::from).collect(),
@@ -59,6 +61,9 @@ pub async fn audit(
 #[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = ErasureReceiptResponse), (status = 401, body = ErrorBody)))]
 pub async fn erase(State(state): State<AppState>, caller: Caller) -> Result<Json<ErasureReceiptResponse>, ApiError> {
+    // Queued read entries of this room must land in the room being erased, not in the empty
+    // room a later request starts.
+    state.audit_queue().flush().await;
     let receipt = caller.room.erase().await?;
     if let Some(embedder) = state.embedder() {
         embedder.forget_room(&caller.room.id());
@@ -70,7 +75,8 @@ pub async fn erase(State(state): State<AppState>, caller: Caller) -> Result<Json
 /// items with their embeddings, cache entries' metadata, and the audit trail.
 #[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
     responses((status = 200, content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)))]
-pub async fn export(caller: Caller) -> Response {
+pub async fn export(State(state): State<AppState>, caller: Caller) -> Response {
+    state.audit_queue().flush().await;
     let (mut sender, receiver) = futures::channel::mpsc::channel::<String>(EXPORT_BUFFER_LINES);
     let room = caller.room;
     tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! The HTTP API: routes of the v1 contract, the error model, extractors and middleware.
 
 mod admin;
-mod audit;
+pub mod audit;
 mod cache;
 pub mod dto;
 pub mod error;

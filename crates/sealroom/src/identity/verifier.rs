@@ -83,7 +83,17 @@ struct TrustedIssuer {
 /// Verifies access tokens against the configured issuers.
 pub struct Verifier {
     issuers: HashMap<String, TrustedIssuer>,
+    /// Principals of recently verified tokens, keyed by the token's SHA-256. A hit is only
+    /// possible for the byte-identical token, which was verified in full; expiry is checked again
+    /// on every hit, and entries live at most [`VERIFIED_CACHE_TTL_SECS`]. This spares a
+    /// signature check per request for agents that reuse their token.
+    verified: moka::sync::Cache<[u8; 32], Principal>,
 }
+
+/// Longest a verified token is remembered (a key rotation or a JWKS change takes effect within it).
+const VERIFIED_CACHE_TTL_SECS: u64 = 60;
+/// Verified tokens remembered.
+const VERIFIED_CACHE_ENTRIES_MAX: u64 = 100_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,7 +111,11 @@ impl Verifier {
             let keys = build_keys(&issuer, cooldown)?;
             issuers.insert(issuer.issuer.clone(), TrustedIssuer { config: issuer, keys });
         }
-        Ok(Verifier { issuers })
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(VERIFIED_CACHE_ENTRIES_MAX)
+            .time_to_live(Duration::from_secs(VERIFIED_CACHE_TTL_SECS))
+            .build();
+        Ok(Verifier { issuers, verified })
     }
 
     /// Fetches every JWKS once, so the first requests do not wait for it. Failures are logged;
@@ -124,6 +138,26 @@ impl Verifier {
 
     /// Verifies a bearer token and returns its principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > crate::limits::TOKEN_BYTES_MAX {
+            return Err(AuthError::TooLarge);
+        }
+        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes");
+        if let Some(principal) = self.verified.get(&digest) {
+            if principal.expires_at() > unix_now_secs() {
+                return Ok(principal);
+            }
+            self.verified.invalidate(&digest);
+            return Err(AuthError::Expired);
+        }
+        let principal = self.verify_uncached(token).await?;
+        self.verified.insert(digest, principal.clone());
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
         let inspected = token::inspect(token)?;
         let issuer = self.issuers.get(&inspected.claimed_issuer).ok_or(AuthError::UnknownIssuer)?;
         if !issuer.config.algorithms.contains(&inspected.algorithm) {

@@ -28,7 +28,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
-pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AuditEntry, AuditEvent, AuditVerdict};
+pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEntry, AuditEvent, AuditVerdict};
 #[cfg(feature = "test-hooks")]
 pub use cache::plant_foreign_tool_entry;
 pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};

@@ -259,13 +259,15 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     // pages, and no memory-mapped I/O so a truncated file yields errors, not SIGBUS.
     // 16 KiB pages keep a sealed item (text plus a 384-dimension embedding, about 2 KiB) within
     // one page of the records B-tree instead of an overflow chain; it only takes effect when a
-    // new file is created, so it comes before anything writes.
+    // new file is created, so it comes before anything writes. Each connection caches 16 MiB of
+    // pages, sparing a system call per page read for hot rooms.
     connection.execute_batch(
         "PRAGMA page_size = 16384;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA secure_delete = ON;
          PRAGMA mmap_size = 0;
+         PRAGMA cache_size = -16384;
          PRAGMA foreign_keys = OFF;
          PRAGMA trusted_schema = OFF;",
     )?;
