@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod bad_input;
 mod cache;
+mod crash;
 mod external_jwt;
 mod fake_upstream;
 mod identity;
