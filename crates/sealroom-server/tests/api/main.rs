@@ -7,6 +7,7 @@ mod admin;
 mod bad_input;
 mod cache;
 mod crash;
+mod damage;
 mod external_jwt;
 mod fake_upstream;
 mod identity;

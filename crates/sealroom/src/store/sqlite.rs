@@ -155,6 +155,20 @@ impl SqliteBackend {
         let lock = acquire_lock(data_directory)?;
         let path = data_directory.join(DATABASE_FILE_NAME);
         let refused = |reason: String| SqliteOpenError::Refused { path: path.clone(), reason };
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.len() == 0 => {
+                return Err(refused(
+                    "the file is empty (truncated): a store is never created empty, so this is damage, not a new \
+                     deployment"
+                        .into(),
+                ));
+            }
+            Ok(metadata) => check_file_length(&path, metadata.len()).map_err(refused)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                create_store(data_directory, &path, deployment_fingerprint).map_err(refused)?;
+            }
+            Err(source) => return Err(SqliteOpenError::Io { path: path.clone(), source }),
+        }
         let writer_connection = open_connection(&path).map_err(|error| refused(describe(&error)))?;
         prepare_writer(&writer_connection, deployment_fingerprint, options).map_err(refused)?;
         let mut readers = Vec::with_capacity(READ_CONNECTIONS);
@@ -274,6 +288,70 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
+/// Compares the file's length with the size its header records, which catches a file cut short
+/// (or extended) even where the cut leaves every B-tree page structurally valid, as cutting into
+/// the last page's cell area does. Only when no WAL holds frames: while one does, a checkpoint
+/// interrupted by a crash may legitimately have left the file between sizes, and SQLite's
+/// recovery from the WAL, then `quick_check`, is the judge.
+fn check_file_length(path: &Path, length: u64) -> Result<(), String> {
+    use std::io::Read;
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if std::fs::metadata(&wal).is_ok_and(|metadata| metadata.len() > 0) {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    let read = File::open(path).and_then(|mut file| file.read_exact(&mut header));
+    if read.is_err() || &header[..16] != b"SQLite format 3\0" {
+        // Not a SQLite file at all; opening it says so in SQLite's words.
+        return Ok(());
+    }
+    let word = |offset: usize| {
+        u32::from_be_bytes([header[offset], header[offset + 1], header[offset + 2], header[offset + 3]])
+    };
+    let page_bytes = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        bytes => u64::from(bytes),
+    };
+    if page_bytes < 512 || !page_bytes.is_power_of_two() {
+        return Err("the file header is damaged (impossible page size)".into());
+    }
+    // The header's page count is valid only when written by the same change as the counter.
+    let pages = u64::from(word(28));
+    let header_length = (word(24) == word(92) && pages > 0).then_some(pages * page_bytes);
+    if length % page_bytes != 0 || header_length.is_some_and(|expected| expected != length) {
+        return Err(format!(
+            "the file is truncated or damaged: it holds {length} bytes, its header records {} pages of {page_bytes} bytes",
+            pages
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a store whole or not at all: the schema is written to a scratch file, checkpointed
+/// into it, synced, and renamed into place. So a file under the store's name always holds a
+/// complete schema, and an empty or schema-less file there is damage rather than a new store.
+fn create_store(data_directory: &Path, path: &Path, fingerprint: &[u8; 32]) -> Result<(), String> {
+    let scratch = data_directory.join(format!("{DATABASE_FILE_NAME}.creating"));
+    for leftover in ["", "-wal", "-shm"] {
+        let leftover = PathBuf::from(format!("{}{leftover}", scratch.display()));
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(format!("cannot remove the unfinished {}: {error}", leftover.display())),
+        }
+    }
+    let error = |error: rusqlite::Error| describe(&error);
+    let connection = open_connection(&scratch).map_err(error)?;
+    migrate(&connection, 0, fingerprint).map_err(error)?;
+    connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(error)?;
+    connection.close().map_err(|(_, failure)| describe(&failure))?;
+    let io = |error: std::io::Error| format!("cannot create the store: {error}");
+    File::open(&scratch).and_then(|file| file.sync_all()).map_err(io)?;
+    std::fs::rename(&scratch, path).map_err(io)?;
+    File::open(data_directory).and_then(|directory| directory.sync_all()).map_err(io)?;
+    Ok(())
+}
+
 fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &SqliteOptions) -> Result<(), String> {
     let error = |error: rusqlite::Error| describe(&error);
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(error)?;
@@ -291,9 +369,11 @@ fn prepare_writer(connection: &Connection, fingerprint: &[u8; 32], options: &Sql
     if version == 0 {
         let tables: i64 =
             connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(error)?;
-        if tables > 0 {
-            return Err("the file holds another application's database".into());
-        }
+        return Err(if tables > 0 {
+            "the file holds another application's database".into()
+        } else {
+            "the file is a SQLite database without a sealroom schema (a store is never created empty)".into()
+        });
     }
     migrate(connection, version, fingerprint).map_err(error)?;
     let marker: Option<Vec<u8>> = connection
