@@ -318,7 +318,7 @@ fn check_file_length(path: &Path, length: u64) -> Result<(), String> {
     // The header's page count is valid only when written by the same change as the counter.
     let pages = u64::from(word(28));
     let header_length = (word(24) == word(92) && pages > 0).then_some(pages * page_bytes);
-    if length % page_bytes != 0 || header_length.is_some_and(|expected| expected != length) {
+    if !length.is_multiple_of(page_bytes) || header_length.is_some_and(|expected| expected != length) {
         return Err(format!(
             "the file is truncated or damaged: it holds {length} bytes, its header records {} pages of {page_bytes} bytes",
             pages
