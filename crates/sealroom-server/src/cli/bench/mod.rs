@@ -4,8 +4,10 @@
 //! machine, so the figure that matters is the ratio, measured in one run.
 //!
 //! `--flood` measures noisy neighbours instead: other users' latency with and without one user
-//! sending ten times its rate limit.
+//! sending ten times its rate limit. `--proxy` measures the latency the OpenAI-compatible proxy
+//! adds over calling its upstream directly.
 
+mod proxy;
 mod stats;
 
 use std::net::SocketAddr;
@@ -36,8 +38,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub clients: usize,
     /// Measure noisy neighbours (rate limits) instead of throughput.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "proxy")]
     pub flood: bool,
+    /// Measure the latency the chat proxy adds over calling a local upstream directly.
+    #[arg(long)]
+    pub proxy: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -81,6 +86,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         PrincipalLimits { requests_per_sec: 1e9, burst: 1e9, in_flight_max: 1_000_000 }
     };
     config.limits.requests_in_flight_max = 10_000;
+    let upstream = if args.proxy {
+        let (address, server) = proxy::instant_upstream().await.context("starting the local upstream")?;
+        config.upstream = Some(proxy::upstream_config(address));
+        Some((address, server))
+    } else {
+        None
+    };
     let app = App::build(config).await.context("starting the server under test")?;
     let address = app.address();
     let state = app.state().clone();
@@ -96,20 +108,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let request =
             DevTokenRequest { subject: format!("bench-user-{index}"), tenant: None, roles: Vec::new(), ttl_secs: 3600 };
         let token = issuer.mint(&request)?;
-        let thread = seed(&target, &token, index).await?;
+        let thread = seed(&target, &token, index, args.proxy).await?;
         users.push(User { token, thread });
         bar.inc(1);
     }
     bar.finish_and_clear();
     let users = Arc::new(users);
-    let output =
-        if args.flood { flood(&args, &target, users).await? } else { throughput(&args, &target, users).await? };
+    let output = match &upstream {
+        Some((address, _)) => {
+            proxy::measure(&target.http, &target.base, *address, users, args.clients, args.seconds).await?
+        }
+        None if args.flood => flood(&args, &target, users).await?,
+        None => throughput(&args, &target, users).await?,
+    };
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&output)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let _ = stop.send(());
     let _ = server.await;
+    if let Some((_, upstream)) = upstream {
+        upstream.abort();
+    }
     Ok(())
 }
 
@@ -127,7 +147,8 @@ fn bar(length: u64, message: &str) -> ProgressBar {
     bar
 }
 
-async fn seed(target: &Target, token: &str, index: usize) -> anyhow::Result<String> {
+/// A thread and three notes; with `history`, also a dozen messages for the proxy to assemble.
+async fn seed(target: &Target, token: &str, index: usize, history: bool) -> anyhow::Result<String> {
     let thread: Value = target
         .http
         .post(format!("{}/v1/threads", target.base))
@@ -138,6 +159,22 @@ async fn seed(target: &Target, token: &str, index: usize) -> anyhow::Result<Stri
         .json()
         .await?;
     let thread = thread["id"].as_str().context("thread id")?.to_owned();
+    if history {
+        let messages: Vec<Value> = (0..12)
+            .map(|turn| {
+                let role = if turn % 2 == 0 { "user" } else { "assistant" };
+                json!({"role": role, "content": format!("turn {turn}: planning a trip, weighing topic{} against the budget", turn % 5)})
+            })
+            .collect();
+        target
+            .http
+            .post(format!("{}/v1/threads/{thread}/messages", target.base))
+            .bearer_auth(token)
+            .json(&json!({"messages": messages}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
     for item in 0..3 {
         let body = json!({"value": {"n": item}, "text": format!("note {item} about topic{} and topic{}", index % 17, item * 7)});
         target
