@@ -40,7 +40,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Operator commands against a running server's admin API (never returns user content).
     Admin(admin::AdminArgs),
-    /// Load benchmark: a mixed workload from many users, beside a bare axum baseline.
+    /// Load benchmark: a mixed workload from many users beside a bare axum baseline; or
+    /// noisy neighbours (--flood); or the chat proxy's added latency (--proxy).
     Bench(bench::BenchArgs),
 }
 
