@@ -3,7 +3,7 @@
 //! master key. Nothing here returns user content.
 
 use axum::Json;
-use axum::extract::{FromRef, FromRequestParts, Path, State};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -15,7 +15,7 @@ use super::dto::{
     RotationResponse,
 };
 use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{JsonBody, PathParam, QueryParams};
 use crate::app::{AppState, admin_token_digest};
 
 /// Rooms per admin page.
@@ -149,7 +149,7 @@ pub async fn erase(
 pub async fn verify_audit(
     _: AdminCaller,
     State(state): State<AppState>,
-    Path(room_id): Path<String>,
+    PathParam(room_id): PathParam<String>,
 ) -> Result<Json<AuditVerdictResponse>, ApiError> {
     let verdict = state.rooms().admin_verify_audit(&room_id).await?;
     Ok(Json(match verdict {

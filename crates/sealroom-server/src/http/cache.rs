@@ -3,20 +3,19 @@
 //! cannot name an entry directly.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use sealroom::rooms::{ToolName, Ttl};
 
 use super::dto::{ToolLookupRequest, ToolLookupResponse, ToolPutRequest};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, PathParam};
 
 /// Caches a tool result for these arguments.
 #[utoipa::path(put, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])), request_body = ToolPutRequest,
     responses((status = 204), (status = 400, body = ErrorBody)))]
 pub async fn put_tool_result(
     caller: Caller,
-    Path(tool): Path<String>,
+    PathParam(tool): PathParam<String>,
     JsonBody(request): JsonBody<ToolPutRequest>,
 ) -> Result<StatusCode, ApiError> {
     let tool = ToolName::parse(&tool)?;
@@ -30,7 +29,7 @@ pub async fn put_tool_result(
     responses((status = 200, body = ToolLookupResponse), (status = 400, body = ErrorBody)))]
 pub async fn lookup_tool_result(
     caller: Caller,
-    Path(tool): Path<String>,
+    PathParam(tool): PathParam<String>,
     JsonBody(request): JsonBody<ToolLookupRequest>,
 ) -> Result<Json<ToolLookupResponse>, ApiError> {
     let tool = ToolName::parse(&tool)?;
@@ -49,7 +48,7 @@ pub async fn lookup_tool_result(
 /// Deletes every cached result of a tool.
 #[utoipa::path(delete, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody)))]
-pub async fn delete_tool_results(caller: Caller, Path(tool): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_tool_results(caller: Caller, PathParam(tool): PathParam<String>) -> Result<StatusCode, ApiError> {
     let tool = ToolName::parse(&tool)?;
     caller.room.tool_cache().delete_tool(&tool).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,7 @@
 //! are refused.
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use sealroom::identity::AuthError;
@@ -139,6 +139,25 @@ pub fn check_depth(bytes: &[u8], depth_max: usize) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// A path parameter. axum's own rejection (for example a segment whose percent-decoding is not
+/// UTF-8) is plain text; this one is the JSON error model, and never echoes the segment.
+pub struct PathParam<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParam<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathParam<T>, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParam(value)),
+            Err(_) => Err(ApiError::bad_request("invalid path: a segment is not valid percent-encoded UTF-8")),
+        }
+    }
 }
 
 /// A query string parsed strictly into `T`.

@@ -1,7 +1,6 @@
 //! Thread routes: create, list, get, update, delete; append and page messages; context view.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use sealroom::rooms::{Metadata, NewMessage, PageSize, ThreadId, ThreadPatch, Title, TokenBudget};
 
@@ -10,7 +9,7 @@ use super::dto::{
     MessagesResponse, PageQuery, ThreadListResponse, ThreadResponse, UpdateThreadRequest,
 };
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, JsonBody, QueryParams};
+use super::extract::{Caller, JsonBody, PathParam, QueryParams};
 
 /// Context budget when the client names none.
 const CONTEXT_TOKENS_DEFAULT: i64 = 4_000;
@@ -50,7 +49,7 @@ pub async fn list_threads(
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}", tag = "threads", security(("bearer" = [])),
     responses((status = 200, body = ThreadResponse), (status = 404, body = ErrorBody)))]
-pub async fn get_thread(caller: Caller, Path(id): Path<String>) -> Result<Json<ThreadResponse>, ApiError> {
+pub async fn get_thread(caller: Caller, PathParam(id): PathParam<String>) -> Result<Json<ThreadResponse>, ApiError> {
     let thread = caller.room.threads().get(&thread_id(&id)?).await?;
     Ok(Json(ThreadResponse::from(&thread)))
 }
@@ -59,7 +58,7 @@ pub async fn get_thread(caller: Caller, Path(id): Path<String>) -> Result<Json<T
     responses((status = 200, body = ThreadResponse), (status = 404, body = ErrorBody)))]
 pub async fn update_thread(
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<UpdateThreadRequest>,
 ) -> Result<Json<ThreadResponse>, ApiError> {
     let title = match request.title {
@@ -74,7 +73,7 @@ pub async fn update_thread(
 
 #[utoipa::path(delete, path = "/v1/threads/{thread_id}", tag = "threads", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_thread(caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_thread(caller: Caller, PathParam(id): PathParam<String>) -> Result<StatusCode, ApiError> {
     caller.room.threads().delete(&thread_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -83,7 +82,7 @@ pub async fn delete_thread(caller: Caller, Path(id): Path<String>) -> Result<Sta
     responses((status = 201, body = MessagesResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn append_messages(
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<AppendMessagesRequest>,
 ) -> Result<(StatusCode, Json<MessagesResponse>), ApiError> {
     let id = thread_id(&id)?;
@@ -102,7 +101,7 @@ pub async fn append_messages(
     responses((status = 200, body = MessagesResponse), (status = 404, body = ErrorBody)))]
 pub async fn list_messages(
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<MessagesQuery>,
 ) -> Result<Json<MessagesResponse>, ApiError> {
     let limit = PageSize::parse(query.limit)?;
@@ -117,7 +116,7 @@ pub async fn list_messages(
     responses((status = 200, body = ContextResponse), (status = 404, body = ErrorBody)))]
 pub async fn thread_context(
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<ContextQuery>,
 ) -> Result<Json<ContextResponse>, ApiError> {
     let budget = TokenBudget::parse(query.max_tokens.unwrap_or(CONTEXT_TOKENS_DEFAULT))?;

@@ -164,3 +164,32 @@ async fn limits_are_clamped_or_refused() {
     let embedding = alice.put("/v1/items/n/k", json!({"value": 1, "embedding": []})).await;
     assert_eq!(embedding.status, StatusCode::BAD_REQUEST);
 }
+
+/// Regression (found by the `requests` fuzz target): a path segment whose percent-decoding is
+/// not UTF-8 was refused by axum's own extractor with a plain-text body instead of the JSON
+/// error model.
+#[tokio::test]
+async fn undecodable_path_segments_get_json_errors() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let cases = [
+        (Method::GET, "/v1/threads/%CC9x", None),
+        (Method::PATCH, "/v1/threads/%FF", Some(json!({"title": "t"}))),
+        (Method::POST, "/v1/threads/%FF%FE/messages", Some(json!({"messages": []}))),
+        (Method::PUT, "/v1/cache/tools/CC%CC9CC", Some(json!({"args": {}, "result": 1, "ttl_secs": 60}))),
+        (Method::POST, "/v1/cache/tools/%C3/lookup", Some(json!({"args": {}}))),
+        (Method::DELETE, "/v1/cache/tools/%80", None),
+        (Method::GET, "/v1/items/notes/%FF", None),
+    ];
+    for (method, path, body) in cases {
+        let reply = alice.request(method.clone(), path, body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}: {}", reply.text);
+        assert!(
+            reply.headers.get("content-type").unwrap().to_str().unwrap().starts_with("application/json"),
+            "{method} {path}"
+        );
+        assert_eq!(reply.error_code(), "invalid_request", "{method} {path}: {}", reply.text);
+    }
+    app.assert_logs_clean();
+}
