@@ -303,23 +303,21 @@ impl<'room> Items<'room> {
         after: Option<&ItemCursor>,
         limit: PageSize,
     ) -> Result<Page<Item, ItemCursor>, RoomError> {
-        let mut matching: Vec<Item> = self
-            .all()
-            .await?
-            .into_iter()
-            .filter_map(|(_, stored)| into_item(stored))
-            .filter(|item| item.namespace.starts_with(prefix))
-            .filter(|item| after.is_none_or(|cursor| (&item.namespace, &item.key) > (&cursor.namespace, &cursor.key)))
-            .collect();
-        matching.sort_by(|left, right| (&left.namespace, &left.key).cmp(&(&right.namespace, &right.key)));
-        let has_more = matching.len() > limit.get();
-        matching.truncate(limit.get());
+        // Served from the room's resident index (built from the sealed records on first use and
+        // checked against the store's version on every call, like a search), so a page costs a
+        // scan in memory, not opening every record of the room.
+        let Some(resident) = self.room.fresh_index().await? else {
+            return Ok(Page { entries: Vec::new(), next: None });
+        };
+        let index = resident.index.read().expect("index lock");
+        let after = after.map(|cursor| (&cursor.namespace, &cursor.key));
+        let (entries, has_more) = index.page(prefix, after, limit.get(), unix_now_secs());
         let next = if has_more {
-            matching.last().map(|last| ItemCursor { namespace: last.namespace.clone(), key: last.key.clone() })
+            entries.last().map(|last| ItemCursor { namespace: last.namespace.clone(), key: last.key.clone() })
         } else {
             None
         };
-        Ok(Page { entries: matching, next })
+        Ok(Page { entries, next })
     }
 
     /// Every live item of the room with its embedding, in record order (for export).

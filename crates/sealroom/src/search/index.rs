@@ -10,7 +10,7 @@ use foldhash::HashMapExt;
 
 use super::lexical::Lexical;
 use super::{Metric, SearchError, SearchHit, SearchRequest, tokens, vectors};
-use crate::rooms::Item;
+use crate::rooms::{Item, ItemKey, Namespace, NamespacePrefix};
 use crate::seal::RoomKeyId;
 use crate::store::RecordKey;
 
@@ -373,6 +373,38 @@ impl RoomIndex {
                 hit
             })
             .collect())
+    }
+
+    /// A page of the room's live items under `prefix`, after `after` in (namespace, key)
+    /// order, and whether more follow: listings are answered from memory, so paging through a
+    /// large room costs one build rather than opening every record for every page.
+    pub fn page(
+        &self,
+        prefix: &NamespacePrefix,
+        after: Option<(&Namespace, &ItemKey)>,
+        limit: usize,
+        now: i64,
+    ) -> (Vec<Item>, bool) {
+        let mut members: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, indexed)| {
+                let item = &indexed.as_ref()?.item;
+                let listed = item.expires_at.is_none_or(|expires_at| expires_at > now)
+                    && item.namespace.starts_with(prefix)
+                    && after.is_none_or(|(namespace, key)| (&item.namespace, &item.key) > (namespace, key));
+                listed.then(|| u32::try_from(slot).expect("slots fit in u32"))
+            })
+            .collect();
+        let has_more = members.len() > limit;
+        let by_name = |left: &u32, right: &u32| self.order_key(*left).cmp(&self.order_key(*right));
+        if has_more {
+            members.select_nth_unstable_by(limit, by_name);
+            members.truncate(limit);
+        }
+        members.sort_unstable_by(by_name);
+        (members.into_iter().map(|slot| self.hit(slot).item).collect(), has_more)
     }
 
     fn hit(&self, slot: u32) -> SearchHit {

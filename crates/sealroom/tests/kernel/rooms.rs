@@ -297,3 +297,64 @@ async fn erasure_empties_the_room_for_good() {
         assert_eq!(store.rooms.isolation_alarms(), 0);
     }
 }
+
+/// Listings page through a room in (namespace, key) order under a prefix, with writes and
+/// deletes between pages, skipping expired items; every live item is seen exactly once.
+#[tokio::test]
+async fn listings_page_in_order_through_writes_and_expiry() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let room = store.rooms.room(&user("iss", "alice"));
+        let items = room.items();
+        for index in 0..60 {
+            let path = namespace(&["notes", ["a", "b", "c"][index % 3]]);
+            items
+                .put(&path, &ItemKey::parse(&format!("k{index:03}")).unwrap(), item(json!(index), Some("x")))
+                .await
+                .unwrap();
+        }
+        items.put(&namespace(&["other"]), &ItemKey::parse("outside").unwrap(), item(json!(0), None)).await.unwrap();
+        let expiring = ItemInput::parse(&json!(1), None, None, None, Some(1)).unwrap();
+        items.put(&namespace(&["notes", "a"]), &ItemKey::parse("expiring").unwrap(), expiring).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+        let prefix = NamespacePrefix::parse_path("notes").unwrap();
+        let mut seen: Vec<(Vec<String>, String)> = Vec::new();
+        let mut cursor: Option<ItemCursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = items.list(&prefix, cursor.as_ref(), PageSize::parse(Some(7)).unwrap()).await.unwrap();
+            assert!(page.entries.len() <= 7);
+            seen.extend(
+                page.entries.iter().map(|item| (item.namespace.segments().to_vec(), item.key.as_str().to_owned())),
+            );
+            if pages == 1 {
+                // Between pages: a new item after the cursor, one before it, and a delete ahead.
+                items
+                    .put(&namespace(&["notes", "c"]), &ItemKey::parse("k999").unwrap(), item(json!(1), None))
+                    .await
+                    .unwrap();
+                items
+                    .put(&namespace(&["notes", "a"]), &ItemKey::parse("k000a").unwrap(), item(json!(1), None))
+                    .await
+                    .unwrap();
+                items.delete(&namespace(&["notes", "c"]), &ItemKey::parse("k059").unwrap()).await.unwrap();
+            }
+            pages += 1;
+            match page.next {
+                Some(next) => cursor = Some(ItemCursor::parse(&next.encode()).unwrap()),
+                None => break,
+            }
+        }
+        let mut expected = seen.clone();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(seen, expected, "{kind:?}: in order, each once");
+        assert!(seen.iter().all(|(namespace, _)| namespace[0] == "notes"), "{kind:?}: only under the prefix");
+        assert!(!seen.iter().any(|(_, key)| key == "expiring"), "{kind:?}: expired items are not listed");
+        assert!(!seen.iter().any(|(_, key)| key == "k059"), "{kind:?}: deleted ahead of the cursor");
+        assert!(seen.iter().any(|(_, key)| key == "k999"), "{kind:?}: written ahead of the cursor");
+        assert!(!seen.iter().any(|(_, key)| key == "k000a"), "{kind:?}: written behind the cursor");
+        assert_eq!(seen.len(), 60 - 1 + 1, "{kind:?}: 60 written, one deleted, one added after the cursor");
+    }
+}

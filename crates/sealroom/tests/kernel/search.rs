@@ -293,6 +293,19 @@ async fn indexes_stay_coherent_across_nodes() {
     assert_eq!(node_one.rooms.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 2);
     node_one.rooms.room(&alice).items().delete(&namespace("n"), &ItemKey::parse("one").unwrap()).await.unwrap();
     assert_eq!(keys_of(&node_two.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap()), ["two"]);
+    // Listings are answered from the same index, and are as fresh.
+    let listed = |rooms: sealroom::Rooms| async move {
+        let page = rooms
+            .room(&user("iss", "alice"))
+            .items()
+            .list(&NamespacePrefix::everything(), None, sealroom::rooms::PageSize::parse(None).unwrap())
+            .await
+            .unwrap();
+        page.entries.iter().map(|item| item.key.as_str().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(listed(node_two.clone()).await, ["two"]);
+    put(&node_one.rooms.room(&alice), "n", "three", "third", None, json!({})).await;
+    assert_eq!(listed(node_two.clone()).await, ["three", "two"]);
     // Thread writes do not invalidate the item index (its version is per collection).
     let thread = node_two.room(&alice).threads().create(None, Metadata::default()).await.unwrap();
     assert_eq!(thread.message_count, 0);
