@@ -157,6 +157,10 @@ impl RoomIndex {
     pub fn from_parts(stamp: IndexStamp, parts: Vec<IndexPart>) -> RoomIndex {
         let total = parts.iter().map(|part| part.entries.len()).sum();
         let mut index = RoomIndex::with_capacity(stamp, total);
+        // The arena is the bulk of a room's memory: allocated once at its final size rather
+        // than grown (and copied) part by part.
+        index.arena.reserve_exact(parts.iter().map(|part| part.arena.len()).sum());
+        index.inverse_norms.reserve_exact(parts.iter().map(|part| part.inverse_norms.len()).sum());
         for part in parts {
             let offset = u32::try_from(index.slots.len()).expect("slots fit in u32");
             index.lexical.merge(part.lexical, offset);

@@ -104,6 +104,11 @@ impl Lexical {
 
     /// Absorbs the index of another part, whose slots are shifted by `slot_offset`.
     pub fn merge(&mut self, partial: Lexical, slot_offset: u32) {
+        if self.documents.is_empty() && self.postings.is_empty() && slot_offset == 0 {
+            // The first part is taken whole: its term ids and slots are already the index's.
+            *self = partial;
+            return;
+        }
         let mut global_ids = vec![0u32; partial.postings.len()];
         for (term, local_id) in partial.term_ids {
             let global_id = match self.term_ids.get(term.as_str()) {
@@ -121,8 +126,11 @@ impl Lexical {
             self.postings[global_ids[local_id] as usize]
                 .extend(postings.into_iter().map(|(slot, frequency)| (slot + slot_offset, frequency)));
         }
-        for (slot, (ids, length)) in partial.documents {
-            let ids = ids.into_iter().map(|id| global_ids[id as usize]).collect();
+        self.documents.reserve(partial.documents.len());
+        for (slot, (mut ids, length)) in partial.documents {
+            for id in &mut ids {
+                *id = global_ids[*id as usize];
+            }
             let previous = self.documents.insert(slot + slot_offset, (ids, length));
             assert!(previous.is_none(), "parts cover disjoint slots");
         }
@@ -201,6 +209,46 @@ mod tests {
         left.sort_by_key(|(slot, _)| *slot);
         right.sort_by_key(|(slot, _)| *slot);
         assert_eq!(left.len(), right.len());
+        for ((left_slot, left_score), (right_slot, right_score)) in left.iter().zip(&right) {
+            assert_eq!(left_slot, right_slot);
+            assert!((left_score - right_score).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn merged_parts_score_like_one_by_one_inserts_and_stay_editable() {
+        let texts: Vec<String> =
+            (0..120).map(|index| format!("term{} common term{} tail{}", index % 5, index % 11, index % 3)).collect();
+        // Parts as a room build makes them: the first taken whole, an empty one, one whose
+        // items have no text, and the rest; slots are numbered from 0 within each part.
+        let ranges = [(0, 40), (40, 40), (40, 70), (70, 120)];
+        let mut merged = Lexical::default();
+        for (start, end) in ranges {
+            let part: Vec<(u32, &str)> = if (start, end) == (40, 70) {
+                Vec::new()
+            } else {
+                texts[start..end].iter().enumerate().map(|(slot, text)| (slot as u32, text.as_str())).collect()
+            };
+            merged.merge(Lexical::build(&part).0, start as u32);
+        }
+        let mut inserted = Lexical::default();
+        for (slot, text) in texts.iter().enumerate().filter(|(slot, _)| !(40..70).contains(slot)) {
+            inserted.insert(slot as u32, text);
+        }
+        // Edits after the merge must find the remapped term ids.
+        for index in [&mut merged, &mut inserted] {
+            for slot in [3, 97, 100, 113] {
+                index.remove(slot);
+            }
+            index.insert(3, "term4 fresh");
+        }
+        let query = ["term2", "term4", "term9", "common", "tail2", "fresh"].map(str::to_owned);
+        let mut left: Vec<(u32, f32)> = merged.score(&query, |_| true).into_iter().collect();
+        let mut right: Vec<(u32, f32)> = inserted.score(&query, |_| true).into_iter().collect();
+        left.sort_by_key(|(slot, _)| *slot);
+        right.sort_by_key(|(slot, _)| *slot);
+        assert_eq!(left.len(), right.len());
+        assert!(!left.iter().any(|(slot, _)| (40..70).contains(slot) || [97, 100, 113].contains(slot)));
         for ((left_slot, left_score), (right_slot, right_score)) in left.iter().zip(&right) {
             assert_eq!(left_slot, right_slot);
             assert!((left_score - right_score).abs() < 1e-5);
