@@ -43,6 +43,8 @@ async fn record_copied_from_another_room_is_refused_and_counted() {
     assert_eq!(store.rooms.isolation_alarms(), before + 1);
     let listed = alice.items().list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap()).await;
     assert!(matches!(listed, Err(RoomError::IsolationAlarm)), "{listed:?}");
+    // Listings are served from the room's index: the build refuses the record and counts it.
+    assert_eq!(store.rooms.isolation_alarms(), before + 2);
     // Bob's own record is untouched and still his.
     assert_eq!(bob.items().get(&path, &key).await.unwrap().value, json!("canary-bob-diary"));
 }
