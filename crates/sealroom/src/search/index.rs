@@ -154,37 +154,61 @@ impl RoomIndex {
 
     /// Builds the index of a whole room from parts prepared in parallel (the first search of
     /// a room). Record keys come from disjoint range reads, so they are distinct.
-    pub fn from_parts(stamp: IndexStamp, parts: Vec<IndexPart>) -> RoomIndex {
+    ///
+    /// The parts' lexical indexes are merged on a second thread while this one lays out the
+    /// items and vectors: this is the one serial step of a cold build.
+    pub fn from_parts(stamp: IndexStamp, mut parts: Vec<IndexPart>) -> RoomIndex {
         let total = parts.iter().map(|part| part.entries.len()).sum();
         let mut index = RoomIndex::with_capacity(stamp, total);
-        // The arena is the bulk of a room's memory: allocated once at its final size rather
-        // than grown (and copied) part by part.
-        index.arena.reserve_exact(parts.iter().map(|part| part.arena.len()).sum());
-        index.inverse_norms.reserve_exact(parts.iter().map(|part| part.inverse_norms.len()).sum());
-        for part in parts {
-            let offset = u32::try_from(index.slots.len()).expect("slots fit in u32");
-            index.lexical.merge(part.lexical, offset);
+        let mut lexicals = Vec::with_capacity(parts.len());
+        let mut slot_offset = 0usize;
+        for part in &mut parts {
+            lexicals.push((std::mem::take(&mut part.lexical), u32::try_from(slot_offset).expect("slots fit in u32")));
+            slot_offset += part.entries.len();
             index.bytes += part.lexical_bytes;
-            // A part whose vectors have other dimensions than the room's keeps its items
-            // searchable by text only (writes refuse such vectors; this guards a race).
-            let dims = part.dims.map(|dims| *index.dims.get_or_insert(dims));
-            let vectors_fit = part.dims.is_some() && dims == part.dims;
-            let vector_base = u32::try_from(index.inverse_norms.len()).expect("vectors fit in u32");
-            if vectors_fit {
-                index.arena.extend_from_slice(&part.arena);
-                index.inverse_norms.extend_from_slice(&part.inverse_norms);
-            }
-            for (record_key, item, vector, bytes) in part.entries {
-                let slot = u32::try_from(index.slots.len()).expect("slots fit in u32");
-                let vector_slot = vector.filter(|_| vectors_fit).map(|local| vector_base + local);
-                index.bytes += bytes;
-                let previous = index.by_record_key.insert(record_key.clone(), slot);
-                assert!(previous.is_none(), "range reads return each record once");
-                index.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
-            }
         }
+        let lexical = std::thread::scope(|scope| {
+            let merging = scope.spawn(move || {
+                let mut lexical = Lexical::default();
+                for (part, slot_offset) in lexicals {
+                    lexical.merge(part, slot_offset);
+                }
+                lexical
+            });
+            index.lay_out(parts);
+            // A panic here ends the build, which the caller answers as unavailable.
+            merging.join().expect("the lexical merge completes")
+        });
+        index.lexical = lexical;
         index.check();
         index
+    }
+
+    /// Appends the parts' items and vectors, in part order (the slots the lexical merge uses).
+    fn lay_out(&mut self, parts: Vec<IndexPart>) {
+        // The arena is the bulk of a room's memory: allocated once at its final size rather
+        // than grown (and copied) part by part.
+        self.arena.reserve_exact(parts.iter().map(|part| part.arena.len()).sum());
+        self.inverse_norms.reserve_exact(parts.iter().map(|part| part.inverse_norms.len()).sum());
+        for part in parts {
+            // A part whose vectors have other dimensions than the room's keeps its items
+            // searchable by text only (writes refuse such vectors; this guards a race).
+            let dims = part.dims.map(|dims| *self.dims.get_or_insert(dims));
+            let vectors_fit = part.dims.is_some() && dims == part.dims;
+            let vector_base = u32::try_from(self.inverse_norms.len()).expect("vectors fit in u32");
+            if vectors_fit {
+                self.arena.extend_from_slice(&part.arena);
+                self.inverse_norms.extend_from_slice(&part.inverse_norms);
+            }
+            for (record_key, item, vector, bytes) in part.entries {
+                let slot = u32::try_from(self.slots.len()).expect("slots fit in u32");
+                let vector_slot = vector.filter(|_| vectors_fit).map(|local| vector_base + local);
+                self.bytes += bytes;
+                let previous = self.by_record_key.insert(record_key.clone(), slot);
+                assert!(previous.is_none(), "range reads return each record once");
+                self.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
+            }
+        }
     }
 
     /// Adds or replaces an item.
