@@ -5,52 +5,30 @@
 //! cluster with fsync on. Run: `scripts/bench backends`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion};
-use sealroom::Principal;
-use sealroom::room_id::RoomIdDeriver;
-use sealroom::rooms::{ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, Room, Rooms, RoomsSettings};
-use sealroom::seal::MasterKey;
-use sealroom::secrets::Secret32;
+use criterion::BenchmarkId;
+use sealroom::rooms::{ItemInput, NamespacePrefix, PageSize, Room, RoomsSettings};
 use sealroom::store::Backend;
 use sealroom::store::postgres::testing::TestDatabase;
 use sealroom::store::postgres::{PgBackend, PgOptions, ROOM_TABLES};
-use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
+use sealroom::store::sqlite::SqliteOptions;
+
+use common::{deriver, memory_path as path};
 
 const ITEMS_IN_ROOM: usize = 200;
 const VARIANTS: [&str; 3] = ["sqlite", "postgres_rls", "postgres_no_rls"];
-
-fn deriver() -> RoomIdDeriver {
-    RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]))
-}
 
 fn input(index: usize) -> ItemInput {
     let value = serde_json::json!({"note": format!("memory number {index} about trains, hotels and the weather")});
     ItemInput::parse(&value, Some(format!("memory number {index}")), None, None, None).unwrap()
 }
 
-fn path(index: usize) -> (Namespace, ItemKey) {
-    (
-        Namespace::parse(vec!["memories".into(), format!("topic{}", index % 4)]).unwrap(),
-        ItemKey::parse(&format!("item-{index}")).unwrap(),
-    )
-}
-
 async fn room_over(backend: Arc<dyn Backend>) -> Room {
-    let rooms = Rooms::new(
-        backend,
-        MasterKey::new(&Secret32::from_bytes([2u8; 32])),
-        None,
-        deriver(),
-        RoomsSettings::standard(),
-    )
-    .await
-    .unwrap();
-    let room =
-        rooms.room(&Principal::dangerous_from_host_verified_identity("https://idp.example", "bench-user", None, &[]));
+    let room = common::rooms(backend, RoomsSettings::standard()).await.room(&common::principal("bench-user"));
     for index in 0..ITEMS_IN_ROOM {
         let (namespace, key) = path(index);
         room.items().put(&namespace, &key, input(index)).await.unwrap();
@@ -72,24 +50,14 @@ async fn postgres(rls: bool) -> Arc<dyn Backend> {
     )
 }
 
-fn output_directory() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::runtime();
     let directory = tempfile::tempdir().unwrap();
     let rooms: Vec<Room> = runtime.block_on(async {
-        let sqlite: Arc<dyn Backend> = Arc::new(
-            SqliteBackend::open(directory.path(), &deriver().fingerprint(), &SqliteOptions::standard()).unwrap(),
-        );
+        let sqlite: Arc<dyn Backend> = common::sqlite(directory.path(), &SqliteOptions::standard());
         vec![room_over(sqlite).await, room_over(postgres(true).await).await, room_over(postgres(false).await).await]
     });
-    let mut criterion = Criterion::default()
-        .output_directory(&output_directory())
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut criterion = common::criterion(Duration::from_secs(3));
     let mut counter = 0usize;
     for operation in ["put", "get", "list"] {
         let mut group = criterion.benchmark_group(format!("backend_{operation}"));
@@ -121,11 +89,7 @@ fn main() {
     }
     println!("\nmean time per operation, and ratios (throughput of the first relative to the second):");
     for operation in ["put", "get", "list"] {
-        let mean = |variant: &str| -> Option<f64> {
-            let path = output_directory().join(format!("backend_{operation}/{variant}/{operation}/new/estimates.json"));
-            let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-            estimates["mean"]["point_estimate"].as_f64()
-        };
+        let mean = |variant: &str| common::mean_nanos(&format!("backend_{operation}"), variant, operation);
         if let (Some(sqlite), Some(rls), Some(no_rls)) = (mean("sqlite"), mean("postgres_rls"), mean("postgres_no_rls"))
         {
             println!(

@@ -2,29 +2,20 @@
 //! disabled), and a miss, in one run. Run: `cargo bench -p sealroom --bench cache`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion};
-use sealroom::Principal;
-use sealroom::room_id::RoomIdDeriver;
+use criterion::BenchmarkId;
 use sealroom::rooms::{Rooms, RoomsSettings, ToolName, Ttl};
-use sealroom::seal::MasterKey;
-use sealroom::secrets::Secret32;
 use sealroom::store::Backend;
-use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
+use sealroom::store::sqlite::SqliteOptions;
 
 const ENTRIES: usize = 500;
 
-fn output_directory() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
-}
-
 async fn rooms(backend: Arc<dyn Backend>, front_bytes: u64) -> Rooms {
-    let deriver = RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]));
-    let settings = RoomsSettings { cache_front_bytes_max: front_bytes, ..RoomsSettings::standard() };
-    Rooms::new(backend, MasterKey::new(&Secret32::from_bytes([2u8; 32])), None, deriver, settings).await.unwrap()
+    common::rooms(backend, RoomsSettings { cache_front_bytes_max: front_bytes, ..RoomsSettings::standard() }).await
 }
 
 fn args(index: usize) -> serde_json::Value {
@@ -32,12 +23,10 @@ fn args(index: usize) -> serde_json::Value {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::runtime();
     let directory = tempfile::tempdir().unwrap();
-    let deriver = RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]));
-    let backend: Arc<dyn Backend> =
-        Arc::new(SqliteBackend::open(directory.path(), &deriver.fingerprint(), &SqliteOptions::standard()).unwrap());
-    let principal = Principal::dangerous_from_host_verified_identity("https://idp.example", "bench-user", None, &[]);
+    let backend: Arc<dyn Backend> = common::sqlite(directory.path(), &SqliteOptions::standard());
+    let principal = common::principal("bench-user");
     let tool = ToolName::parse("weather").unwrap();
     let result = serde_json::json!({"forecast": "sunny ".repeat(100)});
     let (with_front, without_front) = runtime.block_on(async {
@@ -54,11 +43,7 @@ fn main() {
     });
     let front_room = with_front.room(&principal);
     let store_room = without_front.room(&principal);
-    let mut criterion = Criterion::default()
-        .output_directory(&output_directory())
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut criterion = common::criterion(Duration::from_secs(3));
     let mut counter = 0usize;
     let mut group = criterion.benchmark_group("tool_lookup");
     group.bench_function(BenchmarkId::new("hit", "front"), |bencher| {
@@ -84,12 +69,7 @@ fn main() {
     group.finish();
     println!("\ntool-cache lookups (mean latency, and single-client throughput):");
     for (function, parameter) in [("hit", "front"), ("hit", "store"), ("miss", "front")] {
-        let path = output_directory().join(format!("tool_lookup/{function}/{parameter}/new/estimates.json"));
-        if let Some(mean) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|estimates| estimates["mean"]["point_estimate"].as_f64())
-        {
+        if let Some(mean) = common::mean_nanos("tool_lookup", function, parameter) {
             println!("  {function:<4} via {parameter:<5}  {:>8.1} µs   {:>8.0} lookups/s", mean / 1000.0, 1e9 / mean);
         }
     }

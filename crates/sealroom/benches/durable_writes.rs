@@ -5,40 +5,59 @@
 //! Run: `cargo bench -p sealroom --bench durable_writes`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sealroom::Principal;
-use sealroom::room_id::RoomIdDeriver;
-use sealroom::rooms::{ItemInput, ItemKey, Namespace, Rooms, RoomsSettings};
-use sealroom::seal::MasterKey;
-use sealroom::secrets::Secret32;
-use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
+use sealroom::rooms::{ItemInput, ItemKey, Namespace, RoomsSettings};
+use sealroom::store::sqlite::SqliteOptions;
 use sealroom::store::{Backend, Batch, Collection, Operation, RecordKey};
 
 const WRITERS: usize = 64;
 const SECONDS: u64 = 4;
 
-fn deriver() -> RoomIdDeriver {
-    RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]))
+/// Acknowledged writes per second of `WRITERS` tasks until the time is up. Each task gets its
+/// writer from `start(index)` and calls it with sequence numbers from 1.
+async fn writes_per_second<S, W, F>(start: S) -> f64
+where
+    S: Fn(usize) -> W,
+    W: FnMut(u64) -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let written = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for index in 0..WRITERS {
+        let (mut write, written) = (start(index), written.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sequence = 0u64;
+            while Instant::now() < deadline {
+                sequence += 1;
+                write(sequence).await;
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn store_options(group_commit_jobs_max: usize) -> SqliteOptions {
+    SqliteOptions { group_commit_jobs_max, integrity_check_on_open: false }
 }
 
 async fn raw_writes(group_commit_jobs_max: usize) -> f64 {
     let directory = tempfile::tempdir().unwrap();
-    let options = SqliteOptions { group_commit_jobs_max, integrity_check_on_open: false };
-    let backend = Arc::new(SqliteBackend::open(directory.path(), &deriver().fingerprint(), &options).unwrap());
+    let backend = common::sqlite(directory.path(), &store_options(group_commit_jobs_max));
     // A room with a key, through the room layer, then raw batches naming that key generation.
-    let rooms = Rooms::new(
-        backend.clone(),
-        MasterKey::new(&Secret32::from_bytes([2u8; 32])),
-        None,
-        deriver(),
-        RoomsSettings::standard(),
-    )
-    .await
-    .unwrap();
-    let room = rooms.room(&Principal::dangerous_from_host_verified_identity("iss", "writer", None, &[]));
+    let rooms = common::rooms(backend.clone(), RoomsSettings::standard()).await;
+    let room = rooms.room(&common::principal("writer"));
     room.items()
         .put(
             &Namespace::parse(vec!["n".into()]).unwrap(),
@@ -48,16 +67,12 @@ async fn raw_writes(group_commit_jobs_max: usize) -> f64 {
         .await
         .unwrap();
     let key_id = backend.room_key(&room.id()).await.unwrap().unwrap().key_id;
-    let written = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for writer in 0..WRITERS {
-        let (backend, written, room_id) = (backend.clone(), written.clone(), room.id());
-        tasks.push(tokio::spawn(async move {
-            let mut sequence = 0u64;
-            while Instant::now() < deadline {
-                sequence += 1;
+    let room_id = room.id();
+    let rate = writes_per_second(|writer| {
+        let backend = backend.clone();
+        move |sequence: u64| {
+            let backend = backend.clone();
+            async move {
                 let mut key = (writer as u64).to_be_bytes().to_vec();
                 key.extend_from_slice(&sequence.to_be_bytes());
                 let batch = Batch {
@@ -73,44 +88,24 @@ async fn raw_writes(group_commit_jobs_max: usize) -> f64 {
                     quotas: Vec::new(),
                 };
                 backend.write(batch).await.unwrap();
-                written.fetch_add(1, Ordering::Relaxed);
             }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let rate = written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        }
+    })
+    .await;
     backend.close().await;
     rate
 }
 
 async fn item_puts(group_commit_jobs_max: usize) -> f64 {
     let directory = tempfile::tempdir().unwrap();
-    let options = SqliteOptions { group_commit_jobs_max, integrity_check_on_open: false };
-    let backend = Arc::new(SqliteBackend::open(directory.path(), &deriver().fingerprint(), &options).unwrap());
-    let rooms = Rooms::new(
-        backend.clone(),
-        MasterKey::new(&Secret32::from_bytes([2u8; 32])),
-        None,
-        deriver(),
-        RoomsSettings::standard(),
-    )
-    .await
-    .unwrap();
-    let written = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for writer in 0..WRITERS {
-        let room =
-            rooms.room(&Principal::dangerous_from_host_verified_identity("iss", &format!("user{writer}"), None, &[]));
-        let written = written.clone();
-        tasks.push(tokio::spawn(async move {
-            let namespace = Namespace::parse(vec!["notes".into()]).unwrap();
-            let mut sequence = 0u64;
-            while Instant::now() < deadline {
-                sequence += 1;
+    let backend = common::sqlite(directory.path(), &store_options(group_commit_jobs_max));
+    let rooms = common::rooms(backend.clone(), RoomsSettings::standard()).await;
+    let rate = writes_per_second(|writer| {
+        let room = rooms.room(&common::principal(&format!("user{writer}")));
+        let namespace = Namespace::parse(vec!["notes".into()]).unwrap();
+        move |sequence: u64| {
+            let (room, namespace) = (room.clone(), namespace.clone());
+            async move {
                 let input = ItemInput::parse(
                     &serde_json::json!({"n": sequence}),
                     Some("a note of modest length".into()),
@@ -119,24 +114,18 @@ async fn item_puts(group_commit_jobs_max: usize) -> f64 {
                     None,
                 )
                 .unwrap();
-                room.items()
-                    .put(&namespace, &ItemKey::parse(&format!("k{}", sequence % 500)).unwrap(), input)
-                    .await
-                    .unwrap();
-                written.fetch_add(1, Ordering::Relaxed);
+                let key = ItemKey::parse(&format!("k{}", sequence % 500)).unwrap();
+                room.items().put(&namespace, &key, input).await.unwrap();
             }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let rate = written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        }
+    })
+    .await;
     backend.close().await;
     rate
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::runtime();
     let grouped_raw = runtime.block_on(raw_writes(512));
     let single_raw = runtime.block_on(raw_writes(1));
     let grouped_items = runtime.block_on(item_puts(512));

@@ -5,63 +5,34 @@
 //! Run: `cargo bench -p sealroom --bench isolation_cost`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion};
-use sealroom::Principal;
-use sealroom::room_id::RoomIdDeriver;
+use criterion::BenchmarkId;
 use sealroom::rooms::baseline::PlaintextItems;
-use sealroom::rooms::{ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, Rooms, RoomsSettings};
-use sealroom::seal::MasterKey;
-use sealroom::secrets::Secret32;
-use sealroom::store::Backend;
-use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
+use sealroom::rooms::{ItemInput, NamespacePrefix, PageSize, RoomsSettings};
+use sealroom::store::sqlite::SqliteOptions;
+
+use common::memory_path as path;
 
 const ITEMS_IN_ROOM: usize = 200;
 const LIST_PAGE: i64 = 50;
-
-fn open_backend(directory: &Path, deriver: &RoomIdDeriver) -> Arc<dyn Backend> {
-    Arc::new(SqliteBackend::open(directory, &deriver.fingerprint(), &SqliteOptions::standard()).unwrap())
-}
 
 fn input(index: usize) -> ItemInput {
     let value = serde_json::json!({"note": format!("memory number {index} about trains, hotels and the weather"), "index": index});
     ItemInput::parse(&value, Some(format!("memory number {index} about trains")), None, None, None).unwrap()
 }
 
-fn path(index: usize) -> (Namespace, ItemKey) {
-    let namespace = Namespace::parse(vec!["memories".into(), format!("topic{}", index % 4)]).unwrap();
-    (namespace, ItemKey::parse(&format!("item-{index}")).unwrap())
-}
-
-fn output_directory() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion")
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let deriver = || RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]));
+    let runtime = common::runtime();
     let sealed_directory = tempfile::tempdir().unwrap();
     let baseline_directory = tempfile::tempdir().unwrap();
     let (room, baseline) = runtime.block_on(async {
-        let rooms = Rooms::new(
-            open_backend(sealed_directory.path(), &deriver()),
-            MasterKey::new(&Secret32::from_bytes([2u8; 32])),
-            None,
-            deriver(),
-            RoomsSettings::standard(),
-        )
-        .await
-        .unwrap();
-        let room = rooms.room(&Principal::dangerous_from_host_verified_identity(
-            "https://idp.example",
-            "bench-user",
-            None,
-            &[],
-        ));
-        let baseline = PlaintextItems::new(open_backend(baseline_directory.path(), &deriver())).await.unwrap();
+        let sealed = common::sqlite(sealed_directory.path(), &SqliteOptions::standard());
+        let room = common::rooms(sealed, RoomsSettings::standard()).await.room(&common::principal("bench-user"));
+        let baseline =
+            PlaintextItems::new(common::sqlite(baseline_directory.path(), &SqliteOptions::standard())).await.unwrap();
         for index in 0..ITEMS_IN_ROOM {
             let (namespace, key) = path(index);
             room.items().put(&namespace, &key, input(index)).await.unwrap();
@@ -70,11 +41,7 @@ fn main() {
         (room, baseline)
     });
 
-    let mut criterion = Criterion::default()
-        .output_directory(&output_directory())
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .configure_from_args();
+    let mut criterion = common::criterion(Duration::from_secs(4));
     let mut counter = 0usize;
     for operation in ["put", "get", "list"] {
         let mut group = criterion.benchmark_group(format!("item_{operation}"));
@@ -128,12 +95,7 @@ fn main() {
         "\nthroughput of sealed, scoped operations relative to the plaintext, unscoped baseline (target >= 0.85):"
     );
     for operation in ["put", "get", "list"] {
-        let mean = |variant: &str| -> Option<f64> {
-            let path = output_directory().join(format!("item_{operation}/{variant}/{operation}/new/estimates.json"));
-            let text = std::fs::read_to_string(path).ok()?;
-            let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
-            estimates["mean"]["point_estimate"].as_f64()
-        };
+        let mean = |variant: &str| common::mean_nanos(&format!("item_{operation}"), variant, operation);
         if let (Some(sealed), Some(plain)) = (mean("sealed_scoped"), mean("plaintext_unscoped")) {
             println!(
                 "  item_{operation:<5} sealed {:>10.1} µs  baseline {:>10.1} µs  ratio {:.3}",

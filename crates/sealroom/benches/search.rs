@@ -7,17 +7,17 @@
 //! over 15 fresh opens (`SEALROOM_BENCH_COLD_ROUNDS` changes that, e.g. for profiling).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sealroom::Principal;
-use sealroom::room_id::RoomIdDeriver;
 use sealroom::rooms::{ItemInput, ItemKey, Namespace, NamespacePrefix, Rooms, RoomsSettings};
-use sealroom::seal::MasterKey;
 use sealroom::search::{SearchRequest, vectors};
-use sealroom::secrets::Secret32;
 use sealroom::store::Backend;
-use sealroom::store::sqlite::{SqliteBackend, SqliteOptions};
+use sealroom::store::sqlite::SqliteOptions;
+
+use common::principal;
 
 const DIMS: usize = 384;
 const BIG_ROOM_ITEMS: usize = 10_000;
@@ -49,23 +49,14 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
 }
 
-fn principal(name: &str) -> Principal {
-    Principal::dangerous_from_host_verified_identity("https://idp.example", name, None, &[])
-}
-
 async fn open_rooms(backend: Arc<dyn Backend>) -> Rooms {
-    let deriver = RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]));
-    Rooms::new(backend, MasterKey::new(&Secret32::from_bytes([2u8; 32])), None, deriver, RoomsSettings::standard())
-        .await
-        .unwrap()
+    common::rooms(backend, RoomsSettings::standard()).await
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::runtime();
     let directory = tempfile::tempdir().unwrap();
-    let deriver = RoomIdDeriver::new(&Secret32::from_bytes([1u8; 32]));
-    let backend: Arc<dyn Backend> =
-        Arc::new(SqliteBackend::open(directory.path(), &deriver.fingerprint(), &SqliteOptions::standard()).unwrap());
+    let backend: Arc<dyn Backend> = common::sqlite(directory.path(), &SqliteOptions::standard());
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let mut vectors_of_big_room = Vec::with_capacity(BIG_ROOM_ITEMS);
     let started = Instant::now();

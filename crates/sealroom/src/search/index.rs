@@ -212,12 +212,7 @@ impl RoomIndex {
     }
 
     /// Adds or replaces an item.
-    pub fn upsert(&mut self, record_key: RecordKey, item: Item) {
-        let terms: Vec<String> = item.text.as_deref().map(|text| tokens::terms(text).collect()).unwrap_or_default();
-        self.upsert_tokenized(record_key, item, &terms);
-    }
-
-    fn upsert_tokenized(&mut self, record_key: RecordKey, mut item: Item, terms: &[String]) {
+    pub fn upsert(&mut self, record_key: RecordKey, mut item: Item) {
         self.remove(&record_key);
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
@@ -227,8 +222,8 @@ impl RoomIndex {
             }
         };
         let mut bytes = item_bytes(&item);
-        if item.text.is_some() {
-            bytes += self.lexical.insert_terms(slot, terms);
+        if let Some(text) = &item.text {
+            bytes += self.lexical.insert(slot, text);
         }
         // The embedding lives once, in the arena; returned hits get it back from there.
         let vector_slot = item.embedding.take().and_then(|embedding| self.store_vector(&embedding));

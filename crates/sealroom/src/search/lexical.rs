@@ -30,32 +30,49 @@ pub struct Lexical {
 impl Lexical {
     /// Indexes `text` as document `slot` (which must not be indexed already). Returns the bytes
     /// it added.
-    #[cfg(test)]
     pub fn insert(&mut self, slot: u32, text: &str) -> usize {
-        self.insert_terms(slot, &tokens::terms(text).collect::<Vec<_>>())
+        self.insert_reusing(slot, text, &mut String::new(), &mut HashMap::new())
     }
 
-    /// Indexes already tokenized text (see [`tokens::terms`]) as document `slot`.
-    pub fn insert_terms(&mut self, slot: u32, terms: &[String]) -> usize {
+    /// Indexes many documents (slots numbered from 0 in this part), reusing one term buffer
+    /// and one frequency map for all of them. Returns the index and its bytes.
+    pub fn build(texts: &[(u32, &str)]) -> (Lexical, usize) {
+        let mut lexical = Lexical::default();
+        let (mut buffer, mut frequencies) = (String::new(), HashMap::new());
+        let bytes =
+            texts.iter().map(|(slot, text)| lexical.insert_reusing(*slot, text, &mut buffer, &mut frequencies)).sum();
+        (lexical, bytes)
+    }
+
+    /// [`Lexical::insert`] with scratch space the caller keeps between documents: tokenizing
+    /// then allocates only for terms the index has not seen.
+    fn insert_reusing(
+        &mut self,
+        slot: u32,
+        text: &str,
+        buffer: &mut String,
+        frequencies: &mut HashMap<u32, u32>,
+    ) -> usize {
         assert!(!self.documents.contains_key(&slot), "a slot is indexed once");
-        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity(terms.len());
+        frequencies.clear();
         let mut bytes = 0usize;
-        for term in terms {
-            let id = match self.term_ids.get(term.as_str()) {
+        let mut length = 0u32;
+        tokens::for_each_term(text, buffer, |term| {
+            length = length.saturating_add(1);
+            let id = match self.term_ids.get(term) {
                 Some(id) => *id,
                 None => {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
                     bytes += term.len() + 48;
-                    self.term_ids.insert(term.clone(), id);
+                    self.term_ids.insert(term.to_owned(), id);
                     self.postings.push(Vec::new());
                     id
                 }
             };
             *frequencies.entry(id).or_default() += 1;
-        }
-        let length = u32::try_from(terms.len()).unwrap_or(u32::MAX);
+        });
         let mut ids = Vec::with_capacity(frequencies.len());
-        for (id, frequency) in frequencies {
+        for (id, frequency) in frequencies.drain() {
             self.postings[id as usize].push((slot, frequency));
             ids.push(id);
             bytes += 12;
@@ -63,43 +80,6 @@ impl Lexical {
         self.total_length += u64::from(length);
         self.documents.insert(slot, (ids, length));
         bytes
-    }
-
-    /// Indexes many documents (slots numbered from 0 in this part), tokenizing without an
-    /// allocation per term. Returns the index and its bytes.
-    pub fn build(texts: &[(u32, &str)]) -> (Lexical, usize) {
-        let mut lexical = Lexical::default();
-        let mut bytes = 0;
-        let mut buffer = String::new();
-        let mut frequencies: HashMap<u32, u32> = HashMap::new();
-        for (slot, text) in texts {
-            frequencies.clear();
-            let mut length = 0u32;
-            tokens::for_each_term(text, &mut buffer, |term| {
-                length += 1;
-                let id = match lexical.term_ids.get(term) {
-                    Some(id) => *id,
-                    None => {
-                        let id = u32::try_from(lexical.postings.len()).expect("fewer than 4 billion terms");
-                        bytes += term.len() + 48;
-                        lexical.term_ids.insert(term.to_owned(), id);
-                        lexical.postings.push(Vec::new());
-                        id
-                    }
-                };
-                *frequencies.entry(id).or_default() += 1;
-            });
-            let mut ids = Vec::with_capacity(frequencies.len());
-            for (id, frequency) in frequencies.drain() {
-                lexical.postings[id as usize].push((*slot, frequency));
-                ids.push(id);
-                bytes += 12;
-            }
-            lexical.total_length += u64::from(length);
-            let previous = lexical.documents.insert(*slot, (ids, length));
-            assert!(previous.is_none(), "a slot is indexed once");
-        }
-        (lexical, bytes)
     }
 
     /// Absorbs the index of another part, whose slots are shifted by `slot_offset`.

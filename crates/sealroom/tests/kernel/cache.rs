@@ -2,8 +2,6 @@
 //! invalidation on deletes and erasure (also after a restart), quotas that evict only the same
 //! room's entries, expiry, and coherence of the in-memory front across nodes.
 
-use std::sync::Arc;
-
 use sealroom::RoomError;
 use sealroom::limits::RoomLimits;
 use sealroom::rooms::{
@@ -11,7 +9,7 @@ use sealroom::rooms::{
 };
 use serde_json::json;
 
-use crate::support::{BACKENDS, deriver, master, postgres_store, store, user};
+use crate::support::{BACKENDS, another_node, deriver, master, postgres_store, store, user};
 
 fn tool(name: &str) -> ToolName {
     ToolName::parse(name).unwrap()
@@ -176,16 +174,7 @@ async fn a_full_cache_evicts_only_its_own_oldest_entries() {
 #[tokio::test]
 async fn the_front_never_hides_a_change_made_through_another_node() {
     let (node_one, database) = postgres_store(RoomsSettings::standard(), 2).await;
-    let backend = Arc::new(
-        sealroom::store::postgres::PgBackend::connect(
-            &database.app_url,
-            &deriver().fingerprint(),
-            &sealroom::store::postgres::PgOptions { pool_size: 2 },
-        )
-        .await
-        .unwrap(),
-    );
-    let node_two = sealroom::Rooms::new(backend, master(), None, deriver(), RoomsSettings::standard()).await.unwrap();
+    let node_two = another_node(&database, 2).await;
     let alice = user("iss", "alice");
     let search = tool("search");
     node_one.rooms.room(&alice).tool_cache().put(&search, &json!(1), &json!("v1"), ttl(600)).await.unwrap();

@@ -2,17 +2,16 @@
 //! without a room, writes into another room, a pool of one connection under thousands of
 //! cancellations, and two nodes over one database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sealroom::RoomError;
 use sealroom::rooms::{ItemInput, ItemKey, Metadata, Namespace, NewMessage, PageSize, RoomsSettings};
+use sealroom::store::postgres::ROOM_TABLES;
 use sealroom::store::postgres::testing::APP_ROLE;
-use sealroom::store::postgres::{PgBackend, PgOptions, ROOM_TABLES};
 use sealroom::{Principal, Rooms};
 use serde_json::json;
 
-use crate::support::{deriver, master, postgres_store, user};
+use crate::support::{another_node, app_backend, deriver, master, postgres_store, user};
 
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -155,17 +154,14 @@ async fn attack_20_pool_of_one_after_a_failed_transaction() {
     assert!(matches!(bob.items().get(&namespace, &key).await, Err(RoomError::NotFound)));
     bob.items().put(&namespace, &key, value("canary-b")).await.unwrap();
     assert_eq!(bob.items().get(&namespace, &key).await.unwrap().value, json!("canary-b"));
-    let backend =
-        PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size: 1 }).await.unwrap();
+    let backend = app_backend(&database, 1).await;
     assert_eq!(backend.room_setting_seen_by_next_request().await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn attack_22_thousands_of_cancellations_on_a_pool_of_one() {
     let (store, database) = postgres_store(RoomsSettings::standard(), 1).await;
-    let backend = Arc::new(
-        PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size: 1 }).await.unwrap(),
-    );
+    let backend = app_backend(&database, 1).await;
     let rooms = Rooms::new(backend.clone(), master(), None, deriver(), RoomsSettings::standard()).await.unwrap();
     drop(store);
     let people: Vec<(Principal, String)> =
@@ -260,10 +256,7 @@ async fn attack_23_concurrent_users_with_cancellations() {
 #[tokio::test]
 async fn two_nodes_over_one_database_stay_coherent() {
     let (node_one, database) = postgres_store(RoomsSettings::standard(), 2).await;
-    let backend = Arc::new(
-        PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size: 2 }).await.unwrap(),
-    );
-    let node_two = Rooms::new(backend, master(), None, deriver(), RoomsSettings::standard()).await.unwrap();
+    let node_two = another_node(&database, 2).await;
     let alice = user("iss", "alice");
     let (namespace, key) = path();
     node_one.rooms.room(&alice).items().put(&namespace, &key, value("first")).await.unwrap();

@@ -1,14 +1,12 @@
 //! Per-room retrieval on every backend: ranking, exact recall, filters before ranking,
 //! isolation (ATTACKS.md 30–33), deletes and expiry, index coherence and the memory budget.
 
-use std::sync::Arc;
-
 use sealroom::RoomError;
 use sealroom::rooms::{ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, Room, RoomsSettings};
 use sealroom::search::SearchRequest;
 use serde_json::json;
 
-use crate::support::{BACKENDS, deriver, master, postgres_store, store, user};
+use crate::support::{BACKENDS, another_node, deriver, master, postgres_store, store, user};
 
 fn namespace(path: &str) -> Namespace {
     Namespace::parse(path.split('/').map(str::to_owned).collect()).unwrap()
@@ -274,16 +272,7 @@ async fn bad_search_requests_are_refused() {
 #[tokio::test]
 async fn indexes_stay_coherent_across_nodes() {
     let (node_one, database) = postgres_store(RoomsSettings::standard(), 2).await;
-    let backend = Arc::new(
-        sealroom::store::postgres::PgBackend::connect(
-            &database.app_url,
-            &deriver().fingerprint(),
-            &sealroom::store::postgres::PgOptions { pool_size: 2 },
-        )
-        .await
-        .unwrap(),
-    );
-    let node_two = sealroom::Rooms::new(backend, master(), None, deriver(), RoomsSettings::standard()).await.unwrap();
+    let node_two = another_node(&database, 2).await;
     let alice = user("iss", "alice");
     put(&node_one.rooms.room(&alice), "n", "one", "lighthouse keeper", None, json!({})).await;
     assert_eq!(node_one.rooms.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);

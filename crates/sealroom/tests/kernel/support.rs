@@ -48,11 +48,21 @@ pub async fn store(kind: BackendKind, settings: RoomsSettings) -> TestStore {
 /// A room layer over a fresh PostgreSQL database, connected as the application role.
 pub async fn postgres_store(settings: RoomsSettings, pool_size: usize) -> (TestStore, TestDatabase) {
     let database = TestDatabase::create(&deriver().fingerprint()).await;
-    let backend =
-        PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size }).await.unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(backend);
+    let backend: Arc<dyn Backend> = app_backend(&database, pool_size).await;
     let rooms = Rooms::new(backend.clone(), master(), None, deriver(), settings).await.unwrap();
     (TestStore { rooms, backend, sqlite: None, _directory: tempfile::tempdir().unwrap() }, database)
+}
+
+/// A connection pool to `database` as the application role, as a sealroom node opens it.
+pub async fn app_backend(database: &TestDatabase, pool_size: usize) -> Arc<PgBackend> {
+    Arc::new(PgBackend::connect(&database.app_url, &deriver().fingerprint(), &PgOptions { pool_size }).await.unwrap())
+}
+
+/// Another sealroom node over the same database: its own pool, keyring, indexes and caches.
+pub async fn another_node(database: &TestDatabase, pool_size: usize) -> Rooms {
+    Rooms::new(app_backend(database, pool_size).await, master(), None, deriver(), RoomsSettings::standard())
+        .await
+        .unwrap()
 }
 
 pub async fn sqlite_store(settings: RoomsSettings) -> TestStore {
