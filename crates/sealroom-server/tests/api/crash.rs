@@ -37,6 +37,11 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("the server did not become ready");
 }
 
+/// A JSON body read with the user's token.
+async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9_exactly_once() {
     let directory = tempfile::tempdir().unwrap();
@@ -117,15 +122,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     let mut after: Option<u64> = None;
     loop {
         let query = after.map_or_else(|| "?limit=200".to_owned(), |after| format!("?limit=200&after={after}"));
-        let page: serde_json::Value = http
-            .get(format!("{base}/v1/threads/{thread}/messages{query}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(&http, format!("{base}/v1/threads/{thread}/messages{query}"), &token).await;
         for (index, message) in page["messages"].as_array().unwrap().iter().enumerate() {
             let expected_sequence = contents.len() as u64 + 1;
             assert_eq!(
@@ -149,15 +146,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     }
     let acknowledged_items = acknowledged_items.lock().unwrap().clone();
     for (writer, value) in &acknowledged_items {
-        let item: serde_json::Value = http
-            .get(format!("{base}/v1/items/crash/writer{writer}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let item = get_json(&http, format!("{base}/v1/items/crash/writer{writer}"), &token).await;
         assert!(item["value"].as_u64().unwrap() >= *value, "acknowledged item write of writer {writer} was lost");
     }
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();

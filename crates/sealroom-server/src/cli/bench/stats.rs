@@ -56,33 +56,23 @@ pub fn summarize(title: &str, report: &mut Report, seconds: f64) -> (String, Val
     let mut total = Samples::default();
     for (operation, samples) in report.iter_mut() {
         total.merge(samples.clone());
-        let row = (
-            samples.count(),
-            samples.count() as f64 / seconds,
-            samples.percentile_ms(0.5),
-            samples.percentile_ms(0.95),
-            samples.percentile_ms(0.99),
-        );
-        table.push_str(&format!(
-            "  {operation:<18} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}\n",
-            row.0, row.1, row.2, row.3, row.4, samples.errors
-        ));
-        json_rows.push(json!({"operation": operation, "requests": row.0, "requests_per_sec": row.1, "p50_ms": row.2, "p95_ms": row.3, "p99_ms": row.4, "errors": samples.errors}));
+        let (line, mut row) = summary_row(operation, samples, seconds);
+        table.push_str(&line);
+        row["operation"] = json!(operation);
+        json_rows.push(row);
     }
-    let totals = (
-        total.count(),
-        total.count() as f64 / seconds,
-        total.percentile_ms(0.5),
-        total.percentile_ms(0.95),
-        total.percentile_ms(0.99),
-    );
-    table.push_str(&format!(
-        "  {:<18} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}\n",
-        "all", totals.0, totals.1, totals.2, totals.3, totals.4, total.errors
-    ));
-    let json = json!({
-        "title": title, "seconds": seconds, "operations": json_rows,
-        "total": {"requests": totals.0, "requests_per_sec": totals.1, "p50_ms": totals.2, "p95_ms": totals.3, "p99_ms": totals.4, "errors": total.errors},
-    });
+    let (line, total_row) = summary_row("all", &mut total, seconds);
+    table.push_str(&line);
+    let json = json!({"title": title, "seconds": seconds, "operations": json_rows, "total": total_row});
     (table, json)
+}
+
+/// One operation's table line and JSON figures.
+fn summary_row(name: &str, samples: &mut Samples, seconds: f64) -> (String, Value) {
+    let (requests, errors) = (samples.count(), samples.errors);
+    let per_sec = requests as f64 / seconds;
+    let (p50, p95, p99) = (samples.percentile_ms(0.5), samples.percentile_ms(0.95), samples.percentile_ms(0.99));
+    let line = format!("  {name:<18} {requests:>9} {per_sec:>10.0} {p50:>9.2} {p95:>9.2} {p99:>9.2} {errors:>7}\n");
+    let row = json!({"requests": requests, "requests_per_sec": per_sec, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": errors});
+    (line, row)
 }
