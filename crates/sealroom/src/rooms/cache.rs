@@ -282,16 +282,35 @@ impl Room {
         let fronts = &self.shared().fronts;
         let now = unix_now_secs();
         if let Some(entry) = fronts.get(&self.id(), *keys.key_id(), collection, version, &address.key) {
+            // The front holds entries this process opened or wrote; they are checked again on
+            // the way out, like everything read from the store.
+            self.check_entry(collection, &entry, &address)?;
             return Ok(hit_of(&entry, now));
         }
         let Some(record) = self.backend().get(&self.id(), collection, &address.key).await? else { return Ok(None) };
         let entry: StoredCacheEntry = self.open(&keys, collection, &record).await?;
-        if entry.digest != address.digest {
-            self.raise(collection, AlarmKind::NameMismatch);
-            return Err(RoomError::IsolationAlarm);
-        }
+        self.check_entry(collection, &entry, &address)?;
         fronts.fill(&self.id(), *keys.key_id(), collection, version, address.key, &entry);
         Ok(hit_of(&entry, now))
+    }
+
+    /// The read half of a cache entry's checks: it belongs to this room and answers the lookup
+    /// it is filed under. Anything else is refused and raises the isolation alarm.
+    fn check_entry(
+        &self,
+        collection: Collection,
+        entry: &StoredCacheEntry,
+        address: &EntryAddress,
+    ) -> Result<(), RoomError> {
+        let kind = if entry.owner != *self.id().as_bytes() {
+            AlarmKind::OwnerMismatch
+        } else if entry.digest != address.digest {
+            AlarmKind::NameMismatch
+        } else {
+            return Ok(());
+        };
+        self.raise(collection, kind);
+        Err(RoomError::IsolationAlarm)
     }
 }
 
@@ -332,6 +351,33 @@ pub async fn plant_foreign_tool_entry(
         Err(WriteFailure::Retry) => Err(RoomError::Conflict),
         Err(WriteFailure::Failed(error)) => Err(error),
     }
+}
+
+/// Test-only: puts an entry that claims to belong to `claimed` into `victim`'s in-memory
+/// front, valid for the current store version, where the victim's next lookup finds it without
+/// reading the store. What a bug in the front's bookkeeping could do; the read path must refuse it.
+#[cfg(feature = "test-hooks")]
+pub async fn plant_foreign_front_entry(
+    victim: &Room,
+    claimed: &Room,
+    tool: &ToolName,
+    args: &Value,
+    result: &Value,
+) -> Result<(), RoomError> {
+    let canonical = canonical_json(args)?;
+    let keys = victim.write_keys().await?;
+    let address = tool_address(&keys, tool, &canonical);
+    let version = victim.backend().collection_version(&victim.id(), address.collection).await?;
+    let now = unix_now_secs();
+    let entry = StoredCacheEntry {
+        owner: *claimed.id().as_bytes(),
+        digest: address.digest,
+        value_json: result.to_string(),
+        created_at: now,
+        expires_at: now + 600,
+    };
+    victim.shared().fronts.fill(&victim.id(), *keys.key_id(), address.collection, version, address.key, &entry);
+    Ok(())
 }
 
 /// What an export says about a cache entry: where and when, never its value (cached values are

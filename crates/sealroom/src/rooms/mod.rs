@@ -29,9 +29,9 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
 pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEntry, AuditEvent, AuditVerdict};
-#[cfg(feature = "test-hooks")]
-pub use cache::plant_foreign_tool_entry;
 pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
+#[cfg(feature = "test-hooks")]
+pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
 pub use items::{Item, ItemCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,

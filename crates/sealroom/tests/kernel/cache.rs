@@ -5,7 +5,8 @@
 use sealroom::RoomError;
 use sealroom::limits::RoomLimits;
 use sealroom::rooms::{
-    ItemInput, ItemKey, Metadata, Namespace, RoomsSettings, ToolName, Ttl, plant_foreign_tool_entry,
+    ItemInput, ItemKey, Metadata, Namespace, RoomsSettings, ToolName, Ttl, plant_foreign_front_entry,
+    plant_foreign_tool_entry,
 };
 use serde_json::json;
 
@@ -96,6 +97,27 @@ async fn an_entry_planted_under_the_wrong_room_is_refused_and_counted() {
         let read = bob.tool_cache().lookup(&search, &json!({"q": "x"})).await;
         assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
         assert_eq!(store.rooms.isolation_alarms(), before + 1);
+    }
+}
+
+#[tokio::test]
+async fn an_entry_of_another_room_in_the_in_memory_front_is_refused_and_counted() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let alice = store.rooms.room(&user("iss", "alice"));
+        let bob = store.rooms.room(&user("iss", "bob"));
+        let search = tool("search");
+        bob.tool_cache().put(&search, &json!({"q": "y"}), &json!("bob's own"), ttl(600)).await.unwrap();
+        plant_foreign_front_entry(&bob, &alice, &search, &json!({"q": "x"}), &json!("canary-alice")).await.unwrap();
+        let before = store.rooms.isolation_alarms();
+        let read = bob.tool_cache().lookup(&search, &json!({"q": "x"})).await;
+        assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
+        assert_eq!(store.rooms.isolation_alarms(), before + 1);
+        // Bob's own entry in the same front is still served.
+        assert_eq!(
+            bob.tool_cache().lookup(&search, &json!({"q": "y"})).await.unwrap().unwrap().value,
+            json!("bob's own")
+        );
     }
 }
 
