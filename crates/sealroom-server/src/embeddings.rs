@@ -66,21 +66,12 @@ impl std::fmt::Debug for Embedder {
 
 impl Embedder {
     pub fn new(config: &EmbeddingsConfig) -> Result<Embedder, sealroom::secrets::SecretError> {
-        let api_key = match &config.api_key {
-            Some(source) => Some(SecretString::from(read_key(source)?)),
-            None => None,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(config.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client without custom TLS settings always builds");
+        let timeout = Duration::from_secs(config.timeout_secs);
         Ok(Embedder {
-            client,
+            client: crate::outbound::client(timeout, timeout),
             url: format!("{}/embeddings", config.base_url),
             model: config.model.clone(),
-            api_key,
+            api_key: crate::outbound::api_key(config.api_key.as_ref())?,
             batch_max: config.batch_max,
             cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES_MAX).support_invalidation_closures().build(),
         })
@@ -148,16 +139,5 @@ impl Embedder {
             *slot = Some(entry.embedding);
         }
         vectors.into_iter().map(|vector| vector.ok_or(EmbedError::Malformed)).collect()
-    }
-}
-
-/// Reads an API key from its source (a file or an environment variable).
-pub fn read_key(source: &sealroom::secrets::SecretSource) -> Result<String, sealroom::secrets::SecretError> {
-    use sealroom::secrets::{SecretError, SecretSource};
-    match source {
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map(|text| text.trim().to_owned())
-            .map_err(|source| SecretError::Read { path: path.clone(), source }),
-        SecretSource::Environment(name) => std::env::var(name).map_err(|_| SecretError::MissingVariable(name.clone())),
     }
 }

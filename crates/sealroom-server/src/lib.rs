@@ -11,5 +11,6 @@ pub mod embeddings;
 pub mod http;
 pub mod limiter;
 pub mod listener;
+pub mod outbound;
 pub mod proxy;
 pub mod telemetry;

@@ -21,6 +21,31 @@ pub enum SecretSource {
     Environment(String),
 }
 
+impl SecretSource {
+    /// The text the source holds, without surrounding whitespace (a file's trailing newline is
+    /// not part of a secret). For secrets that are not 32-byte keys, such as upstream API keys.
+    pub fn read(&self) -> Result<secrecy::SecretString, SecretError> {
+        let text = match self {
+            SecretSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| SecretError::Read { path: path.clone(), source })?
+            }
+            SecretSource::Environment(name) => {
+                std::env::var(name).map_err(|_| SecretError::MissingVariable(name.clone()))?
+            }
+        };
+        let text = zeroize::Zeroizing::new(text);
+        Ok(secrecy::SecretString::from(text.trim()))
+    }
+
+    /// How error messages name the source: the file's path or the variable's name.
+    fn name(&self) -> String {
+        match self {
+            SecretSource::File(path) => path.display().to_string(),
+            SecretSource::Environment(name) => name.clone(),
+        }
+    }
+}
+
 /// Why a secret could not be loaded. Messages name the source, never the content.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -67,17 +92,7 @@ impl Secret32 {
 
     /// Loads a secret from its source.
     pub fn load(source: &SecretSource) -> Result<Secret32, SecretError> {
-        match source {
-            SecretSource::File(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| SecretError::Read { path: path.clone(), source })?;
-                parse_hex(&text, &path.display().to_string())
-            }
-            SecretSource::Environment(name) => {
-                let text = std::env::var(name).map_err(|_| SecretError::MissingVariable(name.clone()))?;
-                parse_hex(&text, name)
-            }
-        }
+        parse_hex(source.read()?.expose_secret(), &source.name())
     }
 
     /// Loads the secret in `path`, or generates one there (mode 0600) when the file does not

@@ -36,22 +36,11 @@ pub enum UpstreamError {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, sealroom::secrets::SecretError> {
-        let api_key = match &config.api_key {
-            Some(source) => Some(SecretString::from(crate::embeddings::read_key(source)?)),
-            None => None,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(10))
-            // A redirect could send the request (and the key) elsewhere: never follow one.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client without custom TLS settings always builds");
         Ok(Upstream {
-            client,
+            client: crate::outbound::client(Duration::from_secs(config.timeout_secs), Duration::from_secs(10)),
             url: format!("{}/chat/completions", config.base_url),
             base_url: config.base_url.clone(),
-            api_key,
+            api_key: crate::outbound::api_key(config.api_key.as_ref())?,
             config: config.clone(),
         })
     }
