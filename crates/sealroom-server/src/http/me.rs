@@ -99,9 +99,19 @@ enum ExportError {
     Gone,
 }
 
+/// What an export holds, counted as it is written (its last line).
+#[derive(Default, serde::Serialize)]
+struct ExportCounts {
+    threads: u64,
+    messages: u64,
+    items: u64,
+    cache_entries: u64,
+    audit_entries: u64,
+}
+
 async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender<String>) -> Result<(), ExportError> {
     let mut send = async |line: Value| sender.send(line.to_string() + "\n").await.map_err(|_| ExportError::Gone);
-    let mut counts = json!({"threads": 0, "messages": 0, "items": 0, "cache_entries": 0, "audit_entries": 0});
+    let mut counts = ExportCounts::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     send(json!({"type": "room", "format": "sealroom-export/v1", "room_id": room.id().to_hex(), "exported_at": now}))
         .await?;
@@ -110,19 +120,14 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
     loop {
         let threads = room.threads().list(cursor, page_size).await?;
         for thread in &threads.entries {
-            send(tagged("thread", serde_json::to_value(super::dto::ThreadResponse::from(thread)).unwrap_or_default()))
-                .await?;
-            counts["threads"] = json!(counts["threads"].as_u64().unwrap_or(0) + 1);
+            send(tagged("thread", &super::dto::ThreadResponse::from(thread))).await?;
+            counts.threads += 1;
             let mut after = None;
             loop {
                 let messages = room.threads().messages(&thread.id, after, page_size).await?;
                 for message in &messages.entries {
-                    send(tagged(
-                        "message",
-                        serde_json::to_value(super::dto::MessageResponse::from(message)).unwrap_or_default(),
-                    ))
-                    .await?;
-                    counts["messages"] = json!(counts["messages"].as_u64().unwrap_or(0) + 1);
+                    send(tagged("message", &super::dto::MessageResponse::from(message))).await?;
+                    counts.messages += 1;
                 }
                 match messages.next {
                     Some(next) => after = Some(next),
@@ -136,22 +141,22 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
         }
     }
     for item in room.items().export_all().await? {
-        let mut line = serde_json::to_value(super::dto::ItemResponse::from(&item)).unwrap_or_default();
+        let mut line = tagged("item", &super::dto::ItemResponse::from(&item));
         line["embedding"] = json!(item.embedding);
-        send(tagged("item", line)).await?;
-        counts["items"] = json!(counts["items"].as_u64().unwrap_or(0) + 1);
+        send(line).await?;
+        counts.items += 1;
     }
     for entry in room.cache_metadata().await? {
         let line = json!({"collection": entry.collection.name(), "stored_at": entry.stored_at, "expires_at": entry.expires_at, "bytes": entry.bytes});
-        send(tagged("cache_entry", line)).await?;
-        counts["cache_entries"] = json!(counts["cache_entries"].as_u64().unwrap_or(0) + 1);
+        send(tagged("cache_entry", &line)).await?;
+        counts.cache_entries += 1;
     }
     let mut after = None;
     loop {
         let page = room.audit_entries(after, page_size).await?;
         for entry in &page.entries {
-            send(tagged("audit", serde_json::to_value(AuditEntryResponse::from(entry)).unwrap_or_default())).await?;
-            counts["audit_entries"] = json!(counts["audit_entries"].as_u64().unwrap_or(0) + 1);
+            send(tagged("audit", &AuditEntryResponse::from(entry))).await?;
+            counts.audit_entries += 1;
         }
         match page.next {
             Some(next) => after = Some(next),
@@ -161,7 +166,9 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
     send(json!({"type": "end", "counts": counts})).await
 }
 
-fn tagged(kind: &str, mut value: Value) -> Value {
+/// One export line: `record` with its `type`.
+fn tagged(kind: &str, record: &impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
     if let Value::Object(map) = &mut value {
         map.insert("type".into(), json!(kind));
     }

@@ -169,13 +169,14 @@ async fn complete(state: &AppState, caller: Caller, mut body: Map<String, Value>
         )
     })?;
     body.insert("model".into(), json!(upstream_model));
-    let messages = match body.get("messages") {
+    // Taken out of the body: the upstream gets them back below, after the context.
+    let messages = match body.remove("messages") {
         Some(Value::Array(messages))
             if !messages.is_empty()
                 && messages.len() <= MESSAGES_MAX
                 && messages.iter().all(|message| message["role"].is_string()) =>
         {
-            messages.clone()
+            messages
         }
         _ => {
             return Err(openai_error(
