@@ -350,6 +350,17 @@ impl PgBackend {
         Ok(client)
     }
 
+    /// Runs one read statement in a read-only transaction scoped to `room`.
+    async fn read_scoped(
+        &self,
+        room: &RoomId,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.scoped(room, true).await?;
+        query_and_commit(&client, sql, parameters).await
+    }
+
     /// A pooled connection outside any transaction and with no room set (for the admin functions).
     async fn unscoped(&self) -> Result<Object, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
@@ -373,6 +384,11 @@ async fn query_and_commit(
     let rows = rows.map_err(db_error)?;
     committed.map_err(db_error)?;
     Ok(rows)
+}
+
+/// The version in the first column of the first row; 0 when there is no row (never written).
+fn version_of(rows: &[Row]) -> u64 {
+    rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0)
 }
 
 fn record_from_row(row: &Row) -> Result<StoredRecord, StoreError> {
@@ -637,13 +653,13 @@ async fn apply_batch(transaction: &Object, batch: &Batch) -> Result<WriteReceipt
 #[async_trait]
 impl Backend for PgBackend {
     async fn room_key(&self, room: &RoomId) -> Result<Option<WrappedRoomKey>, StoreError> {
-        let client = self.scoped(room, true).await?;
-        let rows = query_and_commit(
-            &client,
-            "SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1",
-            &[&room.to_hex()],
-        )
-        .await?;
+        let rows = self
+            .read_scoped(
+                room,
+                "SELECT master_key_id, key_id, wrapped_key FROM sealroom.rooms WHERE room = $1",
+                &[&room.to_hex()],
+            )
+            .await?;
         rows.first().map(wrapped_from_row).transpose()
     }
 
@@ -691,19 +707,18 @@ impl Backend for PgBackend {
         collection: Collection,
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        let client = self.scoped(room, true).await?;
-        let rows = query_and_commit(
-            &client,
-            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+        let rows = self
+            .read_scoped(
+                room,
+                "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
              WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
-            &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()],
-        )
-        .await?;
+                &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()],
+            )
+            .await?;
         rows.first().map(record_from_row).transpose()
     }
 
     async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
-        let client = self.scoped(room, true).await?;
         let sql = if range.reverse {
             "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
              WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
@@ -715,12 +730,20 @@ impl Backend for PgBackend {
         };
         let (lower, upper) = range.key_bounds();
         let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
-        let rows = query_and_commit(
-            &client,
-            sql,
-            &[&room.to_hex(), &tag(range.collection), &lower.as_slice(), &upper.as_slice(), &unix_now_secs(), &limit],
-        )
-        .await?;
+        let rows = self
+            .read_scoped(
+                room,
+                sql,
+                &[
+                    &room.to_hex(),
+                    &tag(range.collection),
+                    &lower.as_slice(),
+                    &upper.as_slice(),
+                    &unix_now_secs(),
+                    &limit,
+                ],
+            )
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -733,31 +756,30 @@ impl Backend for PgBackend {
     }
 
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
-        let client = self.scoped(room, true).await?;
         let rows =
-            query_and_commit(&client, "SELECT version FROM sealroom.rooms WHERE room = $1", &[&room.to_hex()]).await?;
-        Ok(rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0))
+            self.read_scoped(room, "SELECT version FROM sealroom.rooms WHERE room = $1", &[&room.to_hex()]).await?;
+        Ok(version_of(&rows))
     }
 
     async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError> {
-        let client = self.scoped(room, true).await?;
-        let rows = query_and_commit(
-            &client,
-            "SELECT version FROM sealroom.usage WHERE room = $1 AND collection = $2",
-            &[&room.to_hex(), &tag(collection)],
-        )
-        .await?;
-        Ok(rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0))
+        let rows = self
+            .read_scoped(
+                room,
+                "SELECT version FROM sealroom.usage WHERE room = $1 AND collection = $2",
+                &[&room.to_hex(), &tag(collection)],
+            )
+            .await?;
+        Ok(version_of(&rows))
     }
 
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
-        let client = self.scoped(room, true).await?;
-        let rows = query_and_commit(
-            &client,
-            "SELECT collection, records, bytes FROM sealroom.usage WHERE room = $1 ORDER BY collection",
-            &[&room.to_hex()],
-        )
-        .await?;
+        let rows = self
+            .read_scoped(
+                room,
+                "SELECT collection, records, bytes FROM sealroom.usage WHERE room = $1 ORDER BY collection",
+                &[&room.to_hex()],
+            )
+            .await?;
         Ok(rows
             .iter()
             .filter_map(|row| {
