@@ -19,10 +19,7 @@ use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
 use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::seal::RoomKeys;
-use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, StoredRecord, unix_now_secs};
-
-/// Items read per store round trip when a whole room is scanned.
-const SCAN_CHUNK_ITEMS: usize = 512;
+use crate::store::{Check, Collection, Operation, Quota, RecordKey, StoredRecord, unix_now_secs};
 
 /// Domain of item record keys under the room's index key.
 const ITEM_KEY_DOMAIN: &[u8] = b"item";
@@ -322,40 +319,17 @@ impl<'room> Items<'room> {
 
     /// Every live item of the room with its embedding, in record order (for export).
     pub async fn export_all(&self) -> Result<Vec<Item>, RoomError> {
-        Ok(self.all().await?.into_iter().filter_map(|(_, stored)| into_item(stored)).collect())
-    }
-
-    /// Every live item of the room, opened and checked (the source of listings and indexes).
-    pub(crate) async fn all(&self) -> Result<Vec<(RecordKey, StoredItem)>, RoomError> {
         let Some(keys) = self.room.read_keys().await? else {
             return Ok(Vec::new());
         };
         let mut items = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let range = Range {
-                start: None,
-                end: None,
-                collection: Collection::Items,
-                prefix: Vec::new(),
-                after: after.take(),
-                reverse: false,
-                limit: SCAN_CHUNK_ITEMS,
-            };
-            let records = self.room.backend().range(&self.room.id(), &range).await?;
-            for record in &records {
-                // The record's key is bound into its associated data, so a record that opens was
-                // sealed for exactly this key; the owner stamp is checked by `open`. Recomputing
-                // the key's HMAC from the stored name would re-check the writer, not the store,
-                // and doubles the cost of a listing.
-                let stored: StoredItem = self.room.open(&keys, Collection::Items, record).await?;
-                items.push((record.key.clone(), stored));
-            }
-            if records.len() < SCAN_CHUNK_ITEMS {
-                return Ok(items);
-            }
-            after = records.last().map(|record| record.key.as_bytes().to_vec());
+        for record in self.room.read_items_between(None, None).await? {
+            // The record's key is bound into its associated data, so a record that opens was
+            // sealed for exactly this key; the owner stamp is checked by `open`.
+            let stored: StoredItem = self.room.open(&keys, Collection::Items, &record).await?;
+            items.extend(into_item(stored));
         }
+        Ok(items)
     }
 }
 

@@ -149,8 +149,8 @@ impl Room {
             .map_err(|_| RoomError::Unavailable("index build failed".into()))
     }
 
-    /// Every live item record with a key in `[start, end)`.
-    async fn read_items_between(
+    /// Every live item record with a key in `[start, end)` (`None`: unbounded), read in chunks.
+    pub(crate) async fn read_items_between(
         &self,
         start: Option<Vec<u8>>,
         end: Option<Vec<u8>>,
