@@ -157,3 +157,20 @@ async fn master_key_rotation_keeps_every_room_readable_and_the_old_key_useless()
     assert!(refused.err().is_some_and(|error| error.to_string().contains("master key")), "the old key must be useless");
     drop(directory);
 }
+
+#[tokio::test]
+async fn admin_erasure_refuses_identities_no_token_could_carry() {
+    let app = spawn_app().await;
+    let token = admin_token(&app);
+    for body in [
+        json!({"issuer": "urn:sealroom:dev", "subject": ""}),
+        json!({"issuer": "", "subject": "alice"}),
+        json!({"issuer": "urn:sealroom:dev", "subject": "x".repeat(256)}),
+    ] {
+        let (status, answer, text) = admin(&app, &token, Method::POST, "/admin/v1/erasures", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{text}");
+    }
+    let (_, log, _) = admin(&app, &token, Method::GET, "/admin/v1/erasures", None).await;
+    assert!(log["erasures"].as_array().unwrap().is_empty());
+}

@@ -40,7 +40,7 @@ pub use names::{
 pub use threads::{ContextView, Message, Page, ThreadInfo, ThreadPatch, Threads};
 
 use crate::identity::Principal;
-use crate::limits::RoomLimits;
+use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, RoomLimits};
 use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
 use crate::seal::{MasterKey, RoomKeys};
 use crate::store::{
@@ -272,7 +272,13 @@ impl Rooms {
 
     /// Admin erasure: the one operation that derives a room from an issuer and subject given as
     /// plain values. It returns a receipt and no content.
+    /// Both are bounded like the claims of a verified token.
     pub async fn erase_principal_for_admin(&self, issuer: &str, subject: &str) -> Result<ErasureReceipt, RoomError> {
+        for (field, value) in [("issuer", issuer), ("subject", subject)] {
+            if value.is_empty() || value.len() > IDENTITY_CLAIM_BYTES_MAX {
+                return Err(InputError::new(field, format!("must be 1 to {IDENTITY_CLAIM_BYTES_MAX} bytes")).into());
+            }
+        }
         let room = self.shared.room_ids.derive(RoomKind::User, issuer, subject);
         erase_room(&self.shared, &room).await
     }
