@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use sealroom::room_id::RoomId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Principals whose buckets are remembered; an evicted idle principal starts with a full bucket.
+/// Principals whose state is remembered; an evicted idle principal starts with a full bucket.
 const TRACKED_PRINCIPALS_MAX: u64 = 100_000;
+/// How long an idle principal's state is kept. Long enough that no request still in flight
+/// outlives its principal's slots; a kept bucket has refilled to the burst by then anyway.
+const TRACKED_IDLE_SECS: u64 = 600;
 
 /// The limits, each configurable.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,6 +30,12 @@ struct Bucket {
     updated: Instant,
 }
 
+/// One principal's state: the token bucket and the in-flight slots.
+struct Tracked {
+    bucket: Mutex<Bucket>,
+    in_flight: Arc<Semaphore>,
+}
+
 /// Why a request was refused, and when to retry.
 #[derive(Debug, Clone, Copy)]
 pub struct Refusal {
@@ -42,8 +51,7 @@ pub struct Admission {
 /// The limiter, keyed by principal (their room id in the server).
 pub struct Limiter<K = RoomId> {
     limits: PrincipalLimits,
-    buckets: moka::sync::Cache<K, Arc<Mutex<Bucket>>>,
-    in_flight: moka::sync::Cache<K, Arc<Semaphore>>,
+    tracked: moka::sync::Cache<K, Arc<Tracked>>,
 }
 
 impl<K> std::fmt::Debug for Limiter<K> {
@@ -55,24 +63,25 @@ impl<K> std::fmt::Debug for Limiter<K> {
 impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Limiter<K> {
     pub fn new(limits: PrincipalLimits) -> Limiter<K> {
         assert!(limits.requests_per_sec > 0.0 && limits.burst >= 1.0 && limits.in_flight_max >= 1);
-        let idle = Duration::from_secs_f64((limits.burst / limits.requests_per_sec).max(1.0) * 4.0);
         Limiter {
             limits,
-            buckets: moka::sync::Cache::builder().max_capacity(TRACKED_PRINCIPALS_MAX).time_to_idle(idle).build(),
-            in_flight: moka::sync::Cache::builder()
+            tracked: moka::sync::Cache::builder()
                 .max_capacity(TRACKED_PRINCIPALS_MAX)
-                .time_to_idle(Duration::from_secs(600))
+                .time_to_idle(Duration::from_secs(TRACKED_IDLE_SECS))
                 .build(),
         }
     }
 
     /// Admits one request of the principal whose room is `room`, or says when to retry.
     pub fn admit(&self, principal: &K) -> Result<Admission, Refusal> {
-        let bucket = self.buckets.get_with(principal.clone(), || {
-            Arc::new(Mutex::new(Bucket { tokens: self.limits.burst, updated: Instant::now() }))
+        let tracked = self.tracked.get_with(principal.clone(), || {
+            Arc::new(Tracked {
+                bucket: Mutex::new(Bucket { tokens: self.limits.burst, updated: Instant::now() }),
+                in_flight: Arc::new(Semaphore::new(self.limits.in_flight_max)),
+            })
         });
         {
-            let mut bucket = bucket.lock().expect("bucket lock");
+            let mut bucket = tracked.bucket.lock().expect("bucket lock");
             let now = Instant::now();
             let refill = now.duration_since(bucket.updated).as_secs_f64() * self.limits.requests_per_sec;
             bucket.tokens = (bucket.tokens + refill).min(self.limits.burst);
@@ -83,9 +92,9 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Limiter<K> {
             }
             bucket.tokens -= 1.0;
         }
-        let semaphore =
-            self.in_flight.get_with(principal.clone(), || Arc::new(Semaphore::new(self.limits.in_flight_max)));
-        semaphore
+        tracked
+            .in_flight
+            .clone()
             .try_acquire_owned()
             .map(|permit| Admission { _permit: permit })
             .map_err(|_| Refusal { retry_after: Duration::from_secs(1) })
