@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::BenchmarkId;
-use sealroom::rooms::{ItemInput, NamespacePrefix, PageSize, Room, RoomsSettings};
+use sealroom::rooms::{ItemInput, Room, RoomsSettings};
 use sealroom::store::Backend;
 use sealroom::store::postgres::testing::TestDatabase;
 use sealroom::store::postgres::{PgBackend, PgOptions, ROOM_TABLES};
@@ -65,23 +65,7 @@ fn main() {
             group.bench_function(BenchmarkId::new(*variant, operation), |bencher| {
                 bencher.iter(|| {
                     counter = (counter + 7) % ITEMS_IN_ROOM;
-                    let (namespace, key) = path(counter);
-                    runtime.block_on(async {
-                        match operation {
-                            "put" => drop(room.items().put(&namespace, &key, input(counter)).await.unwrap()),
-                            "get" => drop(room.items().get(&namespace, &key).await.unwrap()),
-                            _ => drop(
-                                room.items()
-                                    .list(
-                                        &NamespacePrefix::parse_path("memories").unwrap(),
-                                        None,
-                                        PageSize::parse(Some(50)).unwrap(),
-                                    )
-                                    .await
-                                    .unwrap(),
-                            ),
-                        }
-                    })
+                    runtime.block_on(common::item_operation(room, operation, counter, input(counter)));
                 })
             });
         }

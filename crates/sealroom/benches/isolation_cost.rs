@@ -17,7 +17,6 @@ use sealroom::store::sqlite::SqliteOptions;
 use common::memory_path as path;
 
 const ITEMS_IN_ROOM: usize = 200;
-const LIST_PAGE: i64 = 50;
 
 fn input(index: usize) -> ItemInput {
     let value = serde_json::json!({"note": format!("memory number {index} about trains, hotels and the weather"), "index": index});
@@ -48,23 +47,7 @@ fn main() {
         group.bench_function(BenchmarkId::new("sealed_scoped", operation), |bencher| {
             bencher.iter(|| {
                 counter = (counter + 7) % ITEMS_IN_ROOM;
-                let (namespace, key) = path(counter);
-                runtime.block_on(async {
-                    match operation {
-                        "put" => drop(room.items().put(&namespace, &key, input(counter)).await.unwrap()),
-                        "get" => drop(room.items().get(&namespace, &key).await.unwrap()),
-                        _ => drop(
-                            room.items()
-                                .list(
-                                    &NamespacePrefix::parse_path("memories").unwrap(),
-                                    None,
-                                    PageSize::parse(Some(LIST_PAGE)).unwrap(),
-                                )
-                                .await
-                                .unwrap(),
-                        ),
-                    }
-                })
+                runtime.block_on(common::item_operation(&room, operation, counter, input(counter)));
             })
         });
         group.bench_function(BenchmarkId::new("plaintext_unscoped", operation), |bencher| {
@@ -79,7 +62,7 @@ fn main() {
                             baseline
                                 .list(
                                     &NamespacePrefix::parse_path("memories").unwrap(),
-                                    PageSize::parse(Some(LIST_PAGE)).unwrap(),
+                                    PageSize::parse(Some(common::LIST_PAGE)).unwrap(),
                                 )
                                 .await
                                 .unwrap(),

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use sealroom::Principal;
+use sealroom::Room;
 use sealroom::room_id::RoomIdDeriver;
-use sealroom::rooms::{ItemKey, Namespace, Rooms, RoomsSettings};
+use sealroom::rooms::{ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, Rooms, RoomsSettings};
 use sealroom::seal::MasterKey;
 use sealroom::secrets::Secret32;
 use sealroom::store::Backend;
@@ -51,6 +52,29 @@ pub fn memory_path(index: usize) -> (Namespace, ItemKey) {
         Namespace::parse(vec!["memories".into(), format!("topic{}", index % 4)]).unwrap(),
         ItemKey::parse(&format!("item-{index}")).unwrap(),
     )
+}
+
+/// Items listed per page by the item benchmarks.
+pub const LIST_PAGE: i64 = 50;
+
+/// One sealed item operation on memory `index` of `room`: `put` (with `input`), `get`, or
+/// `list` (a page under `memories`).
+pub async fn item_operation(room: &Room, operation: &str, index: usize, input: ItemInput) {
+    let (namespace, key) = memory_path(index);
+    match operation {
+        "put" => drop(room.items().put(&namespace, &key, input).await.unwrap()),
+        "get" => drop(room.items().get(&namespace, &key).await.unwrap()),
+        _ => drop(
+            room.items()
+                .list(
+                    &NamespacePrefix::parse_path("memories").unwrap(),
+                    None,
+                    PageSize::parse(Some(LIST_PAGE)).unwrap(),
+                )
+                .await
+                .unwrap(),
+        ),
+    }
 }
 
 /// Criterion with one second of warm-up and `measurement` per benchmark.

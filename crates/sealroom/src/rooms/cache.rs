@@ -326,17 +326,7 @@ pub async fn plant_foreign_tool_entry(
     args: &Value,
     result: &Value,
 ) -> Result<(), RoomError> {
-    let canonical = canonical_json(args)?;
-    let keys = victim.write_keys().await?;
-    let address = tool_address(&keys, tool, &canonical);
-    let now = unix_now_secs();
-    let entry = StoredCacheEntry {
-        owner: *claimed.id().as_bytes(),
-        digest: address.digest,
-        value_json: result.to_string(),
-        created_at: now,
-        expires_at: now + 600,
-    };
+    let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
     let sealed = keys
         .seal(address.collection, &address.key, &super::codec::encode(&entry))
         .map_err(|_| RoomError::Unavailable("sealing failed".into()))?;
@@ -364,10 +354,25 @@ pub async fn plant_foreign_front_entry(
     args: &Value,
     result: &Value,
 ) -> Result<(), RoomError> {
+    let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
+    let version = victim.backend().collection_version(&victim.id(), address.collection).await?;
+    victim.shared().fronts.fill(&victim.id(), *keys.key_id(), address.collection, version, address.key, &entry);
+    Ok(())
+}
+
+/// The entry both test hooks plant: filed where `victim` looks up `tool` with `args`, stamped
+/// with `claimed` as its owner.
+#[cfg(feature = "test-hooks")]
+async fn foreign_entry(
+    victim: &Room,
+    claimed: &Room,
+    tool: &ToolName,
+    args: &Value,
+    result: &Value,
+) -> Result<(std::sync::Arc<RoomKeys>, EntryAddress, StoredCacheEntry), RoomError> {
     let canonical = canonical_json(args)?;
     let keys = victim.write_keys().await?;
     let address = tool_address(&keys, tool, &canonical);
-    let version = victim.backend().collection_version(&victim.id(), address.collection).await?;
     let now = unix_now_secs();
     let entry = StoredCacheEntry {
         owner: *claimed.id().as_bytes(),
@@ -376,8 +381,7 @@ pub async fn plant_foreign_front_entry(
         created_at: now,
         expires_at: now + 600,
     };
-    victim.shared().fronts.fill(&victim.id(), *keys.key_id(), address.collection, version, address.key, &entry);
-    Ok(())
+    Ok((keys, address, entry))
 }
 
 /// What an export says about a cache entry: where and when, never its value (cached values are
