@@ -112,6 +112,9 @@ pub(crate) struct StoredAuditHead {
     pub last_hash: [u8; 32],
 }
 
+impl codec::Payload for StoredAuditEntry {}
+impl codec::Payload for StoredAuditHead {}
+
 impl Owned for StoredAuditEntry {
     fn owner(&self) -> &[u8; 32] {
         &self.owner

@@ -7,8 +7,20 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-/// Version of the payload encodings, first byte of every payload.
+/// First byte of every payload: the version of its encoding. Version 2 writes an item's
+/// embedding as its raw little-endian bytes (read back in one pass, not float by float, which
+/// dominated opening a room's items for its first search); every other payload is encoded as
+/// in version 1. Records written as version 1 stay readable.
 const PAYLOAD_V1: u8 = 1;
+const PAYLOAD_V2: u8 = 2;
+
+/// A payload as stored: encoded as the current version, decoded from any version still read.
+pub(crate) trait Payload: Serialize + DeserializeOwned {
+    /// Decodes a version-1 payload; for all but items, version 1 and 2 encode alike.
+    fn from_v1(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
 
 /// Payloads that name their owner.
 pub(crate) trait Owned {
@@ -47,11 +59,114 @@ pub(crate) struct StoredItem {
     pub key: String,
     pub value_json: String,
     pub text: Option<String>,
+    #[serde(with = "embedding_bytes")]
     pub embedding: Option<Vec<f32>>,
     pub metadata_json: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
+}
+
+/// [`StoredItem`] as version 1 encoded it: the embedding as a sequence of floats.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct StoredItemV1 {
+    owner: [u8; 32],
+    namespace: Vec<String>,
+    key: String,
+    value_json: String,
+    text: Option<String>,
+    embedding: Option<Vec<f32>>,
+    metadata_json: String,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl Payload for StoredItem {
+    fn from_v1(bytes: &[u8]) -> Option<StoredItem> {
+        let StoredItemV1 {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        } = postcard::from_bytes(bytes).ok()?;
+        Some(StoredItem {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        })
+    }
+}
+
+/// An embedding as one byte string of little-endian `f32`s (version 2).
+mod embedding_bytes {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(embedding: &Option<Vec<f32>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match embedding {
+            Some(values) => {
+                let bytes: Vec<u8> = values.iter().flat_map(|value| value.to_le_bytes()).collect();
+                serializer.serialize_some(&Bytes(&bytes))
+            }
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<f32>>, D::Error> {
+        deserializer.deserialize_option(OptionalFloats)
+    }
+
+    /// Serializes as a byte string (serde's default for `&[u8]` is a sequence).
+    struct Bytes<'a>(&'a [u8]);
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    struct OptionalFloats;
+    impl<'de> Visitor<'de> for OptionalFloats {
+        type Value = Option<Vec<f32>>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an optional byte string of little-endian f32s")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_bytes(Floats).map(Some)
+        }
+    }
+
+    struct Floats;
+    impl<'de> Visitor<'de> for Floats {
+        type Value = Vec<f32>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a byte string of little-endian f32s")
+        }
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<f32>, E> {
+            let chunks = bytes.chunks_exact(4);
+            if !chunks.remainder().is_empty() {
+                return Err(E::invalid_length(bytes.len(), &self));
+            }
+            Ok(chunks.map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -76,16 +191,19 @@ macro_rules! owned {
 }
 owned!(StoredThread, StoredMessage, StoredItem, StoredCacheEntry);
 
-pub(crate) fn encode<T: Serialize>(payload: &T) -> Vec<u8> {
-    let mut bytes = vec![PAYLOAD_V1];
+impl Payload for StoredThread {}
+impl Payload for StoredMessage {}
+impl Payload for StoredCacheEntry {}
+
+pub(crate) fn encode<T: Payload>(payload: &T) -> Vec<u8> {
     // Encoding plain structs of strings, numbers and vectors into memory cannot fail.
-    bytes.extend(postcard::to_allocvec(payload).expect("payload encoding into memory"));
-    bytes
+    postcard::to_extend(payload, vec![PAYLOAD_V2]).expect("payload encoding into memory")
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+pub(crate) fn decode<T: Payload>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&PAYLOAD_V1, rest)) => postcard::from_bytes(rest).ok(),
+        Some((&PAYLOAD_V2, rest)) => postcard::from_bytes(rest).ok(),
+        Some((&PAYLOAD_V1, rest)) => T::from_v1(rest),
         _ => None,
     }
 }
@@ -93,4 +211,98 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 /// Parses JSON text that this crate wrote itself.
 pub(crate) fn json_map(text: &str) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(embedding: Option<Vec<f32>>) -> StoredItem {
+        StoredItem {
+            owner: [7; 32],
+            namespace: vec!["docs".into()],
+            key: "a".into(),
+            value_json: "1".into(),
+            text: Some("window seat".into()),
+            embedding,
+            metadata_json: "{}".into(),
+            created_at: 1,
+            updated_at: 2,
+            expires_at: Some(3),
+        }
+    }
+
+    #[test]
+    fn items_round_trip_with_their_embedding_as_bytes() {
+        for embedding in [None, Some(vec![]), Some(vec![1.5, -0.0, f32::MIN_POSITIVE, f32::MAX, 3.25])] {
+            let bytes = encode(&item(embedding.clone()));
+            assert_eq!(bytes[0], PAYLOAD_V2);
+            let decoded: StoredItem = decode(&bytes).expect("test payload");
+            assert_eq!(
+                decoded.embedding.map(|values| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+                embedding.map(|values| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            );
+            assert_eq!((decoded.key.as_str(), decoded.expires_at), ("a", Some(3)));
+        }
+    }
+
+    #[test]
+    fn items_written_as_version_1_stay_readable() {
+        let StoredItem {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        } = item(Some(vec![0.25, -2.0]));
+        let v1 = StoredItemV1 {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        };
+        let mut bytes = vec![PAYLOAD_V1];
+        bytes.extend(postcard::to_allocvec(&v1).expect("test payload"));
+        let decoded: StoredItem = decode(&bytes).expect("test payload");
+        assert_eq!(decoded.embedding, Some(vec![0.25, -2.0]));
+        assert_eq!(decoded.text.as_deref(), Some("window seat"));
+        // Read as version 2, the same bytes do not pass for an item.
+        bytes[0] = PAYLOAD_V2;
+        assert!(decode::<StoredItem>(&bytes).is_none_or(|wrong| wrong.embedding != Some(vec![0.25, -2.0])));
+    }
+
+    #[test]
+    fn other_payloads_read_alike_in_both_versions_and_unknown_versions_are_refused() {
+        let entry =
+            StoredCacheEntry { owner: [1; 32], digest: [2; 32], value_json: "{}".into(), created_at: 4, expires_at: 5 };
+        let mut bytes = encode(&entry);
+        bytes[0] = PAYLOAD_V1;
+        assert_eq!(decode::<StoredCacheEntry>(&bytes).map(|entry| entry.expires_at), Some(5));
+        for version in [0, 3, 255] {
+            bytes[0] = version;
+            assert!(decode::<StoredCacheEntry>(&bytes).is_none());
+        }
+        assert!(decode::<StoredCacheEntry>(&[]).is_none());
+    }
+
+    #[test]
+    fn an_embedding_of_a_length_no_float_has_is_refused() {
+        let mut bytes = encode(&item(Some(vec![1.0])));
+        // The embedding's byte string: its length prefix (4) then 4 bytes; cut one byte from it.
+        let position = bytes.windows(5).rposition(|window| window == [4, 0, 0, 128, 63]).expect("test payload");
+        bytes[position] = 3;
+        bytes.remove(position + 1);
+        assert!(decode::<StoredItem>(&bytes).is_none());
+    }
 }

@@ -24,8 +24,6 @@ mod threads;
 
 use std::sync::Arc;
 
-use serde::{Serialize, de::DeserializeOwned};
-
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
 pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEntry, AuditEvent, AuditVerdict};
@@ -46,7 +44,7 @@ use crate::seal::{MasterKey, RoomKeys};
 use crate::store::{
     Backend, Batch, Check, Collection, Operation, Quota, RecordKey, StoreError, StoredRecord, WriteReceipt,
 };
-use codec::Owned;
+use codec::{Owned, Payload};
 use keyring::{Keyring, KeyringError};
 
 /// Settings of the room layer. No `Default`: [`RoomsSettings::standard`] names the defaults.
@@ -425,7 +423,7 @@ impl Room {
 
     /// Seals a payload of this room. The write half of the owner check: a payload stamped with
     /// another room is a programming error, and stops here.
-    pub(crate) fn seal<T: Serialize + Owned>(
+    pub(crate) fn seal<T: Payload + Owned>(
         &self,
         keys: &RoomKeys,
         collection: Collection,
@@ -439,7 +437,7 @@ impl Room {
 
     /// Opens a stored record of this room and checks its owner stamp. The read half of the
     /// owner check: whatever fails here is refused and raises an isolation alarm.
-    pub(crate) async fn open<T: DeserializeOwned + Owned>(
+    pub(crate) async fn open<T: Payload + Owned>(
         &self,
         keys: &Arc<RoomKeys>,
         collection: Collection,
