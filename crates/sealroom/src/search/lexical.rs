@@ -19,79 +19,113 @@ const B: f32 = 0.75;
 /// The inverted index of one room.
 #[derive(Default)]
 pub struct Lexical {
-    term_ids: HashMap<String, u32>,
+    term_ids: HashMap<TermKey, u32>,
     /// Per term: (document slot, term frequency).
     postings: Vec<Vec<(u32, u32)>>,
-    /// Per document slot: its terms and length (empty for documents without text).
-    documents: HashMap<u32, (Vec<u32>, u32)>,
+    /// By document slot (slots are dense: a room index reuses freed ones): its terms and length,
+    /// `None` for slots without text.
+    documents: Vec<Option<Document>>,
+    document_count: u32,
     total_length: u64,
+}
+
+/// A term as the index knows it: 128 bits of two independently seeded hashes of its text. Kept
+/// instead of the text, so looking a term up compares two words in the table rather than
+/// following a pointer to compare strings (the inner loop of building a room's index). Seeds are
+/// random per process; two distinct terms of a room share a key with odds of about n²/2¹²⁹.
+type TermKey = u128;
+
+fn term_key(term: &str) -> TermKey {
+    use std::hash::BuildHasher;
+    static SEEDS: std::sync::OnceLock<[foldhash::fast::RandomState; 2]> = std::sync::OnceLock::new();
+    let [high, low] = SEEDS.get_or_init(Default::default);
+    (u128::from(high.hash_one(term)) << 64) | u128::from(low.hash_one(term))
+}
+
+/// What the index keeps of one document, to remove it and to normalize its scores by length.
+struct Document {
+    terms: Box<[u32]>,
+    length: u32,
+}
+
+/// Scratch space reused from one document to the next while indexing, so tokenizing allocates
+/// only for terms the index has not seen.
+#[derive(Default)]
+struct Scratch {
+    term: String,
+    ids: Vec<u32>,
+    distinct: Vec<u32>,
 }
 
 impl Lexical {
     /// Indexes `text` as document `slot` (which must not be indexed already). Returns the bytes
     /// it added.
     pub fn insert(&mut self, slot: u32, text: &str) -> usize {
-        self.insert_reusing(slot, text, &mut String::new(), &mut HashMap::new())
+        self.insert_reusing(slot, text, &mut Scratch::default())
     }
 
-    /// Indexes many documents (slots numbered from 0 in this part), reusing one term buffer
-    /// and one frequency map for all of them. Returns the index and its bytes.
+    /// Indexes many documents (slots numbered from 0 in this part), reusing one scratch space
+    /// for all of them. Returns the index and its bytes.
     pub fn build(texts: &[(u32, &str)]) -> (Lexical, usize) {
         let mut lexical = Lexical::default();
-        let (mut buffer, mut frequencies) = (String::new(), HashMap::new());
-        let bytes =
-            texts.iter().map(|(slot, text)| lexical.insert_reusing(*slot, text, &mut buffer, &mut frequencies)).sum();
+        if let Some(last) = texts.iter().map(|(slot, _)| *slot as usize).max() {
+            lexical.documents.reserve_exact(last + 1);
+        }
+        let mut scratch = Scratch::default();
+        let bytes = texts.iter().map(|(slot, text)| lexical.insert_reusing(*slot, text, &mut scratch)).sum();
         (lexical, bytes)
     }
 
-    /// [`Lexical::insert`] with scratch space the caller keeps between documents: tokenizing
-    /// then allocates only for terms the index has not seen.
-    fn insert_reusing(
-        &mut self,
-        slot: u32,
-        text: &str,
-        buffer: &mut String,
-        frequencies: &mut HashMap<u32, u32>,
-    ) -> usize {
-        assert!(!self.documents.contains_key(&slot), "a slot is indexed once");
-        frequencies.clear();
+    /// [`Lexical::insert`] with scratch space the caller keeps between documents.
+    fn insert_reusing(&mut self, slot: u32, text: &str, scratch: &mut Scratch) -> usize {
+        let slot_index = slot as usize;
+        if self.documents.len() <= slot_index {
+            self.documents.resize_with(slot_index + 1, || None);
+        }
+        assert!(self.documents[slot_index].is_none(), "a slot is indexed once");
         let mut bytes = 0usize;
-        let mut length = 0u32;
-        tokens::for_each_term(text, buffer, |term| {
-            length = length.saturating_add(1);
-            let id = match self.term_ids.get(term) {
+        scratch.ids.clear();
+        tokens::for_each_term(text, &mut scratch.term, |term| {
+            let key = term_key(term);
+            let id = match self.term_ids.get(&key) {
                 Some(id) => *id,
                 None => {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
-                    bytes += term.len() + 48;
-                    self.term_ids.insert(term.to_owned(), id);
+                    bytes += 48;
+                    self.term_ids.insert(key, id);
                     self.postings.push(Vec::new());
                     id
                 }
             };
-            *frequencies.entry(id).or_default() += 1;
+            scratch.ids.push(id);
         });
-        let mut ids = Vec::with_capacity(frequencies.len());
-        for (id, frequency) in frequencies.drain() {
-            self.postings[id as usize].push((slot, frequency));
-            ids.push(id);
-            bytes += 12;
+        let length = u32::try_from(scratch.ids.len()).unwrap_or(u32::MAX);
+        // Sorting the document's term ids groups repeats: each run is one posting with its
+        // frequency (cheaper than a map for the tens of terms a document has).
+        scratch.ids.sort_unstable();
+        scratch.distinct.clear();
+        for run in scratch.ids.chunk_by(|left, right| left == right) {
+            let id = run[0];
+            self.postings[id as usize].push((slot, u32::try_from(run.len()).unwrap_or(u32::MAX)));
+            scratch.distinct.push(id);
         }
+        bytes += scratch.distinct.len() * 12;
         self.total_length += u64::from(length);
-        self.documents.insert(slot, (ids, length));
+        self.documents[slot_index] = Some(Document { terms: scratch.distinct.as_slice().into(), length });
+        self.document_count += 1;
         bytes
     }
 
     /// Absorbs the index of another part, whose slots are shifted by `slot_offset`.
     pub fn merge(&mut self, partial: Lexical, slot_offset: u32) {
-        if self.documents.is_empty() && self.postings.is_empty() && slot_offset == 0 {
+        if self.document_count == 0 && self.postings.is_empty() && slot_offset == 0 {
             // The first part is taken whole: its term ids and slots are already the index's.
             *self = partial;
             return;
         }
         let mut global_ids = vec![0u32; partial.postings.len()];
         for (term, local_id) in partial.term_ids {
-            let global_id = match self.term_ids.get(term.as_str()) {
+            let global_id = match self.term_ids.get(&term) {
                 Some(id) => *id,
                 None => {
                     let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
@@ -106,34 +140,41 @@ impl Lexical {
             self.postings[global_ids[local_id] as usize]
                 .extend(postings.into_iter().map(|(slot, frequency)| (slot + slot_offset, frequency)));
         }
-        self.documents.reserve(partial.documents.len());
-        for (slot, (mut ids, length)) in partial.documents {
-            for id in &mut ids {
+        let offset = slot_offset as usize;
+        let end = offset + partial.documents.len();
+        if self.documents.len() < end {
+            self.documents.resize_with(end, || None);
+        }
+        for (index, document) in partial.documents.into_iter().enumerate() {
+            let Some(mut document) = document else { continue };
+            for id in &mut document.terms {
                 *id = global_ids[*id as usize];
             }
-            let previous = self.documents.insert(slot + slot_offset, (ids, length));
+            let previous = self.documents[offset + index].replace(document);
             assert!(previous.is_none(), "parts cover disjoint slots");
         }
+        self.document_count += partial.document_count;
         self.total_length += partial.total_length;
     }
 
     /// Removes document `slot` if indexed.
     pub fn remove(&mut self, slot: u32) {
-        if let Some((terms, length)) = self.documents.remove(&slot) {
+        if let Some(Document { terms, length }) = self.documents.get_mut(slot as usize).and_then(Option::take) {
             for id in terms {
                 self.postings[id as usize].retain(|(document, _)| *document != slot);
             }
+            self.document_count -= 1;
             self.total_length -= u64::from(length);
         }
     }
 
     /// BM25 scores of the documents containing any of `terms` and accepted by `candidate`.
     pub fn score(&self, terms: &[String], candidate: impl Fn(u32) -> bool) -> HashMap<u32, f32> {
-        let count = self.documents.len() as f32;
-        let average_length = if self.documents.is_empty() { 1.0 } else { self.total_length as f32 / count };
+        let count = self.document_count as f32;
+        let average_length = if self.document_count == 0 { 1.0 } else { self.total_length as f32 / count };
         let mut scores: HashMap<u32, f32> = HashMap::with_capacity(terms.len() * 16);
         for term in terms {
-            let Some(&id) = self.term_ids.get(term) else { continue };
+            let Some(&id) = self.term_ids.get(&term_key(term)) else { continue };
             let postings = &self.postings[id as usize];
             if postings.is_empty() {
                 continue;
@@ -144,13 +185,17 @@ impl Lexical {
                 if !candidate(slot) {
                     continue;
                 }
-                let length = self.documents.get(&slot).map_or(0, |(_, length)| *length) as f32;
+                let length = self.length_of(slot) as f32;
                 let frequency = frequency as f32;
                 let weight = frequency * (K1 + 1.0) / (frequency + K1 * (1.0 - B + B * length / average_length));
                 *scores.entry(slot).or_default() += idf * weight;
             }
         }
         scores
+    }
+
+    fn length_of(&self, slot: u32) -> u32 {
+        self.documents.get(slot as usize).and_then(Option::as_ref).map_or(0, |document| document.length)
     }
 }
 

@@ -118,7 +118,9 @@ pub fn for_each_term(text: &str, buffer: &mut String, mut visit: impl FnMut(&str
 pub fn normalize_into(word: &str, term: &mut String) {
     term.clear();
     if word.is_ascii() {
-        term.extend(word.bytes().take(TERM_CHARS_MAX).map(|byte| char::from(byte.to_ascii_lowercase())));
+        // One byte per character: cut at a byte index, then lowercase in place.
+        term.push_str(&word[..word.len().min(TERM_CHARS_MAX)]);
+        term.make_ascii_lowercase();
     } else {
         term.extend(word.chars().flat_map(char::to_lowercase).take(TERM_CHARS_MAX));
     }
