@@ -23,13 +23,12 @@ const ITEM_OVERHEAD_BYTES: usize = 160;
 /// A share of a room's items with the lexical index of their texts (slots numbered from 0),
 /// prepared on a worker thread while other shares are still being read.
 pub struct IndexPart {
-    /// Items (embeddings moved to `arena`) with their vector's position in `arena`.
+    /// Items (embeddings moved to `vectors`) with their vector's position in `vectors`.
     entries: Vec<(RecordKey, Item, Option<u32>, usize)>,
     lexical: Lexical,
     lexical_bytes: usize,
     dims: Option<usize>,
-    arena: Vec<f32>,
-    inverse_norms: Vec<f32>,
+    vectors: VectorBlock,
 }
 
 impl IndexPart {
@@ -41,30 +40,60 @@ impl IndexPart {
             .filter_map(|(slot, (_, item))| Some((u32::try_from(slot).ok()?, item.text.as_deref()?)))
             .collect();
         let (lexical, lexical_bytes) = Lexical::build(&texts);
+        let dims = items.iter().find_map(|(_, item)| item.embedding.as_ref().map(Vec::len));
         let mut part = IndexPart {
             entries: Vec::with_capacity(items.len()),
             lexical,
             lexical_bytes,
-            dims: None,
-            arena: Vec::new(),
-            inverse_norms: Vec::new(),
+            dims,
+            vectors: VectorBlock::with_capacity(dims.unwrap_or(0), items.len()),
         };
         for (record_key, mut item) in items {
             let bytes = item_bytes(&item);
-            let vector = item.embedding.take().and_then(|embedding| {
-                let dims = *part.dims.get_or_insert(embedding.len());
-                if embedding.len() != dims {
-                    return None;
-                }
-                let norm = vectors::norm(&embedding);
-                part.inverse_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
-                part.arena.extend_from_slice(&embedding);
-                u32::try_from(part.inverse_norms.len() - 1).ok()
-            });
+            let vector = item.embedding.take().filter(|embedding| Some(embedding.len()) == dims);
+            let vector = vector.and_then(|embedding| part.vectors.push(&embedding));
             part.entries.push((record_key, item, vector, bytes));
         }
         part
     }
+}
+
+/// Vectors of one room laid out end to end, each with its inverse norm. A room's vectors live in
+/// a few blocks: one per part of a build (moved into the index whole, never copied) and later
+/// writes appended to the last.
+struct VectorBlock {
+    values: Vec<f32>,
+    inverse_norms: Vec<f32>,
+}
+
+impl VectorBlock {
+    fn with_capacity(dims: usize, vectors: usize) -> VectorBlock {
+        VectorBlock { values: Vec::with_capacity(dims * vectors), inverse_norms: Vec::with_capacity(vectors) }
+    }
+
+    /// Appends a vector; returns its index in the block.
+    fn push(&mut self, vector: &[f32]) -> Option<u32> {
+        let index = u32::try_from(self.inverse_norms.len()).ok()?;
+        self.values.extend_from_slice(vector);
+        self.inverse_norms.push(inverse_norm(vector));
+        Some(index)
+    }
+
+    fn len(&self) -> usize {
+        self.inverse_norms.len()
+    }
+}
+
+fn inverse_norm(vector: &[f32]) -> f32 {
+    let norm = vectors::norm(vector);
+    if norm > 0.0 { 1.0 / norm } else { 0.0 }
+}
+
+/// Where an item's vector lives: a block and a position in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VectorSlot {
+    block: u32,
+    index: u32,
 }
 
 /// What an index was built from: the room-key generation and the items collection's version.
@@ -77,7 +106,7 @@ pub struct IndexStamp {
 struct Indexed {
     record_key: RecordKey,
     item: Item,
-    vector_slot: Option<u32>,
+    vector_slot: Option<VectorSlot>,
     bytes: usize,
 }
 
@@ -89,9 +118,8 @@ pub struct RoomIndex {
     by_record_key: HashMap<RecordKey, u32>,
     lexical: Lexical,
     dims: Option<usize>,
-    arena: Vec<f32>,
-    inverse_norms: Vec<f32>,
-    free_vector_slots: Vec<u32>,
+    blocks: Vec<VectorBlock>,
+    free_vector_slots: Vec<VectorSlot>,
     bytes: usize,
 }
 
@@ -118,8 +146,7 @@ impl RoomIndex {
             by_record_key: HashMap::with_capacity(items),
             lexical: Lexical::default(),
             dims: None,
-            arena: Vec::new(),
-            inverse_norms: Vec::new(),
+            blocks: Vec::new(),
             free_vector_slots: Vec::new(),
             bytes: 0,
         }
@@ -184,25 +211,22 @@ impl RoomIndex {
         index
     }
 
-    /// Appends the parts' items and vectors, in part order (the slots the lexical merge uses).
+    /// Appends the parts' items, in part order (the slots the lexical merge uses). Each part's
+    /// vectors become a block of the index as they are: the bulk of a room's memory is moved,
+    /// not copied, in this serial step.
     fn lay_out(&mut self, parts: Vec<IndexPart>) {
-        // The arena is the bulk of a room's memory: allocated once at its final size rather
-        // than grown (and copied) part by part.
-        self.arena.reserve_exact(parts.iter().map(|part| part.arena.len()).sum());
-        self.inverse_norms.reserve_exact(parts.iter().map(|part| part.inverse_norms.len()).sum());
         for part in parts {
             // A part whose vectors have other dimensions than the room's keeps its items
             // searchable by text only (writes refuse such vectors; this guards a race).
             let dims = part.dims.map(|dims| *self.dims.get_or_insert(dims));
-            let vectors_fit = part.dims.is_some() && dims == part.dims;
-            let vector_base = u32::try_from(self.inverse_norms.len()).expect("vectors fit in u32");
+            let vectors_fit = part.dims.is_some() && dims == part.dims && part.vectors.len() > 0;
+            let block = u32::try_from(self.blocks.len()).expect("blocks fit in u32");
             if vectors_fit {
-                self.arena.extend_from_slice(&part.arena);
-                self.inverse_norms.extend_from_slice(&part.inverse_norms);
+                self.blocks.push(part.vectors);
             }
             for (record_key, item, vector, bytes) in part.entries {
                 let slot = u32::try_from(self.slots.len()).expect("slots fit in u32");
-                let vector_slot = vector.filter(|_| vectors_fit).map(|local| vector_base + local);
+                let vector_slot = vector.filter(|_| vectors_fit).map(|index| VectorSlot { block, index });
                 self.bytes += bytes;
                 let previous = self.by_record_key.insert(record_key.clone(), slot);
                 assert!(previous.is_none(), "range reads return each record once");
@@ -235,30 +259,28 @@ impl RoomIndex {
 
     /// Stores a vector; a vector of other dimensions than the room's is not indexed (writes
     /// refuse such vectors; this only guards against a race between two first writers).
-    fn store_vector(&mut self, embedding: &[f32]) -> Option<u32> {
-        if self.dims.is_none() {
-            self.arena.reserve(embedding.len() * self.slots.capacity());
-            self.inverse_norms.reserve(self.slots.capacity());
-        }
+    fn store_vector(&mut self, embedding: &[f32]) -> Option<VectorSlot> {
         let dims = *self.dims.get_or_insert(embedding.len());
         if embedding.len() != dims {
             return None;
         }
-        let norm = vectors::norm(embedding);
-        let inverse_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-        match self.free_vector_slots.pop() {
-            Some(slot) => {
-                let start = slot as usize * dims;
-                self.arena[start..start + dims].copy_from_slice(embedding);
-                self.inverse_norms[slot as usize] = inverse_norm;
-                Some(slot)
-            }
-            None => {
-                self.arena.extend_from_slice(embedding);
-                self.inverse_norms.push(inverse_norm);
-                Some(u32::try_from(self.inverse_norms.len() - 1).expect("fewer than 4 billion vectors"))
-            }
+        if let Some(slot) = self.free_vector_slots.pop() {
+            let block = &mut self.blocks[slot.block as usize];
+            block.values[slot.index as usize * dims..][..dims].copy_from_slice(embedding);
+            block.inverse_norms[slot.index as usize] = inverse_norm(embedding);
+            return Some(slot);
         }
+        if self.blocks.is_empty() {
+            self.blocks.push(VectorBlock::with_capacity(dims, self.slots.capacity()));
+        }
+        let block = u32::try_from(self.blocks.len() - 1).expect("blocks fit in u32");
+        let index = self.blocks[block as usize].push(embedding)?;
+        Some(VectorSlot { block, index })
+    }
+
+    /// The vector at `slot` (each `dims` long).
+    fn vector(&self, slot: VectorSlot, dims: usize) -> &[f32] {
+        &self.blocks[slot.block as usize].values[slot.index as usize * dims..][..dims]
     }
 
     /// Removes an item if indexed.
@@ -315,17 +337,16 @@ impl RoomIndex {
         if query.len() != dims {
             return Err(SearchError::DimensionMismatch { query: query.len(), room: dims });
         }
-        let (slots, vector_slots): (Vec<u32>, Vec<u32>) = members
+        let (slots, vector_slots): (Vec<u32>, Vec<VectorSlot>) = members
             .iter()
             .filter_map(|slot| self.slots[*slot as usize].as_ref()?.vector_slot.map(|vector_slot| (*slot, vector_slot)))
             .unzip();
         let mut scores = Vec::new();
-        vectors::dot_many(query, &self.arena, dims, &vector_slots, &mut scores);
+        vectors::dot_each(query, &vector_slots, |slot| self.vector(slot, dims), &mut scores);
         if metric == Metric::Cosine {
-            let norm = vectors::norm(query);
-            let query_inverse_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-            for (score, vector_slot) in scores.iter_mut().zip(&vector_slots) {
-                *score *= self.inverse_norms[*vector_slot as usize] * query_inverse_norm;
+            let query_inverse_norm = inverse_norm(query);
+            for (score, slot) in scores.iter_mut().zip(&vector_slots) {
+                *score *= self.blocks[slot.block as usize].inverse_norms[slot.index as usize] * query_inverse_norm;
             }
         }
         Ok(self.ranked(slots.into_iter().zip(scores).collect()))
@@ -434,9 +455,107 @@ impl RoomIndex {
         let indexed = self.slots[slot as usize].as_ref().expect("ranked slots are live");
         let mut item = indexed.item.clone();
         if let (Some(vector_slot), Some(dims)) = (indexed.vector_slot, self.dims) {
-            let start = vector_slot as usize * dims;
-            item.embedding = Some(self.arena[start..start + dims].to_vec());
+            item.embedding = Some(self.vector(vector_slot, dims).to_vec());
         }
         SearchHit { item, score: 0.0, lexical: None, vector: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rooms::Metadata;
+    use crate::seal::RoomKeyId;
+
+    const DIMS: usize = 5;
+
+    struct Random(u64);
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn vector(&mut self) -> Vec<f32> {
+            (0..DIMS).map(|_| (self.next() % 2001) as f32 / 1000.0 - 1.0).collect()
+        }
+    }
+
+    fn item(key: u32, embedding: Option<Vec<f32>>) -> (RecordKey, Item) {
+        let item = Item {
+            namespace: Namespace::parse(vec!["docs".into()]).expect("namespace"),
+            key: ItemKey::parse(&format!("k{key:04}")).expect("key"),
+            value: serde_json::json!(key),
+            text: Some(format!("text {key}")),
+            embedding,
+            metadata: Metadata::from_stored(serde_json::Map::new()),
+            created_at: 0,
+            updated_at: 0,
+            expires_at: None,
+        };
+        (RecordKey::new(key.to_be_bytes().to_vec()), item)
+    }
+
+    /// Every live vector, ranked by dot product with `query`, as the index returns them.
+    fn assert_ranks_like_brute_force(index: &RoomIndex, model: &HashMap<u32, Vec<f32>>, query: &[f32]) {
+        let request = SearchRequest::parse(
+            None,
+            Some(query.to_vec()),
+            NamespacePrefix::everything(),
+            None,
+            Some(crate::limits::SEARCH_RESULTS_MAX as i64),
+            Some("dot"),
+        )
+        .expect("request");
+        let hits = index.search(&request, 0).expect("search");
+        let found: Vec<(String, Vec<f32>)> =
+            hits.into_iter().map(|hit| (hit.item.key.as_str().to_owned(), hit.item.embedding.expect("vector"))).collect();
+        let mut expected: Vec<(f32, String, Vec<f32>)> = model
+            .iter()
+            .map(|(key, vector)| (vectors::dot_portable(query, vector), format!("k{key:04}"), vector.clone()))
+            .collect();
+        expected.sort_by(|left, right| right.0.total_cmp(&left.0).then_with(|| left.1.cmp(&right.1)));
+        let expected: Vec<(String, Vec<f32>)> = expected.into_iter().map(|(_, key, vector)| (key, vector)).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn vectors_built_in_blocks_stay_exact_through_edits() {
+        let stamp = IndexStamp { key_id: RoomKeyId::from([0; 16]), items_version: 0 };
+        let mut random = Random(0x5eed);
+        let mut model = HashMap::new();
+        // Parts as a cold build makes them: uneven, one without vectors, one empty.
+        let mut parts = Vec::new();
+        let mut next_key = 0;
+        for (size, with_vectors) in [(7, true), (0, true), (4, false), (9, true), (1, true)] {
+            let mut items = Vec::new();
+            for _ in 0..size {
+                let vector = with_vectors.then(|| random.vector());
+                if let Some(vector) = &vector {
+                    model.insert(next_key, vector.clone());
+                }
+                items.push(item(next_key, vector));
+                next_key += 1;
+            }
+            parts.push(IndexPart::build(items));
+        }
+        let mut index = RoomIndex::from_parts(stamp, parts);
+        assert_eq!(index.len(), 21);
+        assert_ranks_like_brute_force(&index, &model, &random.vector());
+        // Removals free vector slots in several blocks; upserts reuse them, then grow the last.
+        for round in 0..60 {
+            let key = (random.next() % 30) as u32;
+            if round % 3 == 0 {
+                index.remove(&item(key, None).0);
+                model.remove(&key);
+            } else {
+                let vector = random.vector();
+                let (record_key, entry) = item(key, Some(vector.clone()));
+                index.upsert(record_key, entry);
+                model.insert(key, vector);
+            }
+            assert_ranks_like_brute_force(&index, &model, &random.vector());
+        }
     }
 }

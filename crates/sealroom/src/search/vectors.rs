@@ -44,14 +44,19 @@ pub fn dot(left: &[f32], right: &[f32]) -> f32 {
 /// Dot products of `query` with the vectors at `slots` of `arena` (each `dims` long), written
 /// to `scores` in slot order. One dispatch covers the whole scan.
 pub fn dot_many(query: &[f32], arena: &[f32], dims: usize, slots: &[u32], scores: &mut Vec<f32>) {
+    dot_each(query, slots, |slot| &arena[slot as usize * dims..][..dims], scores);
+}
+
+/// Dot products of `query` with the vector `vector_of` finds for each of `slots`, written to
+/// `scores` in slot order. One dispatch covers the whole scan; `vector_of` is inlined into it.
+pub fn dot_each<'a, S: Copy>(query: &[f32], slots: &[S], vector_of: impl Fn(S) -> &'a [f32], scores: &mut Vec<f32>) {
     scores.clear();
     scores.reserve(slots.len());
     pulp::Arch::new().dispatch(
         #[inline(always)]
         || {
             for &slot in slots {
-                let start = slot as usize * dims;
-                scores.push(dot_lanes(query, &arena[start..start + dims]));
+                scores.push(dot_lanes(query, vector_of(slot)));
             }
         },
     );
