@@ -112,6 +112,62 @@ impl Payload for StoredItem {
     }
 }
 
+/// [`StoredItem`] as version 2 encodes it, read without copying the embedding out of the
+/// plaintext (a cold index build writes it straight into the room's vector block).
+#[derive(Deserialize)]
+struct StoredItemView<'a> {
+    owner: [u8; 32],
+    namespace: Vec<String>,
+    key: String,
+    value_json: String,
+    text: Option<String>,
+    #[serde(borrow)]
+    embedding: Option<&'a [u8]>,
+    metadata_json: String,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// Decodes an item payload, leaving a version-2 embedding where it is: the item comes back
+/// without it, and the embedding's little-endian bytes are borrowed from `bytes`. A version-1
+/// payload comes back whole, its embedding in the item.
+pub(crate) fn decode_item_borrowing(bytes: &[u8]) -> Option<(StoredItem, Option<&[u8]>)> {
+    match bytes.split_first() {
+        Some((&PAYLOAD_V2, rest)) => {
+            let StoredItemView {
+                owner,
+                namespace,
+                key,
+                value_json,
+                text,
+                embedding,
+                metadata_json,
+                created_at,
+                updated_at,
+                expires_at,
+            } = postcard::from_bytes(rest).ok()?;
+            if embedding.is_some_and(|bytes| bytes.len() % 4 != 0) {
+                return None;
+            }
+            let item = StoredItem {
+                owner,
+                namespace,
+                key,
+                value_json,
+                text,
+                embedding: None,
+                metadata_json,
+                created_at,
+                updated_at,
+                expires_at,
+            };
+            Some((item, embedding))
+        }
+        _ => Some((decode(bytes)?, None)),
+    }
+}
+
 /// An embedding as one byte string of little-endian `f32`s (version 2).
 mod embedding_bytes {
     use serde::de::{Error, Visitor};
@@ -247,6 +303,24 @@ mod tests {
     }
 
     #[test]
+    fn an_item_decoded_borrowing_its_embedding_is_the_same_item() {
+        let embedding = vec![1.5, -0.25, 7.0];
+        let bytes = encode(&item(Some(embedding.clone())));
+        let (decoded, borrowed) = decode_item_borrowing(&bytes).expect("test payload");
+        assert!(decoded.embedding.is_none());
+        let floats: Vec<f32> = borrowed
+            .expect("test payload")
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes(chunk.try_into().expect("test payload")))
+            .collect();
+        assert_eq!(floats, embedding);
+        assert_eq!((decoded.text.as_deref(), decoded.created_at), (Some("window seat"), 1));
+        let bytes = encode(&item(None));
+        let (without, none) = decode_item_borrowing(&bytes).expect("test payload");
+        assert!(without.embedding.is_none() && none.is_none());
+    }
+
+    #[test]
     fn items_written_as_version_1_stay_readable() {
         let StoredItem {
             owner,
@@ -277,6 +351,8 @@ mod tests {
         let decoded: StoredItem = decode(&bytes).expect("test payload");
         assert_eq!(decoded.embedding, Some(vec![0.25, -2.0]));
         assert_eq!(decoded.text.as_deref(), Some("window seat"));
+        let (whole, borrowed) = decode_item_borrowing(&bytes).expect("test payload");
+        assert_eq!((whole.embedding, borrowed), (Some(vec![0.25, -2.0]), None));
         // Read as version 2, the same bytes do not pass for an item.
         bytes[0] = PAYLOAD_V2;
         assert!(decode::<StoredItem>(&bytes).is_none_or(|wrong| wrong.embedding != Some(vec![0.25, -2.0])));
@@ -304,5 +380,6 @@ mod tests {
         bytes[position] = 3;
         bytes.remove(position + 1);
         assert!(decode::<StoredItem>(&bytes).is_none());
+        assert!(decode_item_borrowing(&bytes).is_none());
     }
 }

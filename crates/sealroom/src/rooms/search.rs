@@ -13,7 +13,9 @@ use super::codec::{self, StoredItem};
 use super::items::{into_item, item_of};
 use super::{AlarmKind, InputError, Room, RoomError};
 use crate::seal::RoomKeys;
-use crate::search::{IndexPart, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest};
+use crate::search::{
+    IndexPart, IndexPartBuilder, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest,
+};
 use crate::store::{Collection, Range, RecordKey, StoredRecord, WriteReceipt, unix_now_secs};
 
 /// Records read per store round trip while building an index.
@@ -25,45 +27,29 @@ pub(crate) enum IndexChange {
     Remove(RecordKey),
 }
 
-/// One record made ready for indexing by a worker thread.
-enum Prepared {
-    Item(Box<crate::rooms::Item>),
-    Alarm(AlarmKind),
-    Unopened,
-}
-
-fn prepare(keys: &RoomKeys, owner: &[u8; 32], record: &StoredRecord) -> Prepared {
-    let opened = keys
-        .open(Collection::Items, &record.key, &record.value)
-        .ok()
-        .and_then(|plaintext| codec::decode::<StoredItem>(&plaintext));
-    match opened {
-        Some(stored) if stored.owner == *owner => match into_item(stored) {
-            Some(item) => Prepared::Item(Box::new(item)),
-            None => Prepared::Alarm(AlarmKind::NameMismatch),
-        },
-        Some(_) => Prepared::Alarm(AlarmKind::OwnerMismatch),
-        None => Prepared::Unopened,
-    }
-}
-
-/// Opens, checks and tokenizes one share of a room's records (on a blocking thread). Returns
+/// Opens, checks and indexes one share of a room's records (on a blocking thread). Returns
 /// the part, the alarms raised, and the first record that did not open, if any.
 fn prepare_part(
     keys: &RoomKeys,
     owner: &[u8; 32],
     records: Vec<StoredRecord>,
 ) -> (IndexPart, Vec<AlarmKind>, Option<StoredRecord>) {
-    let mut entries = Vec::with_capacity(records.len());
+    let mut builder = IndexPartBuilder::new(records.len());
     let mut alarms = Vec::new();
     for record in records {
-        match prepare(keys, owner, &record) {
-            Prepared::Item(item) => entries.push((record.key, *item)),
-            Prepared::Alarm(kind) => alarms.push(kind),
-            Prepared::Unopened => return (IndexPart::build(Vec::new()), alarms, Some(record)),
+        let Ok(plaintext) = keys.open(Collection::Items, &record.key, &record.value) else {
+            return (IndexPart::build(Vec::new()), alarms, Some(record));
+        };
+        match codec::decode_item_borrowing(&plaintext) {
+            Some((stored, vector_bytes)) if stored.owner == *owner => match into_item(stored) {
+                Some(item) => builder.push(record.key, item, vector_bytes),
+                None => alarms.push(AlarmKind::NameMismatch),
+            },
+            Some(_) => alarms.push(AlarmKind::OwnerMismatch),
+            None => return (IndexPart::build(Vec::new()), alarms, Some(record)),
         }
     }
-    (IndexPart::build(entries), alarms, None)
+    (builder.finish(), alarms, None)
 }
 
 impl From<SearchError> for RoomError {

@@ -32,29 +32,70 @@ pub struct IndexPart {
 }
 
 impl IndexPart {
-    /// Tokenizes the texts and lays out the vectors (with their norms) of a share of items.
+    /// Lays out the vectors (with their norms) and tokenizes the texts of a share of items.
     pub fn build(items: Vec<(RecordKey, Item)>) -> IndexPart {
-        let texts: Vec<(u32, &str)> = items
+        let mut builder = IndexPartBuilder::new(items.len());
+        for (record_key, item) in items {
+            builder.push(record_key, item, None);
+        }
+        builder.finish()
+    }
+}
+
+/// Builds an [`IndexPart`] one item at a time, as records are opened: a vector given as the
+/// little-endian bytes of a stored payload goes straight into the part's block, never through
+/// a vector of its own.
+pub struct IndexPartBuilder {
+    entries: Vec<(RecordKey, Item, Option<u32>, usize)>,
+    expected: usize,
+    dims: Option<usize>,
+    vectors: VectorBlock,
+}
+
+impl IndexPartBuilder {
+    /// A builder for about `expected` items (a capacity hint, not a limit).
+    pub fn new(expected: usize) -> IndexPartBuilder {
+        IndexPartBuilder {
+            entries: Vec::with_capacity(expected),
+            expected,
+            dims: None,
+            vectors: VectorBlock::with_capacity(0, 0),
+        }
+    }
+
+    /// Adds an item. Its vector is `vector_bytes` (little-endian `f32`s) if given, else the
+    /// item's own embedding. The first vector fixes the part's dimensions; a vector of other
+    /// dimensions is not indexed (writes refuse such vectors; this guards a race).
+    pub fn push(&mut self, record_key: RecordKey, mut item: Item, vector_bytes: Option<&[u8]>) {
+        let embedding = item.embedding.take();
+        let dims = vector_bytes.map(|bytes| bytes.len() / 4).or(embedding.as_ref().map(Vec::len));
+        let bytes = item_bytes(&item) + dims.unwrap_or(0) * 4;
+        let vector = dims.and_then(|dims| {
+            if *self.dims.get_or_insert(dims) != dims {
+                return None;
+            }
+            if self.vectors.len() == 0 {
+                self.vectors = VectorBlock::with_capacity(dims, self.expected.saturating_sub(self.entries.len()));
+            }
+            match (vector_bytes, &embedding) {
+                (Some(bytes), _) => self.vectors.push_little_endian(bytes),
+                (None, Some(embedding)) => self.vectors.push(embedding),
+                (None, None) => None,
+            }
+        });
+        self.entries.push((record_key, item, vector, bytes));
+    }
+
+    /// Tokenizes the texts of the items pushed.
+    pub fn finish(self) -> IndexPart {
+        let texts: Vec<(u32, &str)> = self
+            .entries
             .iter()
             .enumerate()
-            .filter_map(|(slot, (_, item))| Some((u32::try_from(slot).ok()?, item.text.as_deref()?)))
+            .filter_map(|(slot, (_, item, _, _))| Some((u32::try_from(slot).ok()?, item.text.as_deref()?)))
             .collect();
         let (lexical, lexical_bytes) = Lexical::build(&texts);
-        let dims = items.iter().find_map(|(_, item)| item.embedding.as_ref().map(Vec::len));
-        let mut part = IndexPart {
-            entries: Vec::with_capacity(items.len()),
-            lexical,
-            lexical_bytes,
-            dims,
-            vectors: VectorBlock::with_capacity(dims.unwrap_or(0), items.len()),
-        };
-        for (record_key, mut item) in items {
-            let bytes = item_bytes(&item);
-            let vector = item.embedding.take().filter(|embedding| Some(embedding.len()) == dims);
-            let vector = vector.and_then(|embedding| part.vectors.push(&embedding));
-            part.entries.push((record_key, item, vector, bytes));
-        }
-        part
+        IndexPart { entries: self.entries, lexical, lexical_bytes, dims: self.dims, vectors: self.vectors }
     }
 }
 
@@ -76,6 +117,16 @@ impl VectorBlock {
         let index = u32::try_from(self.inverse_norms.len()).ok()?;
         self.values.extend_from_slice(vector);
         self.inverse_norms.push(inverse_norm(vector));
+        Some(index)
+    }
+
+    /// Appends a vector given as little-endian `f32` bytes (a whole number of floats).
+    fn push_little_endian(&mut self, bytes: &[u8]) -> Option<u32> {
+        let index = u32::try_from(self.inverse_norms.len()).ok()?;
+        let start = self.values.len();
+        self.values
+            .extend(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])));
+        self.inverse_norms.push(inverse_norm(&self.values[start..]));
         Some(index)
     }
 
@@ -509,8 +560,10 @@ mod tests {
         )
         .expect("request");
         let hits = index.search(&request, 0).expect("search");
-        let found: Vec<(String, Vec<f32>)> =
-            hits.into_iter().map(|hit| (hit.item.key.as_str().to_owned(), hit.item.embedding.expect("vector"))).collect();
+        let found: Vec<(String, Vec<f32>)> = hits
+            .into_iter()
+            .map(|hit| (hit.item.key.as_str().to_owned(), hit.item.embedding.expect("vector")))
+            .collect();
         let mut expected: Vec<(f32, String, Vec<f32>)> = model
             .iter()
             .map(|(key, vector)| (vectors::dot_portable(query, vector), format!("k{key:04}"), vector.clone()))

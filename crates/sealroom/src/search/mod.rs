@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
 
-pub use index::{IndexPart, IndexStamp, RoomIndex};
+pub use index::{IndexPart, IndexPartBuilder, IndexStamp, RoomIndex};
 
 use crate::limits::{SEARCH_QUERY_BYTES_MAX, SEARCH_RESULTS_MAX};
 use crate::room_id::RoomId;
