@@ -9,6 +9,9 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
 use super::codec::{self, StoredItem};
 use super::items::{into_item, item_of};
 use super::{AlarmKind, InputError, Room, RoomError};
@@ -101,23 +104,27 @@ impl Room {
     /// records, so a write racing the build makes the stamp old and the next search rebuilds.
     ///
     /// Item record keys are uniformly random HMACs, so four key ranges hold about a quarter of
-    /// the room each: they are read concurrently, and each is opened, decoded and tokenized on a
-    /// blocking thread as soon as it arrives, overlapping with the other reads.
+    /// the room each: they are read concurrently, each is opened, decoded and tokenized on a
+    /// blocking thread as soon as it arrives, and each prepared part is absorbed into the index
+    /// as soon as it is ready, overlapping with the parts still being read or prepared.
     async fn build_index(&self, keys: Arc<RoomKeys>, stamp: IndexStamp) -> Result<RoomIndex, RoomError> {
         let bounds: [Option<Vec<u8>>; 5] = [None, Some(vec![0x40]), Some(vec![0x80]), Some(vec![0xC0]), None];
-        let parts = bounds.windows(2).map(|bound| {
-            let keys = keys.clone();
-            let (start, end) = (bound[0].clone(), bound[1].clone());
-            async move {
-                let records = self.read_items_between(start, end).await?;
-                let owner = *self.id().as_bytes();
-                tokio::task::spawn_blocking(move || prepare_part(&keys, &owner, records))
-                    .await
-                    .map_err(|_| RoomError::Unavailable("index build failed".into()))
-            }
-        });
-        let mut prepared = Vec::with_capacity(4);
-        for part in futures::future::join_all(parts).await {
+        let mut parts: FuturesUnordered<_> = bounds
+            .windows(2)
+            .map(|bound| {
+                let keys = keys.clone();
+                let (start, end) = (bound[0].clone(), bound[1].clone());
+                async move {
+                    let records = self.read_items_between(start, end).await?;
+                    let owner = *self.id().as_bytes();
+                    tokio::task::spawn_blocking(move || prepare_part(&keys, &owner, records))
+                        .await
+                        .map_err(|_| RoomError::Unavailable("index build failed".into()))
+                }
+            })
+            .collect();
+        let mut index = RoomIndex::new(stamp);
+        while let Some(part) = parts.next().await {
             let (part, alarms, failed) = part?;
             for kind in alarms {
                 self.raise(Collection::Items, kind);
@@ -128,11 +135,14 @@ impl Room {
                 let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
                 return Err(RoomError::Conflict);
             }
-            prepared.push(part);
-        }
-        tokio::task::spawn_blocking(move || RoomIndex::from_parts(stamp, prepared))
+            index = tokio::task::spawn_blocking(move || {
+                index.absorb(part);
+                index
+            })
             .await
-            .map_err(|_| RoomError::Unavailable("index build failed".into()))
+            .map_err(|_| RoomError::Unavailable("index build failed".into()))?;
+        }
+        Ok(index)
     }
 
     /// Every live item record with a key in `[start, end)` (`None`: unbounded), read in chunks.

@@ -185,16 +185,11 @@ fn item_bytes(item: &Item) -> usize {
 
 impl RoomIndex {
     pub fn new(stamp: IndexStamp) -> RoomIndex {
-        RoomIndex::with_capacity(stamp, 0)
-    }
-
-    /// An empty index with room for `items` items (a build knows how many are coming).
-    pub fn with_capacity(stamp: IndexStamp, items: usize) -> RoomIndex {
         RoomIndex {
             stamp,
-            slots: Vec::with_capacity(items),
+            slots: Vec::new(),
             free_slots: Vec::new(),
-            by_record_key: HashMap::with_capacity(items),
+            by_record_key: HashMap::new(),
             lexical: Lexical::default(),
             dims: None,
             blocks: Vec::new(),
@@ -230,60 +225,35 @@ impl RoomIndex {
         self.by_record_key.is_empty()
     }
 
-    /// Builds the index of a whole room from parts prepared in parallel (the first search of
-    /// a room). Record keys come from disjoint range reads, so they are distinct.
-    ///
-    /// The parts' lexical indexes are merged on a second thread while this one lays out the
-    /// items and vectors: this is the one serial step of a cold build.
-    pub fn from_parts(stamp: IndexStamp, mut parts: Vec<IndexPart>) -> RoomIndex {
-        let total = parts.iter().map(|part| part.entries.len()).sum();
-        let mut index = RoomIndex::with_capacity(stamp, total);
-        let mut lexicals = Vec::with_capacity(parts.len());
-        let mut slot_offset = 0usize;
-        for part in &mut parts {
-            lexicals.push((std::mem::take(&mut part.lexical), u32::try_from(slot_offset).expect("slots fit in u32")));
-            slot_offset += part.entries.len();
-            index.bytes += part.lexical_bytes;
+    /// Absorbs a part of a room prepared on a worker thread (the first search of a room): its
+    /// items take the next slots, its vectors become a block as they are (moved, not copied),
+    /// and its lexical index is merged in. A build absorbs each part as soon as it is ready,
+    /// while the others are still being prepared, so only the last part's absorption is left
+    /// once every record is open. Parts come from disjoint range reads: their record keys are
+    /// distinct.
+    pub fn absorb(&mut self, part: IndexPart) {
+        let slot_offset = u32::try_from(self.slots.len()).expect("slots fit in u32");
+        self.lexical.merge(part.lexical, slot_offset);
+        self.bytes += part.lexical_bytes;
+        self.slots.reserve(part.entries.len());
+        self.by_record_key.reserve(part.entries.len());
+        // A part whose vectors have other dimensions than the room's keeps its items
+        // searchable by text only (writes refuse such vectors; this guards a race).
+        let dims = part.dims.map(|dims| *self.dims.get_or_insert(dims));
+        let vectors_fit = part.dims.is_some() && dims == part.dims && part.vectors.len() > 0;
+        let block = u32::try_from(self.blocks.len()).expect("blocks fit in u32");
+        if vectors_fit {
+            self.blocks.push(part.vectors);
         }
-        let lexical = std::thread::scope(|scope| {
-            let merging = scope.spawn(move || {
-                let mut lexical = Lexical::default();
-                for (part, slot_offset) in lexicals {
-                    lexical.merge(part, slot_offset);
-                }
-                lexical
-            });
-            index.lay_out(parts);
-            // A panic here ends the build, which the caller answers as unavailable.
-            merging.join().expect("the lexical merge completes")
-        });
-        index.lexical = lexical;
-        index.check();
-        index
-    }
-
-    /// Appends the parts' items, in part order (the slots the lexical merge uses). Each part's
-    /// vectors become a block of the index as they are: the bulk of a room's memory is moved,
-    /// not copied, in this serial step.
-    fn lay_out(&mut self, parts: Vec<IndexPart>) {
-        for part in parts {
-            // A part whose vectors have other dimensions than the room's keeps its items
-            // searchable by text only (writes refuse such vectors; this guards a race).
-            let dims = part.dims.map(|dims| *self.dims.get_or_insert(dims));
-            let vectors_fit = part.dims.is_some() && dims == part.dims && part.vectors.len() > 0;
-            let block = u32::try_from(self.blocks.len()).expect("blocks fit in u32");
-            if vectors_fit {
-                self.blocks.push(part.vectors);
-            }
-            for (record_key, item, vector, bytes) in part.entries {
-                let slot = u32::try_from(self.slots.len()).expect("slots fit in u32");
-                let vector_slot = vector.filter(|_| vectors_fit).map(|index| VectorSlot { block, index });
-                self.bytes += bytes;
-                let previous = self.by_record_key.insert(record_key.clone(), slot);
-                assert!(previous.is_none(), "range reads return each record once");
-                self.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
-            }
+        for (record_key, item, vector, bytes) in part.entries {
+            let slot = u32::try_from(self.slots.len()).expect("slots fit in u32");
+            let vector_slot = vector.filter(|_| vectors_fit).map(|index| VectorSlot { block, index });
+            self.bytes += bytes;
+            let previous = self.by_record_key.insert(record_key.clone(), slot);
+            assert!(previous.is_none(), "range reads return each record once");
+            self.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
         }
+        self.check();
     }
 
     /// Adds or replaces an item.
@@ -593,7 +563,10 @@ mod tests {
             }
             parts.push(IndexPart::build(items));
         }
-        let mut index = RoomIndex::from_parts(stamp, parts);
+        let mut index = RoomIndex::new(stamp);
+        for part in parts {
+            index.absorb(part);
+        }
         assert_eq!(index.len(), 21);
         assert_ranks_like_brute_force(&index, &model, &random.vector());
         // Removals free vector slots in several blocks; upserts reuse them, then grow the last.
