@@ -17,6 +17,9 @@ use crate::store::RecordKey;
 /// Reciprocal-rank-fusion constant (the customary 60: damps the head of each ranking).
 const RRF_K: f64 = 60.0;
 
+/// Parts this large merge their lexical index on a second thread while their items are laid out.
+const PARALLEL_ABSORB_ITEMS_MIN: usize = 2048;
+
 /// Fixed bytes counted per indexed item on top of its content.
 const ITEM_OVERHEAD_BYTES: usize = 160;
 
@@ -154,8 +157,8 @@ pub struct IndexStamp {
     pub items_version: u64,
 }
 
+/// An indexed item. Its record key is kept once, in `by_record_key`.
 struct Indexed {
-    record_key: RecordKey,
     item: Item,
     vector_slot: Option<VectorSlot>,
     bytes: usize,
@@ -232,28 +235,55 @@ impl RoomIndex {
     /// once every record is open. Parts come from disjoint range reads: their record keys are
     /// distinct.
     pub fn absorb(&mut self, part: IndexPart) {
+        let IndexPart { entries, lexical, lexical_bytes, dims, vectors } = part;
         let slot_offset = u32::try_from(self.slots.len()).expect("slots fit in u32");
-        self.lexical.merge(part.lexical, slot_offset);
-        self.bytes += part.lexical_bytes;
-        self.slots.reserve(part.entries.len());
-        self.by_record_key.reserve(part.entries.len());
+        let mut merged = std::mem::take(&mut self.lexical);
+        if entries.len() < PARALLEL_ABSORB_ITEMS_MIN {
+            merged.merge(lexical, slot_offset);
+            self.lay_out(entries, dims, vectors);
+        } else {
+            // The lexical merge and the items' layout touch nothing in common: on a second
+            // thread, the merge no longer adds to the serial tail of a cold build.
+            merged = std::thread::scope(|scope| {
+                let merging = scope.spawn(move || {
+                    merged.merge(lexical, slot_offset);
+                    merged
+                });
+                self.lay_out(entries, dims, vectors);
+                // A panic there ends the build, which the caller answers as unavailable.
+                merging.join().expect("the lexical merge completes")
+            });
+        }
+        self.lexical = merged;
+        self.bytes += lexical_bytes;
+        self.check();
+    }
+
+    /// Appends a part's items (the next slots) and its vectors (a new block).
+    fn lay_out(
+        &mut self,
+        entries: Vec<(RecordKey, Item, Option<u32>, usize)>,
+        dims: Option<usize>,
+        vectors: VectorBlock,
+    ) {
+        self.slots.reserve(entries.len());
+        self.by_record_key.reserve(entries.len());
         // A part whose vectors have other dimensions than the room's keeps its items
         // searchable by text only (writes refuse such vectors; this guards a race).
-        let dims = part.dims.map(|dims| *self.dims.get_or_insert(dims));
-        let vectors_fit = part.dims.is_some() && dims == part.dims && part.vectors.len() > 0;
+        let room_dims = dims.map(|dims| *self.dims.get_or_insert(dims));
+        let vectors_fit = dims.is_some() && room_dims == dims && vectors.len() > 0;
         let block = u32::try_from(self.blocks.len()).expect("blocks fit in u32");
         if vectors_fit {
-            self.blocks.push(part.vectors);
+            self.blocks.push(vectors);
         }
-        for (record_key, item, vector, bytes) in part.entries {
+        for (record_key, item, vector, bytes) in entries {
             let slot = u32::try_from(self.slots.len()).expect("slots fit in u32");
             let vector_slot = vector.filter(|_| vectors_fit).map(|index| VectorSlot { block, index });
             self.bytes += bytes;
-            let previous = self.by_record_key.insert(record_key.clone(), slot);
+            let previous = self.by_record_key.insert(record_key, slot);
             assert!(previous.is_none(), "range reads return each record once");
-            self.slots.push(Some(Indexed { record_key, item, vector_slot, bytes }));
+            self.slots.push(Some(Indexed { item, vector_slot, bytes }));
         }
-        self.check();
     }
 
     /// Adds or replaces an item.
@@ -273,8 +303,8 @@ impl RoomIndex {
         // The embedding lives once, in the arena; returned hits get it back from there.
         let vector_slot = item.embedding.take().and_then(|embedding| self.store_vector(&embedding));
         self.bytes += bytes;
-        self.by_record_key.insert(record_key.clone(), slot);
-        self.slots[slot as usize] = Some(Indexed { record_key, item, vector_slot, bytes });
+        self.by_record_key.insert(record_key, slot);
+        self.slots[slot as usize] = Some(Indexed { item, vector_slot, bytes });
         self.check();
     }
 
@@ -318,11 +348,16 @@ impl RoomIndex {
         self.check();
     }
 
+    /// Every record key names its own live slot, and every live slot is named (debug builds).
     fn check(&self) {
-        debug_assert_eq!(self.by_record_key.len(), self.slots.iter().filter(|slot| slot.is_some()).count());
-        debug_assert!(self.by_record_key.iter().all(|(key, slot)| {
-            self.slots[*slot as usize].as_ref().is_some_and(|indexed| &indexed.record_key == key)
-        }));
+        if cfg!(debug_assertions) {
+            let mut named: Vec<u32> = self.by_record_key.values().copied().collect();
+            named.sort_unstable();
+            named.dedup();
+            assert_eq!(named.len(), self.by_record_key.len(), "two record keys name one slot");
+            assert!(named.iter().all(|slot| self.slots[*slot as usize].is_some()), "a record key names a free slot");
+            assert_eq!(named.len(), self.slots.iter().filter(|slot| slot.is_some()).count(), "a live slot is unnamed");
+        }
     }
 
     /// Items passing the request's filters and live at `now`, as a membership mask by slot.
