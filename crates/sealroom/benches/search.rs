@@ -4,7 +4,7 @@
 //! same-run baseline, the cost of a raw scan of the same vectors (portable and dispatched).
 //!
 //! Run: `cargo bench -p sealroom --bench search` (or `scripts/bench search`); the cold median is
-//! over 15 fresh opens (`SEALROOM_BENCH_COLD_ROUNDS` changes that, e.g. for profiling).
+//! over 25 fresh opens (`SEALROOM_BENCH_COLD_ROUNDS` changes that, e.g. for profiling).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
@@ -119,7 +119,7 @@ fn main() {
     let mut cold = Vec::new();
     let mut cold_cpu = Some(Duration::ZERO);
     let cold_rounds = std::env::var("SEALROOM_BENCH_COLD_ROUNDS").ok().and_then(|rounds| rounds.parse().ok());
-    for _ in 0..cold_rounds.unwrap_or(15) {
+    for _ in 0..cold_rounds.unwrap_or(25) {
         let rooms = runtime.block_on(open_rooms(backend.clone()));
         let room = rooms.room(&principal("big-room-owner"));
         let request = SearchRequest::parse(
@@ -223,8 +223,9 @@ fn main() {
         ms(percentile(&latencies, 0.99))
     );
     println!(
-        "  first search, cold room   median {:>7.1} ms   max {:>7.1} ms   (target 50)",
+        "  first search, cold room   median {:>7.1} ms   p90 {:>7.1} ms   max {:>7.1} ms   (target 50)",
         ms(percentile(&cold, 0.5)),
+        ms(percentile(&cold, 0.9)),
         ms(cold[cold.len() - 1])
     );
     if let Some(cpu) = cold_cpu_per_search {
