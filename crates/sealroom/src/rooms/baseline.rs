@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::codec::{self, StoredItem};
+use super::codec::{self, Embedding, StoredItem};
 use super::items::{ItemInput, into_item, item_of};
 use super::{Item, ItemKey, Namespace, NamespacePrefix, PageSize, RoomError};
 use crate::limits::RoomLimits;
@@ -50,7 +50,7 @@ impl PlaintextItems {
             key: key.as_str().to_owned(),
             value_json: parts.value_json,
             text: parts.text,
-            embedding: parts.embedding,
+            embedding: parts.embedding.map(Embedding),
             metadata_json: Value::Object(parts.metadata).to_string(),
             created_at,
             updated_at: now,

@@ -52,81 +52,62 @@ pub(crate) struct StoredMessage {
     pub created_at: i64,
 }
 
+/// An item as stored. `E` is the form its embedding takes: [`Embedding`] as the crate holds and
+/// writes it, `Vec<f32>` to read version 1 (a sequence of floats), `&[u8]` to read version 2
+/// without copying the embedding out of the plaintext.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub(crate) struct StoredItem {
+pub(crate) struct StoredItemOf<E> {
     pub owner: [u8; 32],
     pub namespace: Vec<String>,
     pub key: String,
     pub value_json: String,
     pub text: Option<String>,
-    #[serde(with = "embedding_bytes")]
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<E>,
     pub metadata_json: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
 }
 
-/// [`StoredItem`] as version 1 encoded it: the embedding as a sequence of floats.
-#[derive(Deserialize)]
-#[cfg_attr(test, derive(Serialize))]
-struct StoredItemV1 {
-    owner: [u8; 32],
-    namespace: Vec<String>,
-    key: String,
-    value_json: String,
-    text: Option<String>,
-    embedding: Option<Vec<f32>>,
-    metadata_json: String,
-    created_at: i64,
-    updated_at: i64,
-    expires_at: Option<i64>,
+pub(crate) type StoredItem = StoredItemOf<Embedding>;
+
+impl<E> StoredItemOf<E> {
+    /// The item without its embedding (in whatever form `F` is wanted), and the embedding.
+    fn split_embedding<F>(self) -> (StoredItemOf<F>, Option<E>) {
+        let StoredItemOf {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        } = self;
+        let item = StoredItemOf {
+            owner,
+            namespace,
+            key,
+            value_json,
+            text,
+            embedding: None,
+            metadata_json,
+            created_at,
+            updated_at,
+            expires_at,
+        };
+        (item, embedding)
+    }
 }
 
 impl Payload for StoredItem {
     fn from_v1(bytes: &[u8]) -> Option<StoredItem> {
-        let StoredItemV1 {
-            owner,
-            namespace,
-            key,
-            value_json,
-            text,
-            embedding,
-            metadata_json,
-            created_at,
-            updated_at,
-            expires_at,
-        } = postcard::from_bytes(bytes).ok()?;
-        Some(StoredItem {
-            owner,
-            namespace,
-            key,
-            value_json,
-            text,
-            embedding,
-            metadata_json,
-            created_at,
-            updated_at,
-            expires_at,
-        })
+        let (mut item, floats) = postcard::from_bytes::<StoredItemOf<Vec<f32>>>(bytes).ok()?.split_embedding();
+        item.embedding = floats.map(Embedding);
+        Some(item)
     }
-}
-
-/// [`StoredItem`] as version 2 encodes it, read without copying the embedding out of the
-/// plaintext (a cold index build writes it straight into the room's vector block).
-#[derive(Deserialize)]
-struct StoredItemView<'a> {
-    owner: [u8; 32],
-    namespace: Vec<String>,
-    key: String,
-    value_json: String,
-    text: Option<String>,
-    #[serde(borrow)]
-    embedding: Option<&'a [u8]>,
-    metadata_json: String,
-    created_at: i64,
-    updated_at: i64,
-    expires_at: Option<i64>,
 }
 
 /// Decodes an item payload, leaving a version-2 embedding where it is: the item comes back
@@ -135,93 +116,47 @@ struct StoredItemView<'a> {
 pub(crate) fn decode_item_borrowing(bytes: &[u8]) -> Option<(StoredItem, Option<&[u8]>)> {
     match bytes.split_first() {
         Some((&PAYLOAD_V2, rest)) => {
-            let StoredItemView {
-                owner,
-                namespace,
-                key,
-                value_json,
-                text,
-                embedding,
-                metadata_json,
-                created_at,
-                updated_at,
-                expires_at,
-            } = postcard::from_bytes(rest).ok()?;
+            let (item, embedding) = postcard::from_bytes::<StoredItemOf<&[u8]>>(rest).ok()?.split_embedding();
             if embedding.is_some_and(|bytes| bytes.len() % 4 != 0) {
                 return None;
             }
-            let item = StoredItem {
-                owner,
-                namespace,
-                key,
-                value_json,
-                text,
-                embedding: None,
-                metadata_json,
-                created_at,
-                updated_at,
-                expires_at,
-            };
             Some((item, embedding))
         }
         _ => Some((decode(bytes)?, None)),
     }
 }
 
-/// An embedding as one byte string of little-endian `f32`s (version 2).
-mod embedding_bytes {
-    use serde::de::{Error, Visitor};
-    use serde::{Deserializer, Serializer};
+/// An embedding's floats, stored as one byte string of little-endian `f32`s (version 2): read
+/// back in one pass rather than float by float.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Embedding(pub Vec<f32>);
 
-    pub fn serialize<S: Serializer>(embedding: &Option<Vec<f32>>, serializer: S) -> Result<S::Ok, S::Error> {
-        match embedding {
-            Some(values) => {
-                let bytes: Vec<u8> = values.iter().flat_map(|value| value.to_le_bytes()).collect();
-                serializer.serialize_some(&Bytes(&bytes))
+impl Serialize for Embedding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = self.0.iter().flat_map(|value| value.to_le_bytes()).collect();
+        serializer.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Embedding {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Embedding, D::Error> {
+        struct LittleEndianFloats;
+        impl serde::de::Visitor<'_> for LittleEndianFloats {
+            type Value = Embedding;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a byte string of little-endian f32s")
             }
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<f32>>, D::Error> {
-        deserializer.deserialize_option(OptionalFloats)
-    }
-
-    /// Serializes as a byte string (serde's default for `&[u8]` is a sequence).
-    struct Bytes<'a>(&'a [u8]);
-    impl serde::Serialize for Bytes<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.serialize_bytes(self.0)
-        }
-    }
-
-    struct OptionalFloats;
-    impl<'de> Visitor<'de> for OptionalFloats {
-        type Value = Option<Vec<f32>>;
-        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            formatter.write_str("an optional byte string of little-endian f32s")
-        }
-        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_bytes(Floats).map(Some)
-        }
-    }
-
-    struct Floats;
-    impl<'de> Visitor<'de> for Floats {
-        type Value = Vec<f32>;
-        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            formatter.write_str("a byte string of little-endian f32s")
-        }
-        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<f32>, E> {
-            let chunks = bytes.chunks_exact(4);
-            if !chunks.remainder().is_empty() {
-                return Err(E::invalid_length(bytes.len(), &self));
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Embedding, E> {
+                let chunks = bytes.chunks_exact(4);
+                if !chunks.remainder().is_empty() {
+                    return Err(E::invalid_length(bytes.len(), &self));
+                }
+                Ok(Embedding(
+                    chunks.map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect(),
+                ))
             }
-            Ok(chunks.map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
         }
+        deserializer.deserialize_bytes(LittleEndianFloats)
     }
 }
 
@@ -280,7 +215,7 @@ mod tests {
             key: "a".into(),
             value_json: "1".into(),
             text: Some("window seat".into()),
-            embedding,
+            embedding: embedding.map(Embedding),
             metadata_json: "{}".into(),
             created_at: 1,
             updated_at: 2,
@@ -295,7 +230,7 @@ mod tests {
             assert_eq!(bytes[0], PAYLOAD_V2);
             let decoded: StoredItem = decode(&bytes).expect("test payload");
             assert_eq!(
-                decoded.embedding.map(|values| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+                decoded.embedding.map(|values| values.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
                 embedding.map(|values| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             );
             assert_eq!((decoded.key.as_str(), decoded.expires_at), ("a", Some(3)));
@@ -322,40 +257,19 @@ mod tests {
 
     #[test]
     fn items_written_as_version_1_stay_readable() {
-        let StoredItem {
-            owner,
-            namespace,
-            key,
-            value_json,
-            text,
-            embedding,
-            metadata_json,
-            created_at,
-            updated_at,
-            expires_at,
-        } = item(Some(vec![0.25, -2.0]));
-        let v1 = StoredItemV1 {
-            owner,
-            namespace,
-            key,
-            value_json,
-            text,
-            embedding,
-            metadata_json,
-            created_at,
-            updated_at,
-            expires_at,
-        };
+        // Version 1 wrote the embedding as a sequence of floats.
+        let (mut v1, embedding) = item(Some(vec![0.25, -2.0])).split_embedding::<Vec<f32>>();
+        v1.embedding = embedding.map(|embedding| embedding.0);
         let mut bytes = vec![PAYLOAD_V1];
         bytes.extend(postcard::to_allocvec(&v1).expect("test payload"));
         let decoded: StoredItem = decode(&bytes).expect("test payload");
-        assert_eq!(decoded.embedding, Some(vec![0.25, -2.0]));
+        assert_eq!(decoded.embedding, Some(Embedding(vec![0.25, -2.0])));
         assert_eq!(decoded.text.as_deref(), Some("window seat"));
         let (whole, borrowed) = decode_item_borrowing(&bytes).expect("test payload");
-        assert_eq!((whole.embedding, borrowed), (Some(vec![0.25, -2.0]), None));
+        assert_eq!((whole.embedding, borrowed), (Some(Embedding(vec![0.25, -2.0])), None));
         // Read as version 2, the same bytes do not pass for an item.
         bytes[0] = PAYLOAD_V2;
-        assert!(decode::<StoredItem>(&bytes).is_none_or(|wrong| wrong.embedding != Some(vec![0.25, -2.0])));
+        assert!(decode::<StoredItem>(&bytes).is_none_or(|wrong| wrong.embedding != Some(Embedding(vec![0.25, -2.0]))));
     }
 
     #[test]

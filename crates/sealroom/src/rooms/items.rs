@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use super::codec::{self, StoredItem};
+use super::codec::{self, Embedding, StoredItem};
 use super::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize, Ttl};
 use super::search::IndexChange;
 use super::threads::Page;
@@ -203,7 +203,7 @@ impl<'room> Items<'room> {
                 key: key.as_str().to_owned(),
                 value_json: input.value_json.clone(),
                 text: input.text.clone(),
-                embedding: input.embedding.clone(),
+                embedding: input.embedding.clone().map(Embedding),
                 metadata_json: Value::Object(input.metadata.as_map().clone()).to_string(),
                 created_at,
                 updated_at: now,
@@ -344,7 +344,7 @@ pub(crate) fn into_item(stored: StoredItem) -> Option<Item> {
         namespace: Namespace::parse(stored.namespace).ok()?,
         value: serde_json::from_str(&stored.value_json).ok()?,
         text: stored.text,
-        embedding: stored.embedding,
+        embedding: stored.embedding.map(|embedding| embedding.0),
         metadata: Metadata::from_stored(codec::json_map(&stored.metadata_json)),
         created_at: stored.created_at,
         updated_at: stored.updated_at,
