@@ -140,11 +140,19 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
             None => break,
         }
     }
-    for item in room.items().export_all().await? {
-        let mut line = tagged("item", &super::dto::ItemResponse::from(&item));
-        line["embedding"] = json!(item.embedding);
-        send(line).await?;
-        counts.items += 1;
+    let mut after = None;
+    loop {
+        let items = room.items().export_page(after.as_ref(), page_size).await?;
+        for item in &items.entries {
+            let mut line = tagged("item", &super::dto::ItemResponse::from(item));
+            line["embedding"] = json!(item.embedding);
+            send(line).await?;
+            counts.items += 1;
+        }
+        match items.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
     }
     for entry in room.cache_metadata().await? {
         let line = json!({"collection": entry.collection.name(), "stored_at": entry.stored_at, "expires_at": entry.expires_at, "bytes": entry.bytes});

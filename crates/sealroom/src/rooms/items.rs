@@ -19,7 +19,7 @@ use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
 use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::seal::RoomKeys;
-use crate::store::{Check, Collection, Operation, Quota, RecordKey, StoredRecord, unix_now_secs};
+use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, StoredRecord, unix_now_secs};
 
 /// Domain of item record keys under the room's index key.
 const ITEM_KEY_DOMAIN: &[u8] = b"item";
@@ -317,21 +317,43 @@ impl<'room> Items<'room> {
         Ok(Page { entries, next })
     }
 
-    /// Every live item of the room with its embedding, in record order (for export).
-    pub async fn export_all(&self) -> Result<Vec<Item>, RoomError> {
+    /// A page of the room's live items with their embeddings, in record order, after `after`
+    /// (for export: memory is bounded by the page, not by the room).
+    pub async fn export_page(
+        &self,
+        after: Option<&ItemExportCursor>,
+        limit: PageSize,
+    ) -> Result<Page<Item, ItemExportCursor>, RoomError> {
         let Some(keys) = self.room.read_keys().await? else {
-            return Ok(Vec::new());
+            return Ok(Page { entries: Vec::new(), next: None });
         };
-        let mut items = Vec::new();
-        for record in self.room.read_items_between(None, None).await? {
+        let range = Range {
+            collection: Collection::Items,
+            prefix: Vec::new(),
+            start: None,
+            end: None,
+            after: after.map(|cursor| cursor.0.as_bytes().to_vec()),
+            reverse: false,
+            limit: limit.get(),
+        };
+        let records = self.room.backend().range(&self.room.id(), &range).await?;
+        let next = (records.len() == limit.get())
+            .then(|| records.last().map(|record| ItemExportCursor(record.key.clone())))
+            .flatten();
+        let mut entries = Vec::with_capacity(records.len());
+        for record in &records {
             // The record's key is bound into its associated data, so a record that opens was
             // sealed for exactly this key; the owner stamp is checked by `open`.
-            let stored: StoredItem = self.room.open(&keys, Collection::Items, &record).await?;
-            items.extend(into_item(stored));
+            let stored: StoredItem = self.room.open(&keys, Collection::Items, record).await?;
+            entries.extend(into_item(stored));
         }
-        Ok(items)
+        Ok(Page { entries, next })
     }
 }
+
+/// Where an export of items continues: after this record (opaque).
+#[derive(Clone, Debug)]
+pub struct ItemExportCursor(RecordKey);
 
 pub(crate) fn item_of(stored: &StoredItem) -> Option<Item> {
     into_item(stored.clone())

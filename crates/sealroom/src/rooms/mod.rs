@@ -30,7 +30,7 @@ pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEn
 pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
-pub use items::{Item, ItemCursor, ItemInput, Items, check_embedding};
+pub use items::{Item, ItemCursor, ItemExportCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
     TokenBudget, Ttl, parse_item_path,

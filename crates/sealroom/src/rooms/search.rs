@@ -162,7 +162,7 @@ impl Room {
     }
 
     /// Every live item record with a key in `[start, end)` (`None`: unbounded), read in chunks.
-    pub(crate) async fn read_items_between(
+    async fn read_items_between(
         &self,
         start: Option<Vec<u8>>,
         end: Option<Vec<u8>>,

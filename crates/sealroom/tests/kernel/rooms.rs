@@ -160,6 +160,39 @@ async fn item_lifecycle_and_listing() {
 }
 
 #[tokio::test]
+async fn item_export_pages_through_every_item_once_with_its_embedding() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let room = store.rooms.room(&user("iss", "alice"));
+        let bob = store.rooms.room(&user("iss", "bob"));
+        let path = namespace(&["docs"]);
+        for index in 0..23 {
+            let input = ItemInput::parse(&json!(index), None, Some(vec![index as f32, 1.0]), None, None).unwrap();
+            room.items().put(&path, &ItemKey::parse(&format!("d{index:02}")).unwrap(), input).await.unwrap();
+        }
+        bob.items().put(&path, &ItemKey::parse("bobs").unwrap(), item(json!("bob"), None)).await.unwrap();
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = room.items().export_page(after.as_ref(), PageSize::parse(Some(10)).unwrap()).await.unwrap();
+            assert!(page.entries.len() <= 10, "a page holds at most its size");
+            for item in page.entries {
+                let index = item.value.as_u64().unwrap();
+                assert_eq!(item.embedding, Some(vec![index as f32, 1.0]));
+                seen.push(index);
+            }
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..23).collect::<Vec<u64>>(), "every item once, and no other room's");
+        assert_eq!(pages, 3);
+    }
+}
+
+#[tokio::test]
 async fn expired_items_are_gone() {
     for kind in BACKENDS {
         let store = store(kind, RoomsSettings::standard()).await;
