@@ -1,4 +1,4 @@
-//! One room's search index: its items, a BM25 index of their texts and an arena of their
+//! One room's search index: its items, a BM25 index of their texts and blocks of their
 //! vectors. Filters (namespace prefix, metadata equality, expiry) select candidates first;
 //! ranking only ever looks at candidates, so a room with `limit` matches returns `limit` results.
 //!
@@ -117,18 +117,22 @@ impl VectorBlock {
 
     /// Appends a vector; returns its index in the block.
     fn push(&mut self, vector: &[f32]) -> Option<u32> {
-        let index = u32::try_from(self.inverse_norms.len()).ok()?;
-        self.values.extend_from_slice(vector);
-        self.inverse_norms.push(inverse_norm(vector));
-        Some(index)
+        self.append(|values| values.extend_from_slice(vector))
     }
 
     /// Appends a vector given as little-endian `f32` bytes (a whole number of floats).
     fn push_little_endian(&mut self, bytes: &[u8]) -> Option<u32> {
+        self.append(|values| {
+            values
+                .extend(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])))
+        })
+    }
+
+    /// Appends the vector `write` adds to the values, with its inverse norm.
+    fn append(&mut self, write: impl FnOnce(&mut Vec<f32>)) -> Option<u32> {
         let index = u32::try_from(self.inverse_norms.len()).ok()?;
         let start = self.values.len();
-        self.values
-            .extend(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])));
+        write(&mut self.values);
         self.inverse_norms.push(inverse_norm(&self.values[start..]));
         Some(index)
     }
@@ -300,7 +304,7 @@ impl RoomIndex {
         if let Some(text) = &item.text {
             bytes += self.lexical.insert(slot, text);
         }
-        // The embedding lives once, in the arena; returned hits get it back from there.
+        // The embedding lives once, in a vector block; returned hits get it back from there.
         let vector_slot = item.embedding.take().and_then(|embedding| self.store_vector(&embedding));
         self.bytes += bytes;
         self.by_record_key.insert(record_key, slot);

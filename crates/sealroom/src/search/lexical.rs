@@ -86,17 +86,10 @@ impl Lexical {
         let mut bytes = 0usize;
         scratch.ids.clear();
         tokens::for_each_term(text, &mut scratch.term, |term| {
-            let key = term_key(term);
-            let id = match self.term_ids.get(&key) {
-                Some(id) => *id,
-                None => {
-                    let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
-                    bytes += 48;
-                    self.term_ids.insert(key, id);
-                    self.postings.push(Vec::new());
-                    id
-                }
-            };
+            let (id, new) = self.intern(term_key(term));
+            if new {
+                bytes += 48;
+            }
             scratch.ids.push(id);
         });
         let length = u32::try_from(scratch.ids.len()).unwrap_or(u32::MAX);
@@ -116,6 +109,18 @@ impl Lexical {
         bytes
     }
 
+    /// The id of a term, given one (with no postings yet) if the index has not seen it; and
+    /// whether it is new.
+    fn intern(&mut self, key: TermKey) -> (u32, bool) {
+        if let Some(id) = self.term_ids.get(&key) {
+            return (*id, false);
+        }
+        let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
+        self.term_ids.insert(key, id);
+        self.postings.push(Vec::new());
+        (id, true)
+    }
+
     /// Absorbs the index of another part, whose slots are shifted by `slot_offset`.
     pub fn merge(&mut self, partial: Lexical, slot_offset: u32) {
         if self.document_count == 0 && self.postings.is_empty() && slot_offset == 0 {
@@ -125,16 +130,7 @@ impl Lexical {
         }
         let mut global_ids = vec![0u32; partial.postings.len()];
         for (term, local_id) in partial.term_ids {
-            let global_id = match self.term_ids.get(&term) {
-                Some(id) => *id,
-                None => {
-                    let id = u32::try_from(self.postings.len()).expect("fewer than 4 billion terms");
-                    self.term_ids.insert(term, id);
-                    self.postings.push(Vec::new());
-                    id
-                }
-            };
-            global_ids[local_id as usize] = global_id;
+            global_ids[local_id as usize] = self.intern(term).0;
         }
         for (local_id, postings) in partial.postings.into_iter().enumerate() {
             self.postings[global_ids[local_id] as usize]
