@@ -222,9 +222,14 @@ impl<'room> Items<'room> {
             ];
             match self.room.commit(&keys, Vec::new(), operations, quotas).await {
                 Ok(receipt) => {
-                    let item = item_of(&stored).ok_or(RoomError::IsolationAlarm);
-                    self.room.after_items_write(&keys, &receipt, IndexChange::Upsert(record_key, Box::new(stored)));
-                    return item;
+                    // Parsed once, for the caller and the resident index alike.
+                    let item = into_item(stored);
+                    let change = match &item {
+                        Some(item) => IndexChange::Upsert(record_key, Box::new(item.clone())),
+                        None => IndexChange::Remove(record_key),
+                    };
+                    self.room.after_items_write(&keys, &receipt, change);
+                    return item.ok_or(RoomError::IsolationAlarm);
                 }
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::codec::{self, StoredItem};
-use super::items::{into_item, item_of};
-use super::{AlarmKind, InputError, Room, RoomError};
+use super::items::into_item;
+use super::{AlarmKind, InputError, Item, Room, RoomError};
 use crate::seal::RoomKeys;
 use crate::search::{
     IndexPart, IndexPartBuilder, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest,
@@ -26,7 +26,7 @@ const BUILD_CHUNK_RECORDS: usize = 4096;
 
 /// A change to apply to a resident index after a write.
 pub(crate) enum IndexChange {
-    Upsert(RecordKey, Box<StoredItem>),
+    Upsert(RecordKey, Box<Item>),
     Remove(RecordKey),
 }
 
@@ -203,10 +203,7 @@ impl Room {
             return;
         }
         match change {
-            IndexChange::Upsert(record_key, stored) => match item_of(&stored) {
-                Some(item) => index.upsert(record_key, item),
-                None => index.remove(&record_key),
-            },
+            IndexChange::Upsert(record_key, item) => index.upsert(record_key, *item),
             IndexChange::Remove(record_key) => index.remove(&record_key),
         }
         index.set_stamp(IndexStamp { key_id: *keys.key_id(), items_version: version });
