@@ -31,17 +31,17 @@ pub(crate) enum IndexChange {
 }
 
 /// Opens, checks and indexes one share of a room's records (on a blocking thread). Returns
-/// the part, the alarms raised, and the first record that did not open, if any.
+/// the part, or the first record that did not open, and the alarms raised on the way.
 fn prepare_part(
     keys: &RoomKeys,
     owner: &[u8; 32],
     records: Vec<StoredRecord>,
-) -> (IndexPart, Vec<AlarmKind>, Option<StoredRecord>) {
+) -> (Result<IndexPart, StoredRecord>, Vec<AlarmKind>) {
     let mut builder = IndexPartBuilder::new(records.len());
     let mut alarms = Vec::new();
     for record in records {
         let Ok(plaintext) = keys.open(Collection::Items, &record.key, &record.value) else {
-            return (IndexPart::build(Vec::new()), alarms, Some(record));
+            return (Err(record), alarms);
         };
         match codec::decode_item_borrowing(&plaintext) {
             Some((stored, vector_bytes)) if stored.owner == *owner => match into_item(stored) {
@@ -49,10 +49,10 @@ fn prepare_part(
                 None => alarms.push(AlarmKind::NameMismatch),
             },
             Some(_) => alarms.push(AlarmKind::OwnerMismatch),
-            None => return (IndexPart::build(Vec::new()), alarms, Some(record)),
+            None => return (Err(record), alarms),
         }
     }
-    (builder.finish(), alarms, None)
+    (Ok(builder.finish()), alarms)
 }
 
 /// Ranges a cold build reads in parallel: one per core, at least two and at most eight.
@@ -141,16 +141,19 @@ impl Room {
             .collect();
         let mut index = RoomIndex::new(stamp);
         while let Some(part) = parts.next().await {
-            let (part, alarms, failed) = part?;
+            let (part, alarms) = part?;
             for kind in alarms {
                 self.raise(Collection::Items, kind);
             }
-            if let Some(record) = failed {
-                // Goes through the full open path: a key that changed is reloaded, anything
-                // else raises the isolation alarm and refuses the search.
-                let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
-                return Err(RoomError::Conflict);
-            }
+            let part = match part {
+                Ok(part) => part,
+                Err(record) => {
+                    // Goes through the full open path: a key that changed is reloaded, anything
+                    // else raises the isolation alarm and refuses the search.
+                    let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
+                    return Err(RoomError::Conflict);
+                }
+            };
             index = tokio::task::spawn_blocking(move || {
                 index.absorb(part);
                 index

@@ -36,6 +36,7 @@ pub struct IndexPart {
 
 impl IndexPart {
     /// Lays out the vectors (with their norms) and tokenizes the texts of a share of items.
+    #[cfg(test)]
     pub fn build(items: Vec<(RecordKey, Item)>) -> IndexPart {
         let mut builder = IndexPartBuilder::new(items.len());
         for (record_key, item) in items {
