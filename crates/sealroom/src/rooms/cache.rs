@@ -327,20 +327,8 @@ pub async fn plant_foreign_tool_entry(
     result: &Value,
 ) -> Result<(), RoomError> {
     let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
-    let sealed = keys
-        .seal(address.collection, &address.key, &super::codec::encode(&entry))
-        .map_err(|_| RoomError::Unavailable("sealing failed".into()))?;
-    let operations = vec![Operation::Put {
-        collection: address.collection,
-        key: address.key,
-        value: sealed,
-        expires_at: Some(entry.expires_at),
-    }];
-    match victim.commit(&keys, Vec::new(), operations, Vec::new()).await {
-        Ok(_) => Ok(()),
-        Err(WriteFailure::Retry) => Err(RoomError::Conflict),
-        Err(WriteFailure::Failed(error)) => Err(error),
-    }
+    let expires_at = Some(entry.expires_at);
+    victim.plant_record(&keys, address.collection, address.key, &entry, expires_at).await
 }
 
 /// Test-only: puts an entry that claims to belong to `claimed` into `victim`'s in-memory

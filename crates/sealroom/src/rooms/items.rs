@@ -356,6 +356,34 @@ impl<'room> Items<'room> {
     }
 }
 
+/// Test-only: plants an item in `victim`'s room that claims to belong to `claimed`: sealed with
+/// the victim's own key and filed under the victim's record key for `namespace` and `key`, but
+/// stamped with another owner. Reads, listings, searches and exports must refuse it.
+#[cfg(feature = "test-hooks")]
+pub async fn plant_foreign_item(
+    victim: &Room,
+    claimed: &Room,
+    namespace: &Namespace,
+    key: &ItemKey,
+    text: &str,
+) -> Result<(), RoomError> {
+    let keys = victim.write_keys().await?;
+    let now = unix_now_secs();
+    let stored = StoredItem {
+        owner: *claimed.id().as_bytes(),
+        namespace: namespace.segments().to_vec(),
+        key: key.as_str().to_owned(),
+        value_json: Value::String(text.to_owned()).to_string(),
+        text: Some(text.to_owned()),
+        embedding: None,
+        metadata_json: "{}".into(),
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+    };
+    victim.plant_record(&keys, Collection::Items, item_record_key(&keys, namespace, key), &stored, None).await
+}
+
 /// Where an export of items continues: after this record (opaque).
 #[derive(Clone, Debug)]
 pub struct ItemExportCursor(RecordKey);

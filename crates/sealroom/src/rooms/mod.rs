@@ -30,6 +30,8 @@ pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEn
 pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
+#[cfg(feature = "test-hooks")]
+pub use items::plant_foreign_item;
 pub use items::{Item, ItemCursor, ItemExportCursor, ItemInput, Items, check_embedding};
 pub use names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
@@ -433,6 +435,29 @@ impl Room {
         assert_eq!(payload.owner(), self.id.as_bytes(), "a payload must be stamped with the room that seals it");
         assert_eq!(keys.room(), &self.id, "a room seals only with its own keys");
         keys.seal(collection, key, &codec::encode(payload)).map_err(|_| RoomError::Unavailable("sealing failed".into()))
+    }
+
+    /// Test-only: seals `payload` under this room's key and writes it at `key`, without the
+    /// owner assertion of [`Room::seal`]: what a bug or an attacker with write access to the store
+    /// could do. The test hooks plant foreign payloads with it; every read path must refuse them.
+    #[cfg(feature = "test-hooks")]
+    async fn plant_record<T: Payload>(
+        &self,
+        keys: &Arc<RoomKeys>,
+        collection: Collection,
+        key: RecordKey,
+        payload: &T,
+        expires_at: Option<i64>,
+    ) -> Result<(), RoomError> {
+        let value = keys
+            .seal(collection, &key, &codec::encode(payload))
+            .map_err(|_| RoomError::Unavailable("sealing failed".into()))?;
+        let operations = vec![Operation::Put { collection, key, value, expires_at }];
+        match self.commit(keys, Vec::new(), operations, Vec::new()).await {
+            Ok(_) => Ok(()),
+            Err(WriteFailure::Retry) => Err(RoomError::Conflict),
+            Err(WriteFailure::Failed(error)) => Err(error),
+        }
     }
 
     /// Opens a stored record of this room and checks its owner stamp. The read half of the

@@ -2,7 +2,9 @@
 //! isolation (ATTACKS.md 30–33), deletes and expiry, index coherence and the memory budget.
 
 use sealroom::RoomError;
-use sealroom::rooms::{ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, Room, RoomsSettings};
+use sealroom::rooms::{
+    ItemInput, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize, Room, RoomsSettings, plant_foreign_item,
+};
 use sealroom::search::SearchRequest;
 use serde_json::json;
 
@@ -315,4 +317,28 @@ async fn the_resident_set_stays_within_its_budget() {
     // Evicted rooms rebuild on demand and are still right.
     let first = store.rooms.room(&user("iss", "user0"));
     assert_eq!(first.search(&lexical("unique0", 10)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_item_stamped_with_another_owner_is_never_indexed_read_or_exported() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let alice = store.rooms.room(&user("iss", "alice"));
+        let bob = store.rooms.room(&user("iss", "bob"));
+        put(&bob, "notes", "own", "canary shared word", None, json!({})).await;
+        let (path, key) = (namespace("notes"), ItemKey::parse("planted").unwrap());
+        plant_foreign_item(&bob, &alice, &path, &key, "canary-alice shared word").await.unwrap();
+        let before = store.rooms.isolation_alarms();
+        // The cold build opens the planted record, refuses it and counts it; Bob's own item stays.
+        let hits = bob.search(&lexical("shared word", 10)).await.unwrap();
+        assert_eq!(keys_of(&hits), ["own"]);
+        assert_eq!(store.rooms.isolation_alarms(), before + 1);
+        let listed = bob.items().list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap()).await;
+        assert_eq!(listed.unwrap().entries.iter().map(|item| item.key.as_str()).collect::<Vec<_>>(), ["own"]);
+        let read = bob.items().get(&path, &key).await;
+        assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
+        let exported = bob.items().export_page(None, PageSize::parse(None).unwrap()).await;
+        assert!(matches!(exported, Err(RoomError::IsolationAlarm)), "{exported:?}");
+        assert_eq!(store.rooms.isolation_alarms(), before + 3);
+    }
 }
