@@ -8,6 +8,12 @@
 //! instead of one wait per read). A crash can lose the entries of the last moments' reads, never
 //! of a write. Reading the trail or exporting flushes the queue first.
 //!
+//! Every entry names the room and token of the request that made it, also when entries of many
+//! requests are appended together: the event is made from the request's own `Room` (which
+//! carries its actor) before it is queued. And an entry is written only into the generation of
+//! the room its request worked in, so a request that was in flight when the room was erased
+//! never recreates the room with its entry.
+//!
 //! Requests on the tenant room are recorded in the tenant room, naming the member's own room.
 //! Reading the trail itself and erasing the account are not recorded (the first would grow the
 //! trail by reading it; the second would recreate the room it just erased — the global erasure
@@ -24,16 +30,33 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::app::AppState;
 
-/// Filled by the `Caller` extractor with the verified principal, read back by the middleware.
+/// Filled by the `Caller` extractor with the verified principal and the rooms the request
+/// works in (the same `Room` values the handler uses, so the entry is written in the request's
+/// generation), read back by the middleware.
 #[derive(Clone, Default)]
-pub struct AuditSlot(Arc<Mutex<Option<Principal>>>);
+pub struct AuditSlot(Arc<Mutex<Option<RequestRooms>>>);
+
+/// The rooms of one request.
+struct RequestRooms {
+    principal: Principal,
+    own: Room,
+    tenant: Option<Room>,
+}
 
 impl AuditSlot {
-    pub fn fill(&self, principal: &Principal) {
-        *self.0.lock().expect("audit slot lock") = Some(principal.clone());
+    pub fn fill(&self, principal: &Principal, own: &Room) {
+        let rooms = RequestRooms { principal: principal.clone(), own: own.clone(), tenant: None };
+        *self.0.lock().expect("audit slot lock") = Some(rooms);
     }
 
-    fn take(&self) -> Option<Principal> {
+    /// Remembers the tenant room the handler works in.
+    pub fn fill_tenant(&self, tenant: &Room) {
+        if let Some(rooms) = self.0.lock().expect("audit slot lock").as_mut() {
+            rooms.tenant = Some(tenant.clone());
+        }
+    }
+
+    fn take(&self) -> Option<RequestRooms> {
         self.0.lock().expect("audit slot lock").take()
     }
 }
@@ -59,7 +82,9 @@ const AUDIT_APPENDS_CONCURRENT: usize = 256;
 const AUDIT_BATCH_MAX: usize = 1_024;
 
 enum Queued {
-    Event(Room, AuditEvent),
+    /// An event and a room to append it with (any `Room` of the event's room: each event carries
+    /// its own actor and generation).
+    Event(Box<(Room, AuditEvent)>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -77,7 +102,7 @@ impl AuditQueue {
     }
 
     async fn enqueue(&self, room: Room, event: AuditEvent) {
-        if self.sender.send(Queued::Event(room, event)).await.is_err() {
+        if self.sender.send(Queued::Event(Box::new((room, event)))).await.is_err() {
             tracing::error!("the audit queue is closed; an entry was not recorded");
         }
     }
@@ -105,7 +130,8 @@ async fn drain(mut receiver: mpsc::Receiver<Queued>) {
         let mut flushes = Vec::new();
         for queued in batch {
             match queued {
-                Queued::Event(room, event) => {
+                Queued::Event(queued) => {
+                    let (room, event) = *queued;
                     by_room.entry(room.id()).or_insert_with(|| (room, Vec::new())).1.push(event)
                 }
                 Queued::Flush(done) => flushes.push(done),
@@ -129,9 +155,16 @@ async fn drain(mut receiver: mpsc::Receiver<Queued>) {
 }
 
 async fn append(room: &Room, events: Vec<AuditEvent>) {
-    if let Err(error) = room.record_audit(events).await {
-        metrics::counter!("sealroom_audit_failures_total").increment(1);
-        tracing::error!(%error, "could not append to the audit trail");
+    match room.record_audit(events).await {
+        Ok(0) => {}
+        Ok(dropped) => {
+            metrics::counter!("sealroom_audit_entries_of_erased_rooms_total").increment(dropped as u64);
+            tracing::info!(room = %room.id(), dropped, "audit entries of requests in flight during an erasure were dropped with the room");
+        }
+        Err(error) => {
+            metrics::counter!("sealroom_audit_failures_total").increment(1);
+            tracing::error!(%error, "could not append to the audit trail");
+        }
     }
 }
 
@@ -145,26 +178,21 @@ pub async fn record(
     status: u16,
     request_id: &str,
 ) {
-    let Some(principal) = slot.take() else { return };
+    let Some(rooms) = slot.take() else { return };
     if !recorded(method, route) {
         return;
     }
     let room = if path.starts_with("/v1/tenant/") {
-        match state.rooms().tenant_room(&principal) {
+        // The handler's tenant room if it got that far; otherwise the request touched nothing
+        // of the tenant room, and a fresh view of it records the refusal.
+        match rooms.tenant.map_or_else(|| state.rooms().tenant_room(&rooms.principal), Ok) {
             Ok(room) => room,
             Err(_) => return,
         }
     } else {
-        state.rooms().room(&principal)
+        rooms.own
     };
-    let operation = format!("{method} {route}");
-    let event = match AuditEvent::new(&operation, path, &status.to_string(), Some(request_id)) {
-        Ok(event) => event,
-        Err(_) => match AuditEvent::new(&operation, "(path too long)", &status.to_string(), Some(request_id)) {
-            Ok(event) => event,
-            Err(_) => return,
-        },
-    };
+    let event = room.audit_event(&format!("{method} {route}"), path, &status.to_string(), Some(request_id));
     if reads_only(method, route) {
         state.audit_queue().enqueue(room, event).await;
     } else {

@@ -125,6 +125,13 @@ impl From<RoomError> for ApiError {
             RoomError::Conflict => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; retry")
             }
+            // The request began before the room was erased; nothing more of it was read or
+            // written. A new request works in the new, empty room.
+            RoomError::Erased => ApiError::new(
+                StatusCode::CONFLICT,
+                "room_erased",
+                "the room was erased while this request ran; nothing more of it was done",
+            ),
             RoomError::IsolationAlarm => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "integrity_error",

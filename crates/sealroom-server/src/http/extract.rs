@@ -23,7 +23,20 @@ use crate::app::AppState;
 pub struct Caller {
     pub principal: Principal,
     pub room: Room,
+    audit: Option<super::audit::AuditSlot>,
     _admission: crate::limiter::Admission,
+}
+
+impl Caller {
+    /// The caller's tenant room, for this request (its audit entry is written in the same
+    /// generation the handler works in).
+    pub fn tenant_room(&self, state: &AppState) -> Result<Room, sealroom::RoomError> {
+        let room = state.rooms().tenant_room(&self.principal)?;
+        if let Some(slot) = &self.audit {
+            slot.fill_tenant(&room);
+        }
+        Ok(room)
+    }
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -37,16 +50,19 @@ where
         let state = AppState::from_ref(state);
         let token = bearer_token(parts)?;
         let principal = state.verifier().verify(token).await?;
-        if let Some(slot) = parts.extensions.get::<super::audit::AuditSlot>() {
-            slot.fill(&principal);
-        }
         let room = state.rooms().room(&principal);
         tracing::Span::current().record("room", tracing::field::display(room.id()));
+        // A request refused here touched nothing of the room, so it is counted, not audited (an
+        // entry per refusal would let a flood cost one durable write each).
         let admission = state.limiter().admit(&room.id()).map_err(|refusal| {
             metrics::counter!("sealroom_rate_limited_total").increment(1);
             ApiError::rate_limited(refusal.retry_after)
         })?;
-        Ok(Caller { principal, room, _admission: admission })
+        let audit = parts.extensions.get::<super::audit::AuditSlot>().cloned();
+        if let Some(slot) = &audit {
+            slot.fill(&principal, &room);
+        }
+        Ok(Caller { principal, room, audit, _admission: admission })
     }
 }
 

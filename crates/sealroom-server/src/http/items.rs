@@ -29,7 +29,7 @@ enum Scope {
 fn room_for(state: &AppState, caller: Caller, scope: Scope) -> Result<Room, ApiError> {
     match scope {
         Scope::Own => Ok(caller.room),
-        Scope::Tenant => Ok(state.rooms().tenant_room(&caller.principal)?),
+        Scope::Tenant => Ok(caller.tenant_room(state)?),
     }
 }
 

@@ -21,7 +21,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sealroom::Room;
 use sealroom::prompt::PromptBuilder;
-use sealroom::rooms::{AuditEvent, NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
+use sealroom::rooms::{NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
 use sealroom::search::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -210,9 +210,8 @@ async fn complete(state: &AppState, caller: Caller, mut body: Map<String, Value>
     let sources = builder.memory_sources();
     if !sources.is_empty() {
         let target = truncate(&sources.join(", "), AUDIT_TARGET_BYTES_MAX);
-        if let Ok(event) = AuditEvent::new("recall", &target, "used in a prompt", None) {
-            room.record_audit(vec![event]).await.map_err(|error| api_error(error.into()))?;
-        }
+        let event = room.audit_event("recall", &target, "used in a prompt", None);
+        room.record_audit(vec![event]).await.map_err(|error| api_error(error.into()))?;
     }
     let user_text = last_user_text(&messages);
     let store = options.store.then_some(thread).flatten().zip(user_text);

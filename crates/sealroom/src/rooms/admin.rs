@@ -47,6 +47,7 @@ impl Rooms {
             kind: RoomKind::User,
             writable: false,
             actor: Actor { room: id, token_id: None },
+            generation: Default::default(),
         };
         room.verify_audit_chain().await
     }

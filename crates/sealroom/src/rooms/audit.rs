@@ -7,6 +7,8 @@
 //! several nodes never fork the chain. A room keeps its most recent entries (a bounded trail);
 //! the oldest kept entry anchors verification.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Owned};
@@ -15,6 +17,7 @@ use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
 use crate::room_id::RoomId;
+use crate::seal::{RoomKeyId, RoomKeys};
 use crate::store::{Check, Collection, Operation, Range, RecordKey, unix_now_secs};
 
 /// Entries a room keeps; older ones are dropped as new ones arrive.
@@ -27,39 +30,58 @@ pub const AUDIT_EVENTS_PER_APPEND_MAX: usize = 64;
 const HEAD_KEY: &[u8] = b"audit-head";
 const HASH_DOMAIN: &[u8] = b"sealroom.audit.v1";
 
-/// Something that happened in a room, as the caller reports it.
+/// Something one request did in a room: made by [`Room::audit_event`], so it carries the room it
+/// happened in and who did it (the actor's own room id and token id) from the request itself.
+/// Events queued from many requests and appended together each keep their own actor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
+    room: RoomId,
+    /// The generation the request worked in (none if it touched nothing stored): its entry is
+    /// written only into that generation, never into a room that replaced an erased one.
+    generation: Option<RoomKeyId>,
+    actor_room: RoomId,
+    token_id: Option<String>,
     operation: String,
     target: String,
     outcome: String,
     request_id: Option<String>,
 }
 
-impl AuditEvent {
-    /// An event: the operation (`GET /v1/items/{path}`), its target ids, and its outcome.
-    pub fn new(
-        operation: &str,
-        target: &str,
-        outcome: &str,
-        request_id: Option<&str>,
-    ) -> Result<AuditEvent, InputError> {
-        for (field, value) in [
-            ("operation", operation),
-            ("target", target),
-            ("outcome", outcome),
-            ("request_id", request_id.unwrap_or("")),
-        ] {
-            if value.len() > AUDIT_FIELD_BYTES_MAX {
-                return Err(InputError::new(field, format!("may be at most {AUDIT_FIELD_BYTES_MAX} bytes")));
-            }
+/// Cuts `text` to at most [`AUDIT_FIELD_BYTES_MAX`] bytes on a character boundary, marking the cut.
+fn bounded_field(text: &str) -> String {
+    if text.len() <= AUDIT_FIELD_BYTES_MAX {
+        return text.to_owned();
+    }
+    const MARK: &str = "…";
+    let mut end = AUDIT_FIELD_BYTES_MAX - MARK.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
+}
+
+impl Room {
+    /// An event this room's principal caused: the operation (`GET /v1/items/{path}`), its target
+    /// ids, and its outcome. Fields longer than [`AUDIT_FIELD_BYTES_MAX`] are cut (and marked),
+    /// so an entry is never lost to a long path.
+    pub fn audit_event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
+        AuditEvent {
+            room: self.id(),
+            generation: self.pinned_generation(),
+            actor_room: self.actor_room(),
+            token_id: self.actor_token_id().map(bounded_field),
+            operation: bounded_field(operation),
+            target: bounded_field(target),
+            outcome: bounded_field(outcome),
+            request_id: request_id.map(bounded_field),
         }
-        Ok(AuditEvent {
-            operation: operation.to_owned(),
-            target: target.to_owned(),
-            outcome: outcome.to_owned(),
-            request_id: request_id.map(str::to_owned),
-        })
+    }
+}
+
+impl AuditEvent {
+    /// The room the event happened in.
+    pub fn room(&self) -> RoomId {
+        self.room
     }
 }
 
@@ -166,22 +188,58 @@ fn chain_hash(entry: &StoredAuditEntry) -> [u8; 32] {
 }
 
 impl Room {
-    /// Appends events to the room's trail, as the room's principal. System-written: tenant
-    /// members without the writer role are audited too.
-    pub async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), RoomError> {
+    /// Appends events to the room's trail, each naming its own actor. System-written: tenant
+    /// members without the writer role are audited too. Every event must have been made for
+    /// this room (a programming error otherwise).
+    ///
+    /// The events may come from many requests (reads are queued and appended together), so the
+    /// append works in no request's generation: each event is written only if the room is still
+    /// in the generation its request worked in, and dropped with the room otherwise (an entry of
+    /// an erased room must not recreate the room). Returns how many were dropped so.
+    pub async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         if events.len() > AUDIT_EVENTS_PER_APPEND_MAX {
             return Err(InputError::new("events", format!("at most {AUDIT_EVENTS_PER_APPEND_MAX} per append")).into());
         }
+        assert!(events.iter().all(|event| event.room == self.id()), "an audit event is appended to its own room");
+        let appender = self.in_a_new_request();
+        in_one_generation!(appender, appender.record_audit_once(&events))
+    }
+
+    /// The events that belong to the room's current keys (`None`: the room has no key), reading
+    /// the keys from the store when memory disagrees with an event's generation.
+    async fn events_of_current_generation<'events>(
+        &self,
+        events: &'events [AuditEvent],
+    ) -> Result<(Option<Arc<RoomKeys>>, Vec<&'events AuditEvent>), RoomError> {
+        let mut current = self.read_keys().await?;
+        let generation = |keys: &Option<Arc<RoomKeys>>| keys.as_ref().map(|keys| *keys.key_id());
+        if events.iter().any(|event| event.generation.is_some_and(|of_event| Some(of_event) != generation(&current))) {
+            current = self.reload_keys().await?;
+        }
+        let now = generation(&current);
+        let kept = events.iter().filter(|event| event.generation.is_none_or(|of_event| Some(of_event) == now));
+        Ok((current, kept.collect()))
+    }
+
+    async fn record_audit_once(&self, events: &[AuditEvent]) -> Result<usize, RoomError> {
         let _guard = self.lock_record(Collection::RoomMeta, &head_key()).await;
         for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
             if attempt > 0 {
                 conflict_backoff(attempt).await;
             }
-            let keys = self.system_write_keys().await?;
-            let (head, version) = match self.backend().get(&self.id(), Collection::RoomMeta, &head_key()).await? {
+            let (current, kept) = self.events_of_current_generation(events).await?;
+            let dropped = events.len() - kept.len();
+            if kept.is_empty() {
+                return Ok(dropped);
+            }
+            let keys = match current {
+                Some(keys) => keys,
+                None => self.system_write_keys().await?,
+            };
+            let (head, version) = match self.get_record(&keys, Collection::RoomMeta, &head_key()).await? {
                 Some(record) => (
                     Some(self.open::<StoredAuditHead>(&keys, Collection::RoomMeta, &record).await?),
                     Some(record.version),
@@ -192,14 +250,14 @@ impl Room {
             let mut head =
                 head.unwrap_or(StoredAuditHead { owner, first_sequence: 1, last_sequence: 0, last_hash: [0u8; 32] });
             let now = unix_now_secs();
-            let mut operations = Vec::with_capacity(events.len() + 2);
-            for event in &events {
+            let mut operations = Vec::with_capacity(kept.len() + 2);
+            for event in kept {
                 let mut entry = StoredAuditEntry {
                     owner,
                     sequence: head.last_sequence + 1,
                     at: now,
-                    actor_room: *self.actor_room().as_bytes(),
-                    token_id: self.actor_token_id().map(str::to_owned),
+                    actor_room: *event.actor_room.as_bytes(),
+                    token_id: event.token_id.clone(),
                     operation: event.operation.clone(),
                     target: event.target.clone(),
                     outcome: event.outcome.clone(),
@@ -234,7 +292,7 @@ impl Room {
                 None => Check::Absent(Collection::RoomMeta, head_key()),
             };
             match self.commit(&keys, vec![check], operations, vec![self.room_bytes_quota()]).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(dropped),
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
             }
@@ -244,6 +302,14 @@ impl Room {
 
     /// Entries of the trail in order, after sequence number `after`.
     pub async fn audit_entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
+        in_one_generation!(self, self.audit_entries_once(after, limit))
+    }
+
+    async fn audit_entries_once(
+        &self,
+        after: Option<u64>,
+        limit: PageSize,
+    ) -> Result<Page<AuditEntry, u64>, RoomError> {
         let Some(keys) = self.read_keys().await? else {
             return Ok(Page { entries: Vec::new(), next: None });
         };
@@ -256,7 +322,7 @@ impl Room {
             reverse: false,
             limit: limit.get() + 1,
         };
-        let records = self.backend().range(&self.id(), &range).await?;
+        let records = self.range_records(&keys, &range).await?;
         let mut entries = Vec::with_capacity(records.len().min(limit.get()));
         for record in records.iter().take(limit.get()) {
             let stored: StoredAuditEntry = self.open(&keys, Collection::Audit, record).await?;
@@ -272,8 +338,12 @@ impl Room {
 
     /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
     pub async fn verify_audit_chain(&self) -> Result<AuditVerdict, RoomError> {
+        in_one_generation!(self, self.verify_audit_chain_once())
+    }
+
+    async fn verify_audit_chain_once(&self) -> Result<AuditVerdict, RoomError> {
         let Some(keys) = self.read_keys().await? else { return Ok(AuditVerdict::Intact { entries: 0 }) };
-        let head = match self.backend().get(&self.id(), Collection::RoomMeta, &head_key()).await? {
+        let head = match self.get_record(&keys, Collection::RoomMeta, &head_key()).await? {
             Some(record) => match keys
                 .open(Collection::RoomMeta, &record.key, &record.value)
                 .ok()
@@ -297,7 +367,7 @@ impl Room {
                 reverse: false,
                 limit: 1024,
             };
-            let records = self.backend().range(&self.id(), &range).await?;
+            let records = self.range_records(&keys, &range).await?;
             for record in &records {
                 let opened = keys
                     .open(Collection::Audit, &record.key, &record.value)

@@ -38,7 +38,7 @@ impl PlaintextItems {
     pub async fn put(&self, namespace: &Namespace, key: &ItemKey, input: ItemInput) -> Result<Item, RoomError> {
         let record_key = unkeyed_record_key(namespace, key);
         let now = unix_now_secs();
-        let created_at = match self.backend.get(&room(), Collection::Items, &record_key).await? {
+        let created_at = match self.backend.get(&room(), &BASELINE_KEY_ID, Collection::Items, &record_key).await? {
             Some(record) => codec::decode::<StoredItem>(&record.value).map_or(now, |stored| stored.created_at),
             None => now,
         };
@@ -78,7 +78,7 @@ impl PlaintextItems {
     pub async fn get(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
         let record = self
             .backend
-            .get(&room(), Collection::Items, &unkeyed_record_key(namespace, key))
+            .get(&room(), &BASELINE_KEY_ID, Collection::Items, &unkeyed_record_key(namespace, key))
             .await?
             .ok_or(RoomError::NotFound)?;
         codec::decode::<StoredItem>(&record.value).as_ref().and_then(item_of).ok_or(RoomError::NotFound)
@@ -97,7 +97,7 @@ impl PlaintextItems {
                 reverse: false,
                 limit: 512,
             };
-            let records = self.backend.range(&room(), &range).await?;
+            let records = self.backend.range(&room(), &BASELINE_KEY_ID, &range).await?;
             items.extend(
                 records.iter().filter_map(|record| codec::decode::<StoredItem>(&record.value)).filter_map(into_item),
             );

@@ -138,17 +138,23 @@ impl ToolCache<'_> {
     /// Stores a tool result under the tool and its canonical arguments.
     pub async fn put(&self, tool: &ToolName, args: &Value, result: &Value, ttl: Ttl) -> Result<(), RoomError> {
         let canonical = canonical_json(args)?;
-        self.room.cache_put(|keys| tool_address(keys, tool, &canonical), result, ttl).await
+        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &canonical);
+        in_one_generation!(self.room, self.room.cache_put(address_of, result, ttl))
     }
 
     /// The cached result for the tool and arguments, if any and not expired.
     pub async fn lookup(&self, tool: &ToolName, args: &Value) -> Result<Option<CacheHit>, RoomError> {
         let canonical = canonical_json(args)?;
-        self.room.cache_lookup(Collection::ToolCache, |keys| tool_address(keys, tool, &canonical)).await
+        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &canonical);
+        in_one_generation!(self.room, self.room.cache_lookup(Collection::ToolCache, address_of))
     }
 
     /// Removes every cached result of a tool.
     pub async fn delete_tool(&self, tool: &ToolName) -> Result<(), RoomError> {
+        in_one_generation!(self.room, self.delete_tool_once(tool))
+    }
+
+    async fn delete_tool_once(&self, tool: &ToolName) -> Result<(), RoomError> {
         self.room.require_write()?;
         let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
         let operations =
@@ -167,20 +173,22 @@ impl ResponseCache<'_> {
     /// Stores a response under the canonical form of the request that produced it.
     pub async fn put(&self, request: &Value, response: &Value, ttl: Ttl) -> Result<(), RoomError> {
         let canonical = canonical_json(request)?;
-        self.room.cache_put(|keys| response_address(keys, &canonical), response, ttl).await
+        let address_of = |keys: &RoomKeys| response_address(keys, &canonical);
+        in_one_generation!(self.room, self.room.cache_put(address_of, response, ttl))
     }
 
     /// The cached response for an equal request, if any and not expired.
     pub async fn lookup(&self, request: &Value) -> Result<Option<CacheHit>, RoomError> {
         let canonical = canonical_json(request)?;
-        self.room.cache_lookup(Collection::ResponseCache, |keys| response_address(keys, &canonical)).await
+        let address_of = |keys: &RoomKeys| response_address(keys, &canonical);
+        in_one_generation!(self.room, self.room.cache_lookup(Collection::ResponseCache, address_of))
     }
 }
 
 impl Room {
     async fn cache_put(
         &self,
-        address_of: impl Fn(&RoomKeys) -> EntryAddress,
+        address_of: impl Fn(&RoomKeys) -> EntryAddress + Copy,
         value: &Value,
         ttl: Ttl,
     ) -> Result<(), RoomError> {
@@ -251,13 +259,8 @@ impl Room {
             reverse: false,
             limit: usize::try_from(max).unwrap_or(usize::MAX),
         };
-        let mut live: Vec<(i64, RecordKey)> = self
-            .backend()
-            .range(&self.id(), &range)
-            .await?
-            .into_iter()
-            .map(|record| (record.updated_at, record.key))
-            .collect();
+        let mut live: Vec<(i64, RecordKey)> =
+            self.range_records(keys, &range).await?.into_iter().map(|record| (record.updated_at, record.key)).collect();
         live.sort();
         let evict = usize::try_from((max / EVICT_FRACTION).max(1)).unwrap_or(1);
         let mut operations = vec![Operation::DeleteExpired { collection }];
@@ -274,11 +277,13 @@ impl Room {
     async fn cache_lookup(
         &self,
         collection: Collection,
-        address_of: impl Fn(&RoomKeys) -> EntryAddress,
+        address_of: impl Fn(&RoomKeys) -> EntryAddress + Copy,
     ) -> Result<Option<CacheHit>, RoomError> {
         let Some(keys) = self.read_keys().await? else { return Ok(None) };
         let address = address_of(&keys);
-        let version = self.backend().collection_version(&self.id(), collection).await?;
+        // Read with the generation: a front is served only while the store still holds the
+        // generation and version it was filled at, so never after an erasure, on any node.
+        let version = self.collection_version(&keys, collection).await?;
         let fronts = &self.shared().fronts;
         let now = unix_now_secs();
         if let Some(entry) = fronts.get(&self.id(), *keys.key_id(), collection, version, &address.key) {
@@ -287,7 +292,7 @@ impl Room {
             self.check_entry(collection, &entry, &address)?;
             return Ok(hit_of(&entry, now));
         }
-        let Some(record) = self.backend().get(&self.id(), collection, &address.key).await? else { return Ok(None) };
+        let Some(record) = self.get_record(&keys, collection, &address.key).await? else { return Ok(None) };
         let entry: StoredCacheEntry = self.open(&keys, collection, &record).await?;
         self.check_entry(collection, &entry, &address)?;
         fronts.fill(&self.id(), *keys.key_id(), collection, version, address.key, &entry);
@@ -343,7 +348,7 @@ pub async fn plant_foreign_front_entry(
     result: &Value,
 ) -> Result<(), RoomError> {
     let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
-    let version = victim.backend().collection_version(&victim.id(), address.collection).await?;
+    let version = victim.collection_version(&keys, address.collection).await?;
     victim.shared().fronts.fill(&victim.id(), *keys.key_id(), address.collection, version, address.key, &entry);
     Ok(())
 }
@@ -385,12 +390,17 @@ pub struct CacheEntryMetadata {
 impl Room {
     /// The metadata of every live cache entry of the room (bounded by the cache quotas).
     pub async fn cache_metadata(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
+        in_one_generation!(self, self.cache_metadata_once())
+    }
+
+    async fn cache_metadata_once(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
+        let Some(keys) = self.read_keys().await? else { return Ok(Vec::new()) };
         let mut entries = Vec::new();
         for collection in [Collection::ToolCache, Collection::ResponseCache] {
             let limit = usize::try_from(self.limits().cache_entries_per_room_max).unwrap_or(usize::MAX);
             let range =
                 Range { collection, prefix: Vec::new(), start: None, end: None, after: None, reverse: false, limit };
-            for record in self.backend().range(&self.id(), &range).await? {
+            for record in self.range_records(&keys, &range).await? {
                 entries.push(CacheEntryMetadata {
                     collection,
                     stored_at: record.updated_at,

@@ -178,6 +178,10 @@ impl<'room> Items<'room> {
 
     /// Stores (creates or replaces) an item.
     pub async fn put(&self, namespace: &Namespace, key: &ItemKey, input: ItemInput) -> Result<Item, RoomError> {
+        in_one_generation!(self.room, self.put_once(namespace, key, &input))
+    }
+
+    async fn put_once(&self, namespace: &Namespace, key: &ItemKey, input: &ItemInput) -> Result<Item, RoomError> {
         self.room.require_write()?;
         if let Some(embedding) = input.embedding()
             && let Some(dims) = self.room.embedding_dims().await?
@@ -193,7 +197,7 @@ impl<'room> Items<'room> {
             let keys = self.room.write_keys().await?;
             let record_key = item_record_key(&keys, namespace, key);
             let now = unix_now_secs();
-            let created_at = match self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await? {
+            let created_at = match self.room.get_record(&keys, Collection::Items, &record_key).await? {
                 Some(record) => self.open_item(&keys, namespace, key, &record).await?.created_at,
                 None => now,
             };
@@ -240,14 +244,13 @@ impl<'room> Items<'room> {
 
     /// One item.
     pub async fn get(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
+        in_one_generation!(self.room, self.get_once(namespace, key))
+    }
+
+    async fn get_once(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
         let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
         let record_key = item_record_key(&keys, namespace, key);
-        let record = self
-            .room
-            .backend()
-            .get(&self.room.id(), Collection::Items, &record_key)
-            .await?
-            .ok_or(RoomError::NotFound)?;
+        let record = self.room.get_record(&keys, Collection::Items, &record_key).await?.ok_or(RoomError::NotFound)?;
         let stored = self.open_item(&keys, namespace, key, &record).await?;
         item_of(&stored).ok_or(RoomError::IsolationAlarm)
     }
@@ -270,11 +273,15 @@ impl<'room> Items<'room> {
 
     /// Deletes an item.
     pub async fn delete(&self, namespace: &Namespace, key: &ItemKey) -> Result<(), RoomError> {
+        in_one_generation!(self.room, self.delete_once(namespace, key))
+    }
+
+    async fn delete_once(&self, namespace: &Namespace, key: &ItemKey) -> Result<(), RoomError> {
         self.room.require_write()?;
         for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
             let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
             let record_key = item_record_key(&keys, namespace, key);
-            if self.room.backend().get(&self.room.id(), Collection::Items, &record_key).await?.is_none() {
+            if self.room.get_record(&keys, Collection::Items, &record_key).await?.is_none() {
                 return Err(RoomError::NotFound);
             }
             let checks = vec![Check::Exists(Collection::Items, record_key.clone())];
@@ -329,6 +336,14 @@ impl<'room> Items<'room> {
         after: Option<&ItemExportCursor>,
         limit: PageSize,
     ) -> Result<Page<Item, ItemExportCursor>, RoomError> {
+        in_one_generation!(self.room, self.export_page_once(after, limit))
+    }
+
+    async fn export_page_once(
+        &self,
+        after: Option<&ItemExportCursor>,
+        limit: PageSize,
+    ) -> Result<Page<Item, ItemExportCursor>, RoomError> {
         let Some(keys) = self.room.read_keys().await? else {
             return Ok(Page { entries: Vec::new(), next: None });
         };
@@ -341,7 +356,7 @@ impl<'room> Items<'room> {
             reverse: false,
             limit: limit.get(),
         };
-        let records = self.room.backend().range(&self.room.id(), &range).await?;
+        let records = self.room.range_records(&keys, &range).await?;
         let next = (records.len() == limit.get())
             .then(|| records.last().map(|record| ItemExportCursor(record.key.clone())))
             .flatten();

@@ -9,6 +9,21 @@
 //! and on every read it must open under the room's key and name the room as owner; anything else
 //! is an isolation alarm and is never served.
 
+/// Runs a room operation (an expression that makes its future, evaluated afresh for a second
+/// run) in one generation. Keys taken from memory may be of a generation the store no longer has
+/// (the room was erased through another node since they were loaded); while the store has
+/// answered the request nothing yet, nothing of the old generation can have been used, so the
+/// operation runs once more with the current keys. Once the request works in a generation, a
+/// refusal is an erasure during the request, and stays [`RoomError::Erased`].
+macro_rules! in_one_generation {
+    ($room:expr, $operation:expr) => {
+        match $operation.await {
+            Err($crate::rooms::RoomError::Erased) if $room.works_in_no_generation() => $operation.await,
+            result => result,
+        }
+    };
+}
+
 mod admin;
 mod alarms;
 mod audit;
@@ -42,9 +57,9 @@ pub use threads::{ContextView, Message, Page, ThreadInfo, ThreadPatch, Threads};
 use crate::identity::Principal;
 use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, RoomLimits};
 use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
-use crate::seal::{MasterKey, RoomKeys};
+use crate::seal::{MasterKey, RoomKeyId, RoomKeys};
 use crate::store::{
-    Backend, Batch, Check, Collection, Operation, Quota, RecordKey, StoreError, StoredRecord, WriteReceipt,
+    Backend, Batch, Check, Collection, Operation, Quota, Range, RecordKey, StoreError, StoredRecord, WriteReceipt,
 };
 use codec::{Owned, Payload};
 use keyring::{Keyring, KeyringError};
@@ -99,6 +114,10 @@ pub enum RoomError {
     /// A record failed the owner check; it was refused, counted and logged.
     #[error("a stored record failed its integrity check")]
     IsolationAlarm,
+    /// The room was erased while this request was working in it: nothing more of the request
+    /// is read or written (it never recreates the room).
+    #[error("the room was erased while this request ran")]
+    Erased,
     #[error("storage unavailable: {0}")]
     Unavailable(String),
 }
@@ -108,7 +127,8 @@ impl From<StoreError> for RoomError {
         match error {
             StoreError::QuotaExceeded(Quota::RoomBytes { .. }) => RoomError::QuotaExceeded("room bytes"),
             StoreError::QuotaExceeded(Quota::Records { collection, .. }) => RoomError::QuotaExceeded(collection.name()),
-            StoreError::Conflict | StoreError::RoomKeyChanged => RoomError::Conflict,
+            StoreError::Conflict => RoomError::Conflict,
+            StoreError::RoomKeyChanged => RoomError::Erased,
             StoreError::Unavailable(reason) | StoreError::Refused(reason) => RoomError::Unavailable(reason),
         }
     }
@@ -170,6 +190,15 @@ pub(crate) struct Shared {
     pub(crate) settings: RoomsSettings,
 }
 
+impl Shared {
+    /// Drops everything this process holds in memory about a room: its key, index and cache front.
+    fn forget_room(&self, room: &RoomId) {
+        self.keyring.forget(room);
+        self.indexes.forget(room);
+        self.fronts.forget(room);
+    }
+}
+
 /// Entry point to all rooms.
 #[derive(Clone)]
 pub struct Rooms {
@@ -222,7 +251,14 @@ impl Rooms {
     pub fn room(&self, principal: &Principal) -> Room {
         let id = self.shared.room_ids.derive(RoomKind::User, principal.issuer(), principal.subject());
         let actor = Actor { room: id, token_id: principal.token_id().map(str::to_owned) };
-        Room { shared: self.shared.clone(), id, kind: RoomKind::User, writable: true, actor }
+        Room {
+            shared: self.shared.clone(),
+            id,
+            kind: RoomKind::User,
+            writable: true,
+            actor,
+            generation: Arc::default(),
+        }
     }
 
     /// The principal's tenant room: readable by every member, writable with the writer role.
@@ -234,7 +270,14 @@ impl Rooms {
             room: self.shared.room_ids.derive(RoomKind::User, principal.issuer(), principal.subject()),
             token_id: principal.token_id().map(str::to_owned),
         };
-        Ok(Room { shared: self.shared.clone(), id, kind: RoomKind::Tenant, writable, actor })
+        Ok(Room {
+            shared: self.shared.clone(),
+            id,
+            kind: RoomKind::Tenant,
+            writable,
+            actor,
+            generation: Arc::default(),
+        })
     }
 
     /// Identifiers to send an upstream model provider for this room (prompt-cache keys, safety
@@ -286,12 +329,17 @@ impl Rooms {
 
 /// Destroys the room's key first (durably: from then on nothing of the room can be opened, in
 /// the database or any backup), then purges its records.
+///
+/// From the moment the key is destroyed the store refuses every read and write of the old
+/// generation, on every node; what this process holds in memory is dropped at once, and again
+/// after the purge, for requests that were filling an index or a cache front when the key went
+/// (other nodes never serve theirs: every answer from memory is checked against the store's
+/// generation first).
 async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, RoomError> {
     let existed = shared.backend.destroy_room_key(room).await?;
-    shared.keyring.forget(room);
-    shared.indexes.forget(room);
-    shared.fronts.forget(room);
+    shared.forget_room(room);
     let purged = shared.backend.purge_room(room).await?;
+    shared.forget_room(room);
     Ok(ErasureReceipt {
         room: *room,
         erased_at: crate::store::unix_now_secs(),
@@ -301,7 +349,7 @@ async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, Ro
     })
 }
 
-/// One room, as seen by one principal.
+/// One room, as seen by one principal in one request. Clones share the request's generation.
 #[derive(Clone)]
 pub struct Room {
     shared: Arc<Shared>,
@@ -309,6 +357,13 @@ pub struct Room {
     kind: RoomKind,
     writable: bool,
     actor: Actor,
+    /// The room-key generation this request works in: unset until the store first answers the
+    /// request under a generation (a read or a write of it succeeds), then fixed for the rest of
+    /// the request. Shared by the clones of this `Room`, so everything one request does (its
+    /// operations, its audit entry) stays in one generation: if the room is erased meanwhile,
+    /// the rest of the request fails with [`RoomError::Erased`] instead of reading a successor
+    /// room or recreating the room with what it derived from the erased one.
+    generation: Arc<std::sync::Mutex<Option<RoomKeyId>>>,
 }
 
 /// Who acts on a room, as the audit trail records it: the principal's own room id (never its
@@ -390,9 +445,29 @@ impl Room {
         if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
     }
 
-    /// The room's keys for reading; `None` means the room is empty.
+    /// The room's keys for reading; `None` means the room is empty. Within a request that is
+    /// already working in a generation, only that generation's keys.
     pub(crate) async fn read_keys(&self) -> Result<Option<Arc<RoomKeys>>, RoomError> {
-        Ok(self.shared.keyring.existing(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+        let keys = self.shared.keyring.existing(self.backend(), &self.id, &self.shared.alarms).await?;
+        match self.pinned_generation() {
+            None => Ok(keys),
+            Some(pinned) => self.keys_of_generation(keys, pinned).await.map(Some),
+        }
+    }
+
+    /// The room's keys read from the store, bypassing memory; within a request that works in a
+    /// generation, only that generation's.
+    pub(crate) async fn reload_keys(&self) -> Result<Option<Arc<RoomKeys>>, RoomError> {
+        let keys = self.shared.keyring.reload(self.backend(), &self.id, &self.shared.alarms).await?;
+        match self.pinned_generation() {
+            None => Ok(keys),
+            Some(pinned) => keys.filter(|keys| *keys.key_id() == pinned).map(Some).ok_or(RoomError::Erased),
+        }
+    }
+
+    /// The same room and principal as a new request sees them: in no generation yet.
+    pub(crate) fn in_a_new_request(&self) -> Room {
+        Room { generation: Arc::default(), ..self.clone() }
     }
 
     /// The room's keys for writing, creating the room on first write.
@@ -402,9 +477,106 @@ impl Room {
     }
 
     /// The room's keys for writes the system makes on the principal's behalf (the audit
-    /// trail), which need no write permission.
+    /// trail), which need no write permission. A request already working in a generation never
+    /// creates a new one: that would recreate an erased room.
     pub(crate) async fn system_write_keys(&self) -> Result<Arc<RoomKeys>, RoomError> {
-        Ok(self.shared.keyring.existing_or_create(self.shared.backend.as_ref(), &self.id, &self.shared.alarms).await?)
+        let keyring = &self.shared.keyring;
+        match self.pinned_generation() {
+            None => Ok(keyring.existing_or_create(self.backend(), &self.id, &self.shared.alarms).await?),
+            Some(pinned) => {
+                let keys = keyring.existing(self.backend(), &self.id, &self.shared.alarms).await?;
+                self.keys_of_generation(keys, pinned).await
+            }
+        }
+    }
+
+    /// `keys` if they are of the pinned generation; else the store's current keys if they are
+    /// (memory may hold a key another request loaded earlier); else the room was erased.
+    async fn keys_of_generation(
+        &self,
+        keys: Option<Arc<RoomKeys>>,
+        pinned: RoomKeyId,
+    ) -> Result<Arc<RoomKeys>, RoomError> {
+        if let Some(keys) = keys.filter(|keys| *keys.key_id() == pinned) {
+            return Ok(keys);
+        }
+        let current = self.shared.keyring.reload(self.backend(), &self.id, &self.shared.alarms).await?;
+        current.filter(|keys| *keys.key_id() == pinned).ok_or(RoomError::Erased)
+    }
+
+    /// The generation this request works in, if the store has answered it under one yet.
+    pub(crate) fn pinned_generation(&self) -> Option<RoomKeyId> {
+        *self.generation.lock().expect("generation lock")
+    }
+
+    /// Records that the store answered this request under `generation`: the first answer pins
+    /// it; an answer under another generation means the room was erased (and recreated) during
+    /// the request.
+    fn confirm_generation(&self, generation: &RoomKeyId) -> Result<(), RoomError> {
+        let mut pinned = self.generation.lock().expect("generation lock");
+        match *pinned {
+            None => {
+                *pinned = Some(*generation);
+                Ok(())
+            }
+            Some(pinned) if pinned == *generation => Ok(()),
+            Some(_) => Err(RoomError::Erased),
+        }
+    }
+
+    /// What a refusal of `generation` by the store means: this process's copy of the key is
+    /// dropped (it is stale everywhere it is used), and the caller learns the room was erased.
+    fn generation_refused(&self) -> RoomError {
+        self.shared.keyring.forget(&self.id);
+        RoomError::Erased
+    }
+
+    /// Whether the store has answered this request under no generation yet (see
+    /// [`in_one_generation!`]).
+    pub(crate) fn works_in_no_generation(&self) -> bool {
+        self.pinned_generation().is_none()
+    }
+
+    /// One live record of this request's generation.
+    pub(crate) async fn get_record(
+        &self,
+        keys: &RoomKeys,
+        collection: Collection,
+        key: &RecordKey,
+    ) -> Result<Option<StoredRecord>, RoomError> {
+        match self.backend().get(&self.id, keys.key_id(), collection, key).await {
+            Ok(record) => {
+                self.confirm_generation(keys.key_id())?;
+                Ok(record)
+            }
+            Err(StoreError::RoomKeyChanged) => Err(self.generation_refused()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Live records of this request's generation (see [`Range`]).
+    pub(crate) async fn range_records(&self, keys: &RoomKeys, range: &Range) -> Result<Vec<StoredRecord>, RoomError> {
+        match self.backend().range(&self.id, keys.key_id(), range).await {
+            Ok(records) => {
+                self.confirm_generation(keys.key_id())?;
+                Ok(records)
+            }
+            Err(StoreError::RoomKeyChanged) => Err(self.generation_refused()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A collection's version in this request's generation: with the generation, the stamp
+    /// that state held in memory (an index, a cache front) must match to be served.
+    pub(crate) async fn collection_version(&self, keys: &RoomKeys, collection: Collection) -> Result<u64, RoomError> {
+        match self.backend().collection_version(&self.id, keys.key_id(), collection).await {
+            Ok(version) => {
+                self.confirm_generation(keys.key_id())?;
+                Ok(version)
+            }
+            Err(StoreError::RoomKeyChanged) => Err(self.generation_refused()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub(crate) fn actor_room(&self) -> RoomId {
@@ -461,16 +633,18 @@ impl Room {
     }
 
     /// Opens a stored record of this room and checks its owner stamp. The read half of the
-    /// owner check: whatever fails here is refused and raises an isolation alarm.
+    /// owner check: whatever fails here is refused and raises an isolation alarm. The store
+    /// returned the record for the generation of `keys`, so a record that does not open under
+    /// them was not sealed by this room.
     pub(crate) async fn open<T: Payload + Owned>(
         &self,
         keys: &Arc<RoomKeys>,
         collection: Collection,
         record: &StoredRecord,
     ) -> Result<T, RoomError> {
-        let opened = match keys.open(collection, &record.key, &record.value) {
-            Ok(plaintext) => plaintext,
-            Err(_) => self.open_after_key_reload(keys, collection, record).await?,
+        let Ok(opened) = keys.open(collection, &record.key, &record.value) else {
+            self.raise(collection, AlarmKind::SealBroken);
+            return Err(RoomError::IsolationAlarm);
         };
         let Some(payload) = codec::decode::<T>(&opened) else {
             self.raise(collection, AlarmKind::SealBroken);
@@ -483,30 +657,13 @@ impl Room {
         Ok(payload)
     }
 
-    /// A record that does not open may have been written under a newer key (the room was erased
-    /// and recreated through another node); only if it fails under the current key too is it an
-    /// alarm.
-    async fn open_after_key_reload(
-        &self,
-        keys: &Arc<RoomKeys>,
-        collection: Collection,
-        record: &StoredRecord,
-    ) -> Result<Vec<u8>, RoomError> {
-        let reloaded = self.shared.keyring.reload(self.backend(), &self.id, &self.shared.alarms).await?;
-        if let Some(current) = reloaded.filter(|current| current.key_id() != keys.key_id())
-            && let Ok(plaintext) = current.open(collection, &record.key, &record.value)
-        {
-            return Ok(plaintext);
-        }
-        self.raise(collection, AlarmKind::SealBroken);
-        Err(RoomError::IsolationAlarm)
-    }
-
     pub(crate) fn raise(&self, collection: Collection, kind: AlarmKind) {
         self.shared.alarms.raise(&self.id, collection, kind);
     }
 
-    /// Commits one attempt of a write. Lost races come back as [`WriteFailure::Retry`].
+    /// Commits one attempt of a write. Lost races come back as [`WriteFailure::Retry`], and so
+    /// does a generation the store no longer has while the request works in none yet (stale
+    /// keys in memory); once it works in one, that is an erasure during the request.
     pub(crate) async fn commit(
         &self,
         keys: &RoomKeys,
@@ -516,11 +673,14 @@ impl Room {
     ) -> Result<WriteReceipt, WriteFailure> {
         let batch = Batch { room: self.id, key_id: *keys.key_id(), checks, operations, quotas };
         match self.backend().write(batch).await {
-            Ok(receipt) => Ok(receipt),
+            Ok(receipt) => {
+                self.confirm_generation(keys.key_id())?;
+                Ok(receipt)
+            }
             Err(StoreError::Conflict) => Err(WriteFailure::Retry),
             Err(StoreError::RoomKeyChanged) => {
-                self.shared.keyring.forget(&self.id);
-                Err(WriteFailure::Retry)
+                let erased = self.generation_refused();
+                if self.pinned_generation().is_some() { Err(erased.into()) } else { Err(WriteFailure::Retry) }
             }
             Err(error) => Err(WriteFailure::Failed(error.into())),
         }

@@ -95,12 +95,18 @@ impl Room {
     /// The room's index, rebuilt if anything changed it behind this process's back. `None`
     /// for a room that has never been written.
     pub(crate) async fn fresh_index(&self) -> Result<Option<Arc<ResidentIndex>>, RoomError> {
+        in_one_generation!(self, self.fresh_index_once())
+    }
+
+    /// The stamp is read from the store with the generation, so an index is served only while
+    /// the store still holds its generation at its version: never after an erasure, on any node.
+    async fn fresh_index_once(&self) -> Result<Option<Arc<ResidentIndex>>, RoomError> {
         let Some(keys) = self.read_keys().await? else {
             return Ok(None);
         };
         let stamp = IndexStamp {
             key_id: *keys.key_id(),
-            items_version: self.backend().collection_version(&self.id(), Collection::Items).await?,
+            items_version: self.collection_version(&keys, Collection::Items).await?,
         };
         let indexes = &self.shared().indexes;
         let current =
@@ -112,8 +118,16 @@ impl Room {
         if let Some(resident) = current() {
             return Ok(Some(resident));
         }
-        let index = self.build_index(keys, stamp).await?;
-        Ok(Some(indexes.insert(self.id(), index)))
+        let index = self.build_index(keys.clone(), stamp).await?;
+        let resident = indexes.insert(self.id(), index);
+        // An erasure may have come while the index was built from the old generation: then the
+        // erasure's own forgetting may have run before this insert, and the index must not stay
+        // in memory (it would never be served, but it holds the erased items).
+        if let Err(error) = self.collection_version(&keys, Collection::Items).await {
+            indexes.forget(&self.id());
+            return Err(error);
+        }
+        Ok(Some(resident))
     }
 
     /// Builds the index from the room's sealed records. The version was read before the
@@ -131,7 +145,7 @@ impl Room {
             .map(|(start, end)| {
                 let keys = keys.clone();
                 async move {
-                    let records = self.read_items_between(start, end).await?;
+                    let records = self.read_items_between(&keys, start, end).await?;
                     let owner = *self.id().as_bytes();
                     tokio::task::spawn_blocking(move || prepare_part(&keys, &owner, records))
                         .await
@@ -148,10 +162,10 @@ impl Room {
             let part = match part {
                 Ok(part) => part,
                 Err(record) => {
-                    // Goes through the full open path: a key that changed is reloaded, anything
-                    // else raises the isolation alarm and refuses the search.
+                    // The store returned the record for this generation, so a record that does
+                    // not open is an isolation alarm (`open` raises it) and refuses the search.
                     let _: StoredItem = self.open(&keys, Collection::Items, &record).await?;
-                    return Err(RoomError::Conflict);
+                    return Err(RoomError::IsolationAlarm);
                 }
             };
             index = tokio::task::spawn_blocking(move || {
@@ -167,6 +181,7 @@ impl Room {
     /// Every live item record with a key in `[start, end)` (`None`: unbounded), read in chunks.
     async fn read_items_between(
         &self,
+        keys: &RoomKeys,
         start: Option<Vec<u8>>,
         end: Option<Vec<u8>>,
     ) -> Result<Vec<StoredRecord>, RoomError> {
@@ -182,7 +197,7 @@ impl Room {
                 reverse: false,
                 limit: BUILD_CHUNK_RECORDS,
             };
-            let chunk = self.backend().range(&self.id(), &range).await?;
+            let chunk = self.range_records(keys, &range).await?;
             let exhausted = chunk.len() < BUILD_CHUNK_RECORDS;
             after = chunk.last().map(|record| record.key.as_bytes().to_vec());
             records.extend(chunk);

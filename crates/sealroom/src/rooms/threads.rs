@@ -92,6 +92,10 @@ impl<'room> Threads<'room> {
 
     /// Creates a thread.
     pub async fn create(&self, title: Option<Title>, metadata: Metadata) -> Result<ThreadInfo, RoomError> {
+        in_one_generation!(self.room, self.create_once(title.clone(), metadata.clone()))
+    }
+
+    async fn create_once(&self, title: Option<Title>, metadata: Metadata) -> Result<ThreadInfo, RoomError> {
         let id = ThreadId::generate();
         let now = unix_now_secs();
         let stored = StoredThread {
@@ -133,7 +137,7 @@ impl<'room> Threads<'room> {
             return Ok(None);
         };
         let key = thread_key(id);
-        let Some(record) = self.room.backend().get(&self.room.id(), Collection::Threads, &key).await? else {
+        let Some(record) = self.room.get_record(&keys, Collection::Threads, &key).await? else {
             return Ok(None);
         };
         let stored: StoredThread = self.room.open(&keys, Collection::Threads, &record).await?;
@@ -146,12 +150,24 @@ impl<'room> Threads<'room> {
 
     /// One thread's header.
     pub async fn get(&self, id: &ThreadId) -> Result<ThreadInfo, RoomError> {
+        in_one_generation!(self.room, self.get_once(id))
+    }
+
+    async fn get_once(&self, id: &ThreadId) -> Result<ThreadInfo, RoomError> {
         let (stored, _) = self.load(id).await?.ok_or(RoomError::NotFound)?;
         Ok(info_of(&stored))
     }
 
     /// Threads in creation order, after the cursor.
     pub async fn list(
+        &self,
+        after: Option<ThreadId>,
+        limit: PageSize,
+    ) -> Result<Page<ThreadInfo, ThreadId>, RoomError> {
+        in_one_generation!(self.room, self.list_once(after, limit))
+    }
+
+    async fn list_once(
         &self,
         after: Option<ThreadId>,
         limit: PageSize,
@@ -168,7 +184,7 @@ impl<'room> Threads<'room> {
             reverse: false,
             limit: limit.get() + 1,
         };
-        let records = self.room.backend().range(&self.room.id(), &range).await?;
+        let records = self.room.range_records(&keys, &range).await?;
         let mut entries = Vec::with_capacity(records.len().min(limit.get()));
         for record in records.iter().take(limit.get()) {
             let stored: StoredThread = self.room.open(&keys, Collection::Threads, record).await?;
@@ -180,6 +196,10 @@ impl<'room> Threads<'room> {
 
     /// Changes a thread's title or metadata.
     pub async fn update(&self, id: &ThreadId, patch: ThreadPatch) -> Result<ThreadInfo, RoomError> {
+        in_one_generation!(self.room, self.update_once(id, &patch))
+    }
+
+    async fn update_once(&self, id: &ThreadId, patch: &ThreadPatch) -> Result<ThreadInfo, RoomError> {
         self.room.require_write()?;
         let _guard = self.room.lock_record(Collection::Threads, &thread_key(id)).await;
         for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
@@ -210,6 +230,10 @@ impl<'room> Threads<'room> {
 
     /// Deletes a thread and all its messages.
     pub async fn delete(&self, id: &ThreadId) -> Result<(), RoomError> {
+        in_one_generation!(self.room, self.delete_once(id))
+    }
+
+    async fn delete_once(&self, id: &ThreadId) -> Result<(), RoomError> {
         self.room.require_write()?;
         let _guard = self.room.lock_record(Collection::Threads, &thread_key(id)).await;
         for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
@@ -220,7 +244,7 @@ impl<'room> Threads<'room> {
                 return Err(RoomError::NotFound);
             };
             let key = thread_key(id);
-            if self.room.backend().get(&self.room.id(), Collection::Threads, &key).await?.is_none() {
+            if self.room.get_record(&keys, Collection::Threads, &key).await?.is_none() {
                 return Err(RoomError::NotFound);
             }
             let checks = vec![Check::Exists(Collection::Threads, key.clone())];
@@ -245,6 +269,10 @@ impl<'room> Threads<'room> {
 
     /// Appends messages to a thread atomically, in order.
     pub async fn append(&self, id: &ThreadId, messages: Vec<NewMessage>) -> Result<Vec<Message>, RoomError> {
+        in_one_generation!(self.room, self.append_once(id, &messages))
+    }
+
+    async fn append_once(&self, id: &ThreadId, messages: &[NewMessage]) -> Result<Vec<Message>, RoomError> {
         self.room.require_write()?;
         if messages.is_empty() || messages.len() > MESSAGES_PER_APPEND_MAX {
             return Err(super::InputError::new(
@@ -317,6 +345,15 @@ impl<'room> Threads<'room> {
         after: Option<u64>,
         limit: PageSize,
     ) -> Result<Page<Message, u64>, RoomError> {
+        in_one_generation!(self.room, self.messages_once(id, after, limit))
+    }
+
+    async fn messages_once(
+        &self,
+        id: &ThreadId,
+        after: Option<u64>,
+        limit: PageSize,
+    ) -> Result<Page<Message, u64>, RoomError> {
         if self.load(id).await?.is_none() {
             return Err(RoomError::NotFound);
         }
@@ -330,7 +367,7 @@ impl<'room> Threads<'room> {
             reverse: false,
             limit: limit.get() + 1,
         };
-        let records = self.room.backend().range(&self.room.id(), &range).await?;
+        let records = self.room.range_records(&keys, &range).await?;
         let mut entries = Vec::with_capacity(records.len().min(limit.get()));
         for record in records.iter().take(limit.get()) {
             entries.push(self.open_message(&keys, id, record).await?);
@@ -355,6 +392,10 @@ impl<'room> Threads<'room> {
 
     /// The most recent messages that fit `budget` tokens, oldest first.
     pub async fn context(&self, id: &ThreadId, budget: TokenBudget) -> Result<ContextView, RoomError> {
+        in_one_generation!(self.room, self.context_once(id, budget))
+    }
+
+    async fn context_once(&self, id: &ThreadId, budget: TokenBudget) -> Result<ContextView, RoomError> {
         if self.load(id).await?.is_none() {
             return Err(RoomError::NotFound);
         }
@@ -372,7 +413,7 @@ impl<'room> Threads<'room> {
                 reverse: true,
                 limit: CONTEXT_CHUNK_MESSAGES,
             };
-            let records = self.room.backend().range(&self.room.id(), &range).await?;
+            let records = self.room.range_records(&keys, &range).await?;
             let exhausted = records.len() < CONTEXT_CHUNK_MESSAGES;
             for record in &records {
                 let message = self.open_message(&keys, id, record).await?;

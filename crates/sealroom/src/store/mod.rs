@@ -8,6 +8,13 @@
 //!
 //! Every operation names exactly one room; there is no cross-room query apart from the admin
 //! operations at the end of [`Backend`], which return ids, counts and sizes only.
+//!
+//! Every read and write of a room's records also names the room-key generation (key id) the
+//! caller seals and opens with, and the store answers only while the room's key is still that
+//! generation: after an erasure (or an erasure and a new key, through any node) the old
+//! generation reads nothing and writes nothing. This is what keeps a node that still holds an
+//! erased room's key in memory, or a request that started before the erasure, from reading or
+//! recreating what the erasure removed.
 
 use async_trait::async_trait;
 
@@ -287,7 +294,8 @@ pub enum StoreError {
     /// The batch would exceed a quota.
     #[error("quota exceeded: {0:?}")]
     QuotaExceeded(Quota),
-    /// The room's key is not the generation the batch was sealed with (erased or replaced).
+    /// The room's key is not the generation the batch was sealed with, or a read asked for
+    /// (erased, or erased and replaced).
     #[error("the room key changed")]
     RoomKeyChanged,
     /// The store cannot serve now (I/O error, database down, shutting down).
@@ -310,16 +318,24 @@ pub trait Backend: Send + Sync + 'static {
     /// new key always starts an empty room.
     async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError>;
 
-    /// One live record.
+    /// One live record of the room's `generation`; [`StoreError::RoomKeyChanged`] if the room's
+    /// key is not that generation (read in the same snapshot as the record).
     async fn get(
         &self,
         room: &RoomId,
+        generation: &RoomKeyId,
         collection: Collection,
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError>;
 
-    /// Live records in key order (see [`Range`]).
-    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Live records of the room's `generation` in key order (see [`Range`]);
+    /// [`StoreError::RoomKeyChanged`] if the room's key is not that generation.
+    async fn range(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        range: &Range,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// Applies a batch atomically, or nothing of it.
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError>;
@@ -327,9 +343,16 @@ pub trait Backend: Send + Sync + 'static {
     /// The room's version: changes whenever anything in the room changes (0 for no room).
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError>;
 
-    /// A collection's version in a room: changes whenever a batch writes or deletes in it (0
-    /// before the first write, and again after erasure).
-    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError>;
+    /// A collection's version in the room's `generation`: changes whenever a batch writes or
+    /// deletes in it (0 before the first write). [`StoreError::RoomKeyChanged`] if the room's key
+    /// is not that generation, so state held in memory under a (generation, version) stamp can
+    /// never be taken for the state of a later generation at the same version.
+    async fn collection_version(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+    ) -> Result<u64, StoreError>;
 
     /// Records and bytes per collection of one room.
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError>;

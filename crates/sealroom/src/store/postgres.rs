@@ -32,7 +32,7 @@ use super::{
 };
 use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
-use crate::seal::WrappedRoomKey;
+use crate::seal::{RoomKeyId, WrappedRoomKey};
 
 /// The schema version this code writes and reads.
 const SCHEMA_VERSION: i32 = 1;
@@ -391,18 +391,34 @@ fn version_of(rows: &[Row]) -> u64 {
     rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0)
 }
 
-fn record_from_row(row: &Row) -> Result<StoredRecord, StoreError> {
-    let key: Vec<u8> = row.get(0);
+/// The record in the five columns from `first` on: key, value, version, expiry, last write.
+fn record_from_row_at(row: &Row, first: usize) -> Result<StoredRecord, StoreError> {
+    let key: Vec<u8> = row.get(first);
     if key.is_empty() || key.len() > RECORD_KEY_BYTES_MAX {
         return Err(StoreError::Refused("a stored record key has an impossible length".into()));
     }
     Ok(StoredRecord {
         key: RecordKey::new(key),
-        value: row.get(1),
-        version: row.get(2),
-        expires_at: row.get(3),
-        updated_at: row.get(4),
+        value: row.get(first + 1),
+        version: row.get(first + 2),
+        expires_at: row.get(first + 3),
+        updated_at: row.get(first + 4),
     })
+}
+
+/// The first of rows whose first column is the room's key id (no row: the room has no key);
+/// [`StoreError::RoomKeyChanged`] unless the room has a key and it is `generation`.
+fn in_generation<'rows>(rows: &'rows [Row], generation: &RoomKeyId) -> Result<&'rows Row, StoreError> {
+    match rows.first() {
+        Some(row) if row.get::<_, Vec<u8>>(0).as_slice() == generation.as_slice() => Ok(row),
+        _ => Err(StoreError::RoomKeyChanged),
+    }
+}
+
+/// A stored count or version, which is never negative: a negative one is damage, reported as
+/// such rather than read as zero.
+fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Refused(format!("a stored {what} is negative")))
 }
 
 fn wrapped_from_row(row: &Row) -> Result<WrappedRoomKey, StoreError> {
@@ -704,29 +720,50 @@ impl Backend for PgBackend {
     async fn get(
         &self,
         room: &RoomId,
+        generation: &RoomKeyId,
         collection: Collection,
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError> {
+        // The room's key and the record in one statement, so in one snapshot.
         let rows = self
             .read_scoped(
                 room,
-                "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-             WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
+                "SELECT r.key_id, rec.key, rec.value, rec.version, rec.expires_at, rec.updated_at
+                 FROM sealroom.rooms r LEFT JOIN sealroom.records rec ON rec.room = r.room AND rec.collection = $2
+                     AND rec.key = $3 AND (rec.expires_at IS NULL OR rec.expires_at > $4)
+                 WHERE r.room = $1",
                 &[&room.to_hex(), &tag(collection), &key.as_bytes(), &unix_now_secs()],
             )
             .await?;
-        rows.first().map(record_from_row).transpose()
+        let row = in_generation(&rows, generation)?;
+        match row.get::<_, Option<Vec<u8>>>(1) {
+            Some(_) => Ok(Some(record_from_row_at(row, 1)?)),
+            None => Ok(None),
+        }
     }
 
-    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
+    async fn range(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        range: &Range,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        // The room's key and the records in one statement, so in one snapshot: one row per
+        // record, or one row of nulls when there is none (and no row at all without a key).
         let sql = if range.reverse {
-            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-             WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
-             AND (expires_at IS NULL OR expires_at > $5) ORDER BY key DESC LIMIT $6"
+            "SELECT r.key_id, rec.key, rec.value, rec.version, rec.expires_at, rec.updated_at
+             FROM sealroom.rooms r LEFT JOIN LATERAL (
+                 SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+                 WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
+                 AND (expires_at IS NULL OR expires_at > $5) ORDER BY key DESC LIMIT $6) rec ON true
+             WHERE r.room = $1 ORDER BY rec.key DESC"
         } else {
-            "SELECT key, value, version, expires_at, updated_at FROM sealroom.records
-             WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
-             AND (expires_at IS NULL OR expires_at > $5) ORDER BY key ASC LIMIT $6"
+            "SELECT r.key_id, rec.key, rec.value, rec.version, rec.expires_at, rec.updated_at
+             FROM sealroom.rooms r LEFT JOIN LATERAL (
+                 SELECT key, value, version, expires_at, updated_at FROM sealroom.records
+                 WHERE room = $1 AND collection = $2 AND key >= $3 AND key < $4
+                 AND (expires_at IS NULL OR expires_at > $5) ORDER BY key ASC LIMIT $6) rec ON true
+             WHERE r.room = $1 ORDER BY rec.key ASC"
         };
         let (lower, upper) = range.key_bounds();
         let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
@@ -744,7 +781,11 @@ impl Backend for PgBackend {
                 ],
             )
             .await?;
-        rows.iter().map(record_from_row).collect()
+        in_generation(&rows, generation)?;
+        rows.iter()
+            .filter(|row| row.get::<_, Option<Vec<u8>>>(1).is_some())
+            .map(|row| record_from_row_at(row, 1))
+            .collect()
     }
 
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
@@ -761,15 +802,22 @@ impl Backend for PgBackend {
         Ok(version_of(&rows))
     }
 
-    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError> {
+    async fn collection_version(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+    ) -> Result<u64, StoreError> {
         let rows = self
             .read_scoped(
                 room,
-                "SELECT version FROM sealroom.usage WHERE room = $1 AND collection = $2",
+                "SELECT r.key_id, u.version FROM sealroom.rooms r
+                 LEFT JOIN sealroom.usage u ON u.room = r.room AND u.collection = $2 WHERE r.room = $1",
                 &[&room.to_hex(), &tag(collection)],
             )
             .await?;
-        Ok(version_of(&rows))
+        let row = in_generation(&rows, generation)?;
+        stored_count(row.get::<_, Option<i64>>(1).unwrap_or(0), "version")
     }
 
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {

@@ -25,7 +25,7 @@ use super::{
     RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
 };
 use crate::room_id::RoomId;
-use crate::seal::WrappedRoomKey;
+use crate::seal::{RoomKeyId, WrappedRoomKey};
 
 /// The schema this code writes. Opening a file with a higher version is refused (written by a
 /// newer sealroom); lower versions are migrated forward in [`migrate`].
@@ -579,24 +579,40 @@ fn wrapped_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WrappedRoomKey>
     })
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
-    let key: Vec<u8> = row.get(0)?;
+/// The record in the five columns from `first` on: key, value, version, expiry, last write.
+fn record_from_row_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<StoredRecord> {
+    let key: Vec<u8> = row.get(first)?;
     if key.is_empty() || key.len() > crate::limits::RECORD_KEY_BYTES_MAX {
-        return Err(rusqlite::Error::InvalidColumnType(0, "key".into(), rusqlite::types::Type::Blob));
+        return Err(rusqlite::Error::InvalidColumnType(first, "key".into(), rusqlite::types::Type::Blob));
     }
     // A value tampered into another type is taken as its bytes: it then fails to open and is
     // refused as an isolation alarm, rather than failing the whole read as "unavailable".
-    let value = match row.get_ref(1)? {
+    let value = match row.get_ref(first + 1)? {
         rusqlite::types::ValueRef::Blob(bytes) | rusqlite::types::ValueRef::Text(bytes) => bytes.to_vec(),
         _ => Vec::new(),
     };
     Ok(StoredRecord {
         key: RecordKey::new(key),
         value,
-        version: row.get(2)?,
-        expires_at: row.get(3)?,
-        updated_at: row.get(4)?,
+        version: row.get(first + 2)?,
+        expires_at: row.get(first + 3)?,
+        updated_at: row.get(first + 4)?,
     })
+}
+
+/// Whether the room's key is the generation `generation`.
+fn room_key_is(connection: &Connection, room: &RoomId, generation: &RoomKeyId) -> rusqlite::Result<bool> {
+    let key_id: Option<Vec<u8>> = connection
+        .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")?
+        .query_row(params![&room.as_bytes()[..]], |row| row.get(0))
+        .optional()?;
+    Ok(key_id.as_deref() == Some(&generation[..]))
+}
+
+/// A stored count or version, which is never negative: a negative one is damage, reported as
+/// such rather than read as zero.
+fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Refused(format!("a stored {what} is negative")))
 }
 
 fn live_record_exists(
@@ -860,28 +876,48 @@ impl Backend for SqliteBackend {
     async fn get(
         &self,
         room: &RoomId,
+        generation: &RoomKeyId,
         collection: Collection,
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        let room = *room;
-        let key = key.clone();
+        let (room, generation, key) = (*room, *generation, key.clone());
         self.read(move |connection| {
-            connection
+            // The room's key and the record in one statement, so in one snapshot.
+            let found = connection
                 .prepare_cached(
-                    "SELECT key, value, version, expires_at, updated_at FROM records
-                     WHERE room = ?1 AND collection = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                    "SELECT rooms.key_id, records.key, records.value, records.version, records.expires_at,
+                            records.updated_at
+                     FROM rooms LEFT JOIN records ON records.room = rooms.room AND records.collection = ?2
+                         AND records.key = ?3 AND (records.expires_at IS NULL OR records.expires_at > ?4)
+                     WHERE rooms.room = ?1",
                 )?
                 .query_row(
                     params![&room.as_bytes()[..], collection_tag(collection), key.as_bytes(), unix_now_secs()],
-                    record_from_row,
+                    |row| {
+                        let key_id: Vec<u8> = row.get(0)?;
+                        let record = match row.get_ref(1)? {
+                            rusqlite::types::ValueRef::Null => None,
+                            _ => Some(record_from_row_at(row, 1)?),
+                        };
+                        Ok((key_id, record))
+                    },
                 )
-                .optional()
+                .optional()?;
+            Ok(match found {
+                Some((key_id, record)) if key_id == generation => Ok(record),
+                _ => Err(StoreError::RoomKeyChanged),
+            })
         })
-        .await
+        .await?
     }
 
-    async fn range(&self, room: &RoomId, range: &Range) -> Result<Vec<StoredRecord>, StoreError> {
-        let room = *room;
+    async fn range(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        range: &Range,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let (room, generation) = (*room, *generation);
         let (lower, upper) = range.key_bounds();
         let (collection, reverse, limit) =
             (range.collection, range.reverse, i64::try_from(range.limit).unwrap_or(i64::MAX));
@@ -895,14 +931,23 @@ impl Backend for SqliteBackend {
                  WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND key < ?4
                  AND (expires_at IS NULL OR expires_at > ?5) ORDER BY key ASC LIMIT ?6"
             };
-            let mut statement = connection.prepare_cached(sql)?;
-            let rows = statement.query_map(
-                params![&room.as_bytes()[..], collection_tag(collection), lower, upper, unix_now_secs(), limit],
-                record_from_row,
-            )?;
-            rows.collect()
+            // The key check and the range in one read transaction, so in one snapshot.
+            let transaction = connection.unchecked_transaction()?;
+            if !room_key_is(&transaction, &room, &generation)? {
+                return Ok(Err(StoreError::RoomKeyChanged));
+            }
+            let records = {
+                let mut statement = transaction.prepare_cached(sql)?;
+                let rows = statement.query_map(
+                    params![&room.as_bytes()[..], collection_tag(collection), lower, upper, unix_now_secs(), limit],
+                    |row| record_from_row_at(row, 0),
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            transaction.commit()?;
+            Ok(Ok(records))
         })
-        .await
+        .await?
     }
 
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
@@ -921,16 +966,30 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn collection_version(&self, room: &RoomId, collection: Collection) -> Result<u64, StoreError> {
-        let room = *room;
+    async fn collection_version(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+    ) -> Result<u64, StoreError> {
+        let (room, generation) = (*room, *generation);
         self.read(move |connection| {
-            let version: Option<i64> = connection
-                .prepare_cached("SELECT version FROM usage WHERE room = ?1 AND collection = ?2")?
-                .query_row(params![&room.as_bytes()[..], collection_tag(collection)], |row| row.get(0))
+            let found: Option<(Vec<u8>, Option<i64>)> = connection
+                .prepare_cached(
+                    "SELECT rooms.key_id, usage.version
+                     FROM rooms LEFT JOIN usage ON usage.room = rooms.room AND usage.collection = ?2
+                     WHERE rooms.room = ?1",
+                )?
+                .query_row(params![&room.as_bytes()[..], collection_tag(collection)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .optional()?;
-            Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+            Ok(match found {
+                Some((key_id, version)) if key_id == generation => stored_count(version.unwrap_or(0), "version"),
+                _ => Err(StoreError::RoomKeyChanged),
+            })
         })
-        .await
+        .await?
     }
 
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {

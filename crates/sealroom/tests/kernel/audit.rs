@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sealroom::rooms::{AuditEvent, AuditVerdict, ItemInput, ItemKey, Namespace, PageSize, RoomsSettings};
+use sealroom::rooms::{AuditEvent, AuditVerdict, ItemInput, ItemKey, Namespace, PageSize, Room, RoomsSettings};
 use sealroom::seal::MasterKey;
 use sealroom::secrets::Secret32;
 use sealroom::{Principal, Rooms};
@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::support::{BACKENDS, deriver, master, sqlite_store, store, user};
 
-fn event(operation: &str) -> AuditEvent {
-    AuditEvent::new(operation, "/v1/items/a/b", "200", Some("request-1")).unwrap()
+fn event(room: &Room, operation: &str) -> AuditEvent {
+    room.audit_event(operation, "/v1/items/a/b", "200", Some("request-1"))
 }
 
 #[tokio::test]
@@ -22,9 +22,9 @@ async fn the_trail_is_chained_paged_and_verified() {
         let principal = Principal::dangerous_from_host_verified_identity("iss", "alice", Some("acme"), &[]);
         let room = store.rooms.room(&principal);
         for index in 0..30 {
-            room.record_audit(vec![event(&format!("op{index}"))]).await.unwrap();
+            room.record_audit(vec![event(&room, &format!("op{index}"))]).await.unwrap();
         }
-        room.record_audit(vec![event("batch-a"), event("batch-b")]).await.unwrap();
+        room.record_audit(vec![event(&room, "batch-a"), event(&room, "batch-b")]).await.unwrap();
         let first = room.audit_entries(None, PageSize::parse(Some(20)).unwrap()).await.unwrap();
         assert_eq!(first.entries.len(), 20);
         assert_eq!(first.entries[0].sequence, 1);
@@ -40,15 +40,16 @@ async fn the_trail_is_chained_paged_and_verified() {
         );
         // A tenant reader's reads are audited in the tenant room, naming the reader's own room.
         let tenant = store.rooms.tenant_room(&principal).unwrap();
-        tenant.record_audit(vec![event("read")]).await.unwrap();
+        tenant.record_audit(vec![event(&tenant, "read")]).await.unwrap();
         let tenant_trail = tenant.audit_entries(None, PageSize::parse(None).unwrap()).await.unwrap();
         assert_eq!(tenant_trail.entries[0].actor_room, room.id());
         // Concurrent appends never fork the chain.
         let mut tasks = Vec::new();
         for index in 0..20 {
             let room = room.clone();
-            tasks
-                .push(tokio::spawn(async move { room.record_audit(vec![event(&format!("c{index}"))]).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                room.record_audit(vec![event(&room, &format!("c{index}"))]).await.unwrap()
+            }));
         }
         for task in tasks {
             task.await.unwrap();
@@ -77,7 +78,7 @@ async fn tampering_with_the_trail_is_detected() {
         let store = sqlite_store(RoomsSettings::standard()).await;
         let room = store.rooms.room(&user("iss", "alice"));
         for index in 0..10 {
-            room.record_audit(vec![event(&format!("op{index}"))]).await.unwrap();
+            room.record_audit(vec![event(&room, &format!("op{index}"))]).await.unwrap();
         }
         assert_eq!(room.verify_audit_chain().await.unwrap(), AuditVerdict::Intact { entries: 10 });
         let connection = rusqlite::Connection::open(store.sqlite.as_ref().unwrap().path()).unwrap();
@@ -134,5 +135,46 @@ async fn master_key_rotation_keeps_rooms_and_retires_the_old_key() {
             Rooms::new(fresh, master(), None, deriver(), RoomsSettings::standard()).await,
             Err(sealroom::rooms::OpenError::WrongMasterKey)
         ));
+    }
+}
+
+/// Regression (issue 14, finding 3): events of many members queued together were all written
+/// with the actor of the first. Each entry names the member whose request made it.
+#[tokio::test]
+async fn attack_51_events_appended_together_keep_their_own_actors() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let members: Vec<Room> = (0..4)
+            .map(|index| {
+                let member =
+                    Principal::dangerous_from_host_verified_identity("iss", &format!("m{index}"), Some("acme"), &[]);
+                store.rooms.tenant_room(&member).unwrap()
+            })
+            .collect();
+        let mut batch = Vec::new();
+        for round in 0..8 {
+            for (index, member) in members.iter().enumerate() {
+                batch.push(member.audit_event(
+                    "GET /v1/tenant/items/{*path}",
+                    &format!("/r{round}/m{index}"),
+                    "200",
+                    None,
+                ));
+            }
+        }
+        // Appended in one batch through the first member's view of the tenant room.
+        members[0].record_audit(batch.drain(..32).collect()).await.unwrap();
+        let trail = members[0].audit_entries(None, PageSize::parse(Some(100)).unwrap()).await.unwrap();
+        assert_eq!(trail.entries.len(), 32);
+        for entry in &trail.entries {
+            let index: usize = entry.target.rsplit("/m").next().unwrap().parse().unwrap();
+            let own = store.rooms.room(&Principal::dangerous_from_host_verified_identity(
+                "iss",
+                &format!("m{index}"),
+                Some("acme"),
+                &[],
+            ));
+            assert_eq!(entry.actor_room, own.id(), "{kind:?}: entry {} names another member", entry.sequence);
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod cache;
+mod erasure;
 mod model;
 mod postgres;
 mod prompt;
