@@ -124,6 +124,8 @@ pub struct App {
     state: AppState,
     router: axum::Router,
     listener: LimitedListener,
+    /// The private metrics address, if configured (`[metrics] listen`).
+    metrics_listener: Option<tokio::net::TcpListener>,
     address: SocketAddr,
     sqlite: Option<Arc<SqliteBackend>>,
     background: tokio::task::JoinHandle<()>,
@@ -254,13 +256,20 @@ impl App {
             }
             (None, false) => None,
         };
+        notices.push(trusted_issuers_notice(&issuers, dev_issuer.is_some()));
         let verifier =
             Verifier::new(VerifierConfig { issuers, jwks_refresh_cooldown_secs: config.jwks_refresh_cooldown_secs })?;
         let tcp = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { address: config.listen, source })?;
         let address = tcp.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
-        let listener = LimitedListener::new(tcp, config.limits.connections_max);
+        let listener = LimitedListener::new(tcp, &config.limits.connections);
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Bind { address, source })?,
+            ),
+            None => None,
+        };
         let in_flight = Semaphore::new(config.limits.requests_in_flight_max);
         let limiter = crate::limiter::Limiter::new(config.limits.principal);
         let body_bytes_max = config.limits.request_body_bytes_max;
@@ -282,7 +291,7 @@ impl App {
         let (router, api) = crate::http::router(state.clone(), body_bytes_max);
         let _ = state.shared.openapi_json.set(Bytes::from(api.to_json().unwrap_or_default()));
         let background = spawn_background(backend);
-        Ok(App { state, router, listener, address, sqlite, background, notices })
+        Ok(App { state, router, listener, metrics_listener, address, sqlite, background, notices })
     }
 
     /// The bound address (useful with port 0).
@@ -302,15 +311,61 @@ impl App {
         let verifier_state = self.state.clone();
         tokio::spawn(async move { verifier_state.verifier().prefetch().await });
         tracing::info!(address = %self.address, "sealroom is listening");
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        let metrics = self.metrics_listener.map(|listener| {
+            let state = self.state.clone();
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || async move { crate::http::system::render_metrics(&state) }),
+            );
+            tokio::spawn(
+                axum::serve(listener, router).with_graceful_shutdown(until_stopped(stopped.clone())).into_future(),
+            )
+        });
+        let limits = self.state.config().limits.connections;
+        crate::listener::serve(self.listener, self.router, &limits, until_stopped(stopped)).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.state.audit_queue().flush().await;
         self.background.abort();
         if let Some(sqlite) = &self.sqlite {
             sqlite.close().await;
         }
         tracing::info!("sealroom stopped");
-        served
+        Ok(())
     }
+}
+
+/// Which issuers the server trusts, said at every start (issuer strings and key locations are
+/// configuration, not secrets).
+fn trusted_issuers_notice(issuers: &[sealroom::identity::IssuerConfig], development: bool) -> String {
+    use sealroom::identity::KeySource;
+    let described: Vec<String> = issuers
+        .iter()
+        .map(|issuer| {
+            let keys = match &issuer.keys {
+                KeySource::JwksUrl(url) => format!("keys from {url}"),
+                KeySource::InlineJwks(keys) => format!("{} inline JWK(s)", keys.len()),
+                KeySource::InlinePem(keys) => format!("{} inline PEM key(s)", keys.len()),
+            };
+            format!("{} ({keys})", issuer.issuer)
+        })
+        .collect();
+    let development = if development {
+        "; the development issuer is ON (its tokens are minted locally by `sealroom token`): turn it off for production \
+         with [dev_issuer] enabled = false"
+    } else {
+        ""
+    };
+    format!("trusting tokens from: {}{development}", described.join(", "))
 }
 
 /// Periodic maintenance; aborted when the server stops so it does not keep the store open.

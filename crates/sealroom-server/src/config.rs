@@ -79,8 +79,8 @@ pub struct ServerLimits {
     pub request_body_bytes_max: usize,
     /// Longest time a request may take to produce its response head.
     pub request_timeout_secs: u64,
-    /// Most open client connections; more wait in the kernel's accept queue.
-    pub connections_max: usize,
+    /// Open connections in all and per client address, and how long headers may take.
+    pub connections: crate::listener::ConnectionLimits,
     /// Most requests handled at once; beyond it requests are refused with 503 at once
     /// (shedding load beats queueing it behind a timeout).
     pub requests_in_flight_max: usize,
@@ -124,6 +124,9 @@ pub struct ServerConfig {
     /// The OpenAI-compatible embeddings upstream, if any (without one, search is lexical
     /// unless clients send embeddings).
     pub embeddings: Option<EmbeddingsConfig>,
+    /// A separate address serving only `/metrics`, without a credential (for a private network);
+    /// on the main address `/metrics` needs the admin credential.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where to compute embeddings. The API key is read from an environment variable or a file,
@@ -154,8 +157,8 @@ struct FileConfig {
     secrets: SecretsSection,
     #[serde(default)]
     storage: StorageSection,
-    #[serde(default)]
-    dev_issuer: DevIssuerSection,
+    /// Absent: the development issuer is on only if the file trusts no issuer of its own.
+    dev_issuer: Option<DevIssuerSection>,
     #[serde(default)]
     issuers: Vec<IssuerSection>,
     jwks_refresh_cooldown_secs: Option<u64>,
@@ -173,6 +176,14 @@ struct FileConfig {
     admin: AdminSection,
     upstream: Option<UpstreamSection>,
     embeddings: Option<EmbeddingsSection>,
+    #[serde(default)]
+    metrics: MetricsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -253,13 +264,6 @@ struct DevIssuerSection {
     enabled: bool,
 }
 
-impl Default for DevIssuerSection {
-    /// A fresh install trusts its local development issuer; production sets `enabled = false`.
-    fn default() -> DevIssuerSection {
-        DevIssuerSection { enabled: true }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IssuerSection {
@@ -296,6 +300,8 @@ struct LimitsSection {
     request_body_bytes_max: Option<usize>,
     request_timeout_secs: Option<u64>,
     connections_max: Option<usize>,
+    connections_per_address_max: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
     requests_in_flight_max: Option<usize>,
     items_per_room_max: Option<u64>,
     threads_per_room_max: Option<u64>,
@@ -323,6 +329,15 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
     /// 1,024 connections: well within default file-descriptor limits.
     pub const CONNECTIONS_MAX: usize = 1024;
+    /// 256 connections from one address: a busy agent backend keeps tens to a couple of hundred
+    /// keep-alive connections, and one address can then hold at most a quarter of all slots.
+    /// Behind a load balancer or NAT many clients share one address: raise it to
+    /// `connections_max` there (the balancer bounds its clients itself).
+    pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 256;
+    /// 10 s to send a request's headers: any client on a working network sends them in
+    /// milliseconds; a connection that sends nothing, or half a header, for 10 s is holding a
+    /// slot, not making a request (it is also how long an idle kept-alive connection stays).
+    pub const HEADER_READ_TIMEOUT_SECS: u64 = 10;
     /// 512 requests in flight: beyond that a 2-core machine only adds queueing delay.
     pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
     /// 50 requests a second per user is far above an agent's needs and far below what starves
@@ -536,7 +551,13 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
     let limits = ServerLimits {
         request_body_bytes_max: section.request_body_bytes_max.unwrap_or(defaults::REQUEST_BODY_BYTES_MAX),
         request_timeout_secs: section.request_timeout_secs.unwrap_or(defaults::REQUEST_TIMEOUT_SECS),
-        connections_max: section.connections_max.unwrap_or(defaults::CONNECTIONS_MAX),
+        connections: crate::listener::ConnectionLimits {
+            connections_max: section.connections_max.unwrap_or(defaults::CONNECTIONS_MAX),
+            connections_per_address_max: section
+                .connections_per_address_max
+                .unwrap_or(defaults::CONNECTIONS_PER_ADDRESS_MAX),
+            header_read_timeout_secs: section.header_read_timeout_secs.unwrap_or(defaults::HEADER_READ_TIMEOUT_SECS),
+        },
         requests_in_flight_max: section.requests_in_flight_max.unwrap_or(defaults::REQUESTS_IN_FLIGHT_MAX),
         principal: crate::limiter::PrincipalLimits {
             requests_per_sec: section.principal_requests_per_sec.unwrap_or(defaults::PRINCIPAL_REQUESTS_PER_SEC),
@@ -560,7 +581,9 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
     let positive = [
         ("limits.request_body_bytes_max", limits.request_body_bytes_max as u64),
         ("limits.request_timeout_secs", limits.request_timeout_secs),
-        ("limits.connections_max", limits.connections_max as u64),
+        ("limits.connections_max", limits.connections.connections_max as u64),
+        ("limits.connections_per_address_max", limits.connections.connections_per_address_max as u64),
+        ("limits.header_read_timeout_secs", limits.connections.header_read_timeout_secs),
         ("limits.requests_in_flight_max", limits.requests_in_flight_max as u64),
         ("limits.items_per_room_max", limits.rooms.items_per_room_max),
         ("limits.threads_per_room_max", limits.rooms.threads_per_room_max),
@@ -626,7 +649,10 @@ impl ServerConfig {
         for (index, section) in parsed.issuers.into_iter().enumerate() {
             issuers.push(issuer_config(index, section, file)?);
         }
-        if !parsed.dev_issuer.enabled && issuers.is_empty() {
+        // A fresh install (no file, or a file that trusts no issuer) trusts its local development
+        // issuer; a configuration that names real issuers does not, unless it says so.
+        let dev_issuer_enabled = parsed.dev_issuer.map_or(issuers.is_empty(), |section| section.enabled);
+        if !dev_issuer_enabled && issuers.is_empty() {
             return Err(ConfigError::new(
                 file,
                 "issuers",
@@ -652,14 +678,21 @@ impl ServerConfig {
         if cooldown == 0 {
             return Err(ConfigError::new(file, "jwks_refresh_cooldown_secs", "must be at least 1"));
         }
+        let metrics_listen = match parsed.metrics.listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(file, "metrics.listen", format!("{text:?} is not an address like 127.0.0.1:9464"))
+            })?),
+        };
         Ok(ServerConfig {
+            metrics_listen,
             listen,
             data_dir,
             master_key,
             previous_master_key,
             room_id_secret,
             storage: storage_config(parsed.storage, file)?,
-            dev_issuer_enabled: parsed.dev_issuer.enabled,
+            dev_issuer_enabled,
             issuers,
             jwks_refresh_cooldown_secs: cooldown,
             tenant_writer_role: parsed.tenant.writer_role.unwrap_or_else(|| "tenant-writer".to_owned()),
@@ -729,6 +762,23 @@ mod tests {
         assert!(unknown.to_string().contains("lisen"), "{unknown}");
         let no_issuer = load_text("[dev_issuer]\nenabled = false\n").expect_err("nobody trusted");
         assert!(no_issuer.to_string().contains("issuers"));
+    }
+
+    /// Regression (issue 14, finding 6): a production configuration naming its issuers and
+    /// saying nothing about the development issuer still trusted it.
+    #[test]
+    fn naming_real_issuers_turns_the_development_issuer_off() {
+        let issuer = "[[issuers]]\nissuer = \"https://idp\"\naudiences = [\"a\"]\nalgorithms = [\"RS256\"]\nleeway_secs = 30\njwks_url = \"https://idp/jwks\"\n";
+        assert!(!load_text(issuer).expect("valid").dev_issuer_enabled);
+        let explicit = format!("{issuer}[dev_issuer]\nenabled = true\n");
+        assert!(load_text(&explicit).expect("valid").dev_issuer_enabled, "explicitly enabled beside real issuers");
+        assert!(
+            load_text("[limits]\nrequest_timeout_secs = 5\n").expect("valid").dev_issuer_enabled,
+            "no issuer of its own"
+        );
+        let metrics = load_text("[metrics]\nlisten = \"127.0.0.1:9464\"\n").expect("valid");
+        assert_eq!(metrics.metrics_listen, Some("127.0.0.1:9464".parse().expect("address")));
+        assert!(load_text("[metrics]\nlisten = \"anywhere\"\n").is_err());
     }
 
     #[test]

@@ -1,22 +1,31 @@
 //! Embeddings from a configured OpenAI-compatible `/embeddings` upstream.
 //!
-//! Only the caller's own texts are ever in one upstream request (batches never mix rooms), the
-//! API key comes from the environment or a file and never appears in logs or errors, and
-//! results are cached per room in memory (keyed by the room and a digest of model and text), so
-//! one room's cache can never answer another's.
+//! Only the caller's own texts are ever in one upstream request (batches never mix rooms), and
+//! the API key comes from the environment or a file and never appears in logs or errors.
+//!
+//! Results are cached in memory for a bounded time, keyed by the room, the requester's scope
+//! (`Room::requester_scope`: per room, per member of a shared room, per generation) and a digest
+//! of model and text. So one room's cache never answers another's, one tenant member's search
+//! never warms the cache for another member (whose timing would otherwise tell what the first
+//! searched), and an erased room's successor never finds its predecessor's entries.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sealroom::Room;
 use sealroom::room_id::RoomId;
+use sealroom::rooms::RequesterScope;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EmbeddingsConfig;
 
-/// Cached embeddings, across rooms (each entry is one room's).
+/// Cached embeddings, across rooms (each entry is one requester's in one room).
 const CACHE_ENTRIES_MAX: u64 = 10_000;
+/// Longest an embedding stays cached: long enough to spare the upstream for an agent's repeated
+/// queries within a conversation, short enough that what a request derived does not stay in
+/// memory long after it.
+const CACHE_TTL_SECS: u64 = 600;
 /// Longest an upstream answer may be (a batch of 64 embeddings of 3,072 floats is ~4 MB).
 const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -29,6 +38,8 @@ pub enum EmbedError {
     Upstream(String),
     #[error("the embeddings upstream answered with something unusable")]
     Malformed,
+    #[error(transparent)]
+    Room(#[from] sealroom::RoomError),
 }
 
 #[derive(Serialize)]
@@ -55,7 +66,8 @@ pub struct Embedder {
     model: String,
     api_key: Option<SecretString>,
     batch_max: usize,
-    cache: moka::sync::Cache<(RoomId, [u8; 32]), Arc<Vec<f32>>>,
+    /// Embeddings by (room, requester scope, digest of model and text); see the module comment.
+    cache: moka::sync::Cache<(RoomId, RequesterScope, [u8; 32]), Arc<Vec<f32>>>,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -73,7 +85,11 @@ impl Embedder {
             model: config.model.clone(),
             api_key: crate::outbound::api_key(config.api_key.as_ref())?,
             batch_max: config.batch_max,
-            cache: moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES_MAX).support_invalidation_closures().build(),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(CACHE_ENTRIES_MAX)
+                .time_to_live(Duration::from_secs(CACHE_TTL_SECS))
+                .support_invalidation_closures()
+                .build(),
         })
     }
 
@@ -83,28 +99,32 @@ impl Embedder {
         let _ = self.cache.invalidate_entries_if(move |key, _| key.0 == room);
     }
 
-    fn cache_key(&self, room: &Room, text: &str) -> (RoomId, [u8; 32]) {
+    fn cache_key(&self, room: &Room, scope: RequesterScope, text: &str) -> (RoomId, RequesterScope, [u8; 32]) {
         let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         context.update(&(self.model.len() as u64).to_be_bytes());
         context.update(self.model.as_bytes());
         context.update(text.as_bytes());
         let mut digest = [0u8; 32];
         digest.copy_from_slice(context.finish().as_ref());
-        (room.id(), digest)
+        (room.id(), scope, digest)
     }
 
     /// Embeddings of `texts`, all belonging to `room`, in order.
     pub async fn embed(&self, room: &Room, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut results: Vec<Option<Vec<f32>>> = texts
-            .iter()
-            .map(|text| self.cache.get(&self.cache_key(room, text)).map(|cached| cached.as_ref().clone()))
-            .collect();
+        let scope = room.requester_scope().await?;
+        let cached = |text: &String| {
+            let scope = scope?;
+            self.cache.get(&self.cache_key(room, scope, text)).map(|cached| cached.as_ref().clone())
+        };
+        let mut results: Vec<Option<Vec<f32>>> = texts.iter().map(cached).collect();
         let missing: Vec<usize> = (0..texts.len()).filter(|index| results[*index].is_none()).collect();
         for batch in missing.chunks(self.batch_max) {
             let inputs: Vec<String> = batch.iter().map(|index| texts[*index].clone()).collect();
             let vectors = self.request(&inputs).await?;
             for (index, vector) in batch.iter().zip(vectors) {
-                self.cache.insert(self.cache_key(room, &texts[*index]), Arc::new(vector.clone()));
+                if let Some(scope) = scope {
+                    self.cache.insert(self.cache_key(room, scope, &texts[*index]), Arc::new(vector.clone()));
+                }
                 results[*index] = Some(vector);
             }
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::BenchmarkId;
-use sealroom::rooms::{Rooms, RoomsSettings, ToolName, Ttl};
+use sealroom::rooms::{Rooms, RoomsSettings, ToolArgs, ToolName, Ttl};
 use sealroom::store::Backend;
 use sealroom::store::sqlite::SqliteOptions;
 
@@ -18,8 +18,11 @@ async fn rooms(backend: Arc<dyn Backend>, front_bytes: u64) -> Rooms {
     common::rooms(backend, RoomsSettings { cache_front_bytes_max: front_bytes, ..RoomsSettings::standard() }).await
 }
 
-fn args(index: usize) -> serde_json::Value {
-    serde_json::json!({"query": format!("weather in city {index}"), "units": "metric", "days": 3})
+fn args(index: usize) -> ToolArgs {
+    ToolArgs::from_value(
+        &serde_json::json!({"query": format!("weather in city {index}"), "units": "metric", "days": 3}),
+    )
+    .unwrap()
 }
 
 fn main() {

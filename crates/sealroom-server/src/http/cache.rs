@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::http::StatusCode;
-use sealroom::rooms::{ToolName, Ttl};
+use sealroom::rooms::{ToolArgs, ToolName, Ttl};
 
 use super::dto::{ToolLookupRequest, ToolLookupResponse, ToolPutRequest};
 use super::error::{ApiError, ErrorBody};
@@ -20,7 +20,8 @@ pub async fn put_tool_result(
 ) -> Result<StatusCode, ApiError> {
     let tool = ToolName::parse(&tool)?;
     let ttl = Ttl::parse(request.ttl_secs)?;
-    caller.room.tool_cache().put(&tool, &request.args, &request.result, ttl).await?;
+    let args = ToolArgs::parse_json_text(request.args.get())?;
+    caller.room.tool_cache().put(&tool, &args, &request.result, ttl).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -33,7 +34,8 @@ pub async fn lookup_tool_result(
     JsonBody(request): JsonBody<ToolLookupRequest>,
 ) -> Result<Json<ToolLookupResponse>, ApiError> {
     let tool = ToolName::parse(&tool)?;
-    let hit = caller.room.tool_cache().lookup(&tool, &request.args).await?;
+    let args = ToolArgs::parse_json_text(request.args.get())?;
+    let hit = caller.room.tool_cache().lookup(&tool, &args).await?;
     Ok(Json(match hit {
         Some(hit) => ToolLookupResponse {
             hit: true,

@@ -291,10 +291,11 @@ pub struct SearchResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolPutRequest {
-    /// The tool's arguments; canonicalized (RFC 8785) before keying, so key order and number
-    /// spelling do not matter.
+    /// The tool's arguments, canonicalized before keying: member order, whitespace, escapes and
+    /// number spelling do not matter; numbers are compared by exact decimal value (`1.0` is `1`,
+    /// `12345678901234567890` is not `12345678901234567000`).
     #[schema(value_type = Object)]
-    pub args: Value,
+    pub args: Box<serde_json::value::RawValue>,
     #[schema(value_type = Object)]
     pub result: Value,
     /// Required: cached results always expire.
@@ -304,8 +305,9 @@ pub struct ToolPutRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolLookupRequest {
+    /// The tool's arguments, canonicalized as for storing.
     #[schema(value_type = Object)]
-    pub args: Value,
+    pub args: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Serialize, ToSchema)]

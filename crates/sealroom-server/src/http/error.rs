@@ -93,6 +93,9 @@ impl From<AuthError> for ApiError {
 
 impl From<crate::embeddings::EmbedError> for ApiError {
     fn from(error: crate::embeddings::EmbedError) -> ApiError {
+        if let crate::embeddings::EmbedError::Room(error) = error {
+            return error.into();
+        }
         tracing::warn!(%error, "embeddings upstream failed");
         let status = match error {
             crate::embeddings::EmbedError::Timeout => StatusCode::GATEWAY_TIMEOUT,

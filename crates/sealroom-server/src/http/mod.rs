@@ -1,6 +1,6 @@
 //! The HTTP API: routes of the v1 contract, the error model, extractors and middleware.
 
-mod admin;
+pub mod admin;
 pub mod audit;
 mod cache;
 pub mod dto;
@@ -9,7 +9,7 @@ pub mod extract;
 mod items;
 mod me;
 pub mod middleware;
-mod system;
+pub mod system;
 mod threads;
 
 use axum::Router;

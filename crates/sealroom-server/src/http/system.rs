@@ -1,5 +1,7 @@
-//! Unauthenticated operational routes: health, readiness, metrics, the OpenAPI document and the
-//! development issuer's public keys. None of them touches room state.
+//! Operational routes: health, readiness, metrics, the OpenAPI document and the development
+//! issuer's public keys. None of them touches room state. All but metrics are open; metrics
+//! need the admin credential (or are served on their own, private address: `[metrics] listen`),
+//! because per-route counts and latencies over time tell an outsider when users are active.
 
 use axum::Json;
 use axum::extract::State;
@@ -27,9 +29,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse
     Ok(Json(HealthResponse { status: "ready" }))
 }
 
-/// Prometheus metrics: counts, latencies and the isolation-alarm counter; no content.
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics: counts, latencies and the isolation-alarm counter; no content. Needs the
+/// admin credential (`Authorization: Bearer <admin token>`).
+#[utoipa::path(get, path = "/metrics", tag = "system", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn metrics(_: super::admin::AdminCaller, State(state): State<AppState>) -> Response {
+    render_metrics(&state)
+}
+
+/// The metrics page, for the admin-only route and the private metrics address alike.
+pub fn render_metrics(state: &AppState) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.render_metrics()).into_response()
 }
 

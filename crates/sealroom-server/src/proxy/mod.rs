@@ -6,11 +6,14 @@
 //! message, enveloped as untrusted data (see `sealroom::prompt`). Client-supplied `user`,
 //! `prompt_cache_key`, `safety_identifier` and `cache_salt` are dropped and replaced by per-room
 //! values derived by the server, so provider-side prompt caches are never shared across users.
-//! The upstream URL, key and model names come from configuration only.
+//! The upstream URL, key and model names come from configuration only, and only the fields
+//! of an allow-list reach it (`fields.rs`): never a request for provider-side storage.
+//! Upstream errors are answered with the proxy's own codes and messages, never echoed.
 //!
 //! An optional `sealroom` object in the body (SDKs send it through `extra_body`) selects the
 //! thread, the recall, the response cache and storing the exchange in the thread.
 
+mod fields;
 mod stream;
 pub mod upstream;
 
@@ -31,21 +34,6 @@ use crate::config::UpstreamFlavour;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody};
 
-/// Fields a client may not set: identity (which must come from the token) and routing (which
-/// must come from configuration). They are removed before anything else reads the body.
-const DROPPED_FIELDS: [&str; 11] = [
-    "user",
-    "prompt_cache_key",
-    "safety_identifier",
-    "cache_salt",
-    "base_url",
-    "api_base",
-    "api_key",
-    "api_type",
-    "api_version",
-    "organization",
-    "project",
-];
 /// Most messages in one request.
 const MESSAGES_MAX: usize = 256;
 /// Most memories recalled into one prompt.
@@ -156,9 +144,23 @@ async fn complete(state: &AppState, caller: Caller, mut body: Map<String, Value>
             )
         })?,
     };
-    for field in DROPPED_FIELDS {
-        body.remove(field);
-    }
+    fields::filter(upstream.flavour(), &mut body).map_err(|refusal| match refusal {
+        fields::FieldRefusal::ProviderStorage(field) => openai_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "provider_storage_refused",
+            &format!(
+                "`{field}` asks the model provider to keep the request; sealroom never lets a provider keep a prompt \
+                 it assembled from your room"
+            ),
+        ),
+        fields::FieldRefusal::Unsupported(field) => openai_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+            &format!("`{field}` is not a parameter this server forwards to the model upstream"),
+        ),
+    })?;
     let requested_model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
     let upstream_model = upstream.resolve_model(&requested_model).ok_or_else(|| {
         openai_error(
@@ -234,7 +236,7 @@ async fn complete(state: &AppState, caller: Caller, mut body: Map<String, Value>
         openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable", &error.to_string())
     })?;
     if !response.status().is_success() {
-        return Err(upstream_failure(upstream, response).await);
+        return Err(upstream_failure(response).await);
     }
     if stream {
         return Ok(relay_stream(room, response, store));
@@ -354,33 +356,49 @@ async fn read_json(mut response: reqwest::Response) -> Result<Value, Response> {
     serde_json::from_slice(&body).map_err(|_| unusable())
 }
 
-/// An upstream error, passed on in OpenAI's shape with the key and URL scrubbed. A rejection
-/// of sealroom's own credentials is the operator's problem, not the client's: it becomes 502.
-async fn upstream_failure(upstream: &upstream::Upstream, response: reqwest::Response) -> Response {
+/// An upstream error, answered with the proxy's own codes and messages in OpenAI's shape: the
+/// upstream's body is never echoed (it may name the key, the URL, or parts of the prompt). A
+/// rejection of sealroom's own credentials, or of a model name it was configured with, is the
+/// operator's problem, not the client's: it becomes 502.
+async fn upstream_failure(response: reqwest::Response) -> Response {
     let status = response.status().as_u16();
-    let body = read_json(response).await.unwrap_or(Value::Null);
-    let message = body["error"]["message"]
-        .as_str()
-        .map(|message| upstream.scrub(message))
-        .unwrap_or_else(|| "the model upstream failed".into());
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     tracing::warn!(status, "model upstream answered with an error");
-    match status {
-        401 | 403 => openai_error(
+    let (status, kind, code, message) = match status {
+        400 | 422 => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "upstream_rejected_request",
+            "the model upstream rejected the request (for example, the prompt is too long for the model)",
+        ),
+        413 => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "upstream_request_too_large",
+            "the assembled prompt is too large for the model upstream",
+        ),
+        429 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "upstream_rate_limited",
+            "the model upstream is rate limiting this server; retry later",
+        ),
+        401 | 403 => (
             StatusCode::BAD_GATEWAY,
             "upstream_error",
             "upstream_rejected_credentials",
             "the model upstream rejected this server's credentials",
         ),
-        400 | 404 | 413 | 422 | 429 => {
-            let code = body["error"]["code"]
-                .as_str()
-                .map(|code| upstream.scrub(code))
-                .unwrap_or_else(|| "upstream_error".into());
-            let kind = body["error"]["type"].as_str().unwrap_or("invalid_request_error").to_owned();
-            openai_error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), &kind, &code, &message)
-        }
-        _ => openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_failed", &message),
+        _ => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_failed", "the model upstream failed"),
+    };
+    let mut response = openai_error(status, kind, code, message);
+    // A number of seconds is passed on (bounded); anything else about the upstream is not.
+    if let Some(value) = retry_after.filter(|value| {
+        value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).is_some_and(|secs| secs <= 3600)
+    }) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
+    response
 }
 
 fn relay_stream(room: Room, response: reqwest::Response, store: Option<(ThreadId, String)>) -> Response {

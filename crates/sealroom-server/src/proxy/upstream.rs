@@ -1,5 +1,6 @@
 //! The model upstream: where the proxy sends requests, with which key. Both come from
-//! configuration only. Errors passed back to clients never carry the key or the URL.
+//! configuration only. Nothing of the upstream's answers to a failed request is passed back to
+//! clients (the proxy answers with its own codes), so they never carry the key or the URL.
 
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ pub const RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
 pub struct Upstream {
     client: reqwest::Client,
     url: String,
-    base_url: String,
     api_key: Option<SecretString>,
     pub config: UpstreamConfig,
 }
@@ -39,7 +39,6 @@ impl Upstream {
         Ok(Upstream {
             client: crate::outbound::client(Duration::from_secs(config.timeout_secs), Duration::from_secs(10)),
             url: format!("{}/chat/completions", config.base_url),
-            base_url: config.base_url.clone(),
             api_key: crate::outbound::api_key(config.api_key.as_ref())?,
             config: config.clone(),
         })
@@ -64,21 +63,5 @@ impl Upstream {
             .send()
             .await
             .map_err(|error| if error.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable })
-    }
-
-    /// Removes the key and the upstream URL from text that came back from the upstream.
-    pub fn scrub(&self, text: &str) -> String {
-        let mut scrubbed = text.replace(&self.base_url, "[upstream]");
-        if let Some(key) = &self.api_key {
-            let key = key.expose_secret();
-            if !key.is_empty() {
-                scrubbed = scrubbed.replace(key, "[redacted]");
-                // Providers often echo a key's tail ("...abcd"): remove that too.
-                if key.len() > 8 {
-                    scrubbed = scrubbed.replace(&key[key.len() - 4..], "[redacted]");
-                }
-            }
-        }
-        scrubbed
     }
 }

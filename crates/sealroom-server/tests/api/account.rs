@@ -151,3 +151,72 @@ async fn erasure_leaves_nothing_readable_and_a_fresh_token_finds_an_empty_room()
     assert_not_in_data_directory(&data_dir, &alice.canary);
     drop(directory);
 }
+
+/// Copies every file of `from` into `to` (a backup of a stopped server's data directory).
+fn copy_directory(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// ATTACKS.md 57: what the README promises about backups is what happens. A backup taken
+/// before an erasure still opens with the master key that wrapped the erased room's key; once
+/// that master key is rotated away (every room key re-wrapped, the old key removed), the
+/// backup opens nothing.
+#[tokio::test]
+async fn attack_57_a_backup_opens_until_the_master_key_is_rotated_away() {
+    use sealroom::secrets::SecretSource;
+    use sealroom_server::config::ServerConfig;
+    let directory = tempfile::tempdir().unwrap();
+    let (data_dir, backup_dir) = (directory.path().join("data"), directory.path().join("backup"));
+    let (old_key, new_key) = (directory.path().join("old.key"), directory.path().join("new.key"));
+    std::fs::write(&old_key, "33".repeat(32)).unwrap();
+    std::fs::write(&new_key, "44".repeat(32)).unwrap();
+    let config = |data_dir: &Path, master: &Path, previous: Option<&Path>| {
+        let mut config = ServerConfig::development(data_dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
+        config.master_key = Some(SecretSource::File(master.to_path_buf()));
+        config.previous_master_key = previous.map(|path| SecretSource::File(path.to_path_buf()));
+        config
+    };
+    let app = crate::support::spawn_with(config(&data_dir, &old_key, None)).await;
+    let alice = app.user("alice");
+    let bob = app.user("bob");
+    alice.seed().await;
+    bob.seed().await;
+    app.stop().await;
+    copy_directory(&data_dir, &backup_dir);
+    // Alice erases herself; the live store no longer holds anything of hers.
+    let app = crate::support::spawn_with(config(&data_dir, &old_key, None)).await;
+    assert_eq!(app.on(&alice).delete("/v1/me").await.status, StatusCode::OK);
+    app.stop().await;
+    // The backup, with the same master key, still opens: the guarantee needs the rotation.
+    let restored = crate::support::spawn_with(config(&backup_dir, &old_key, None)).await;
+    let from_backup = restored.on(&alice).get("/v1/items/memories/private/diary").await;
+    assert_eq!(from_backup.status, StatusCode::OK);
+    assert!(from_backup.text.contains(&alice.canary));
+    restored.stop().await;
+    // Rotate the live deployment to a new master key and remove the old one.
+    let app = crate::support::spawn_with(config(&data_dir, &new_key, Some(&old_key))).await;
+    let rotated = app
+        .http
+        .post(app.url("/admin/v1/master-key/rotate"))
+        .bearer_auth(app.admin_token())
+        .json(&json!({"limit": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    app.stop().await;
+    std::fs::remove_file(&old_key).unwrap();
+    let app = crate::support::spawn_with(config(&data_dir, &new_key, None)).await;
+    assert_eq!(app.on(&bob).get("/v1/items/memories/private/diary").await.status, StatusCode::OK, "Bob keeps his data");
+    app.stop().await;
+    // Only the new key exists now: the backup opens nothing (the server refuses it at start).
+    let refused = sealroom_server::app::App::build(config(&backup_dir, &new_key, None)).await;
+    assert!(refused.err().is_some_and(|error| error.to_string().contains("master key")), "the backup must not open");
+    assert_not_in_data_directory(&backup_dir, &alice.canary);
+}

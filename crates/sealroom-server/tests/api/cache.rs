@@ -52,3 +52,40 @@ async fn tool_results_are_per_room_and_die_with_their_sources() {
         app.assert_logs_clean();
     }
 }
+
+/// Regression (issue 14, finding 8): arguments were canonicalized through doubles, so
+/// `12345678901234567890` and `12345678901234567000` were one cache key. Numbers now compare by
+/// exact decimal value, read from the request's own text.
+#[tokio::test]
+async fn attack_55_cache_keys_compare_numbers_by_exact_value() {
+    let app = crate::support::spawn_app().await;
+    let alice = app.user("alice");
+    let raw = |method: reqwest::Method, path: &str, body: String| {
+        app.http
+            .request(method, app.url(path))
+            .bearer_auth(&alice.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let put =
+        |args: &str, result: &str| format!(r#"{{"args": {{"id": {args}}}, "result": "{result}", "ttl_secs": 600}}"#);
+    let lookup = |args: &str| format!(r#"{{"args": {{"id": {args}}}}}"#);
+    let hit = |args: &'static str| {
+        let request = raw(reqwest::Method::POST, "/v1/cache/tools/fetch/lookup", lookup(args));
+        async move { request.await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let stored =
+        raw(reqwest::Method::PUT, "/v1/cache/tools/fetch", put("12345678901234567890", "first")).await.unwrap();
+    assert_eq!(stored.status(), StatusCode::NO_CONTENT);
+    assert_eq!(hit("12345678901234567000").await["hit"], false, "a different integer is a different key");
+    assert_eq!(hit("1.2345678901234567e19").await["hit"], false);
+    assert_eq!(hit("12345678901234567890.0").await["result"], "first", "the same value, spelled otherwise");
+    raw(reqwest::Method::PUT, "/v1/cache/tools/fetch", put("1.0", "one")).await.unwrap();
+    assert_eq!(hit("1").await["result"], "one");
+    assert_eq!(hit("10e-1").await["result"], "one");
+    raw(reqwest::Method::PUT, "/v1/cache/tools/fetch", put("-0", "zero")).await.unwrap();
+    assert_eq!(hit("0").await["result"], "zero");
+    let out_of_range = raw(reqwest::Method::POST, "/v1/cache/tools/fetch/lookup", lookup("1e99999999")).await.unwrap();
+    assert_eq!(out_of_range.status(), StatusCode::BAD_REQUEST);
+}

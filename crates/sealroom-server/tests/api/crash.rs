@@ -149,7 +149,11 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
         let item = get_json(&http, format!("{base}/v1/items/crash/writer{writer}"), &token).await;
         assert!(item["value"].as_u64().unwrap() >= *value, "acknowledged item write of writer {writer} was lost");
     }
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let admin_token = std::fs::read_to_string(data_dir.join(sealroom_server::app::ADMIN_TOKEN_FILE)).unwrap();
+    let metrics = http.get(format!("{base}/metrics")).bearer_auth(admin_token.trim()).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("sealroom_http_requests_total"), "the metrics were read");
     assert!(
         !metrics.lines().any(|line| line.starts_with("sealroom_isolation_alarms_total") && !line.ends_with(" 0")),
         "no record is torn"

@@ -41,6 +41,12 @@ fn answer_for(body: &Value) -> String {
 /// Models that make the fake fail in a given way.
 pub const MODEL_REJECTS_KEY: &str = "fake-rejects-key";
 pub const MODEL_BAD_REQUEST: &str = "fake-bad-request";
+/// Answers normally, after a second and a half.
+pub const MODEL_SLOW: &str = "fake-slow";
+/// Fails with an error whose every field holds text the proxy must not echo.
+pub const MODEL_LOUD_ERROR: &str = "fake-loud-error";
+/// What the loud error says.
+pub const LOUD_ERROR_TEXT: &str = "upstream-internal-detail-7f3a";
 
 async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -60,6 +66,12 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
                 ),
             )
                 .into_response();
+        }
+        Some(MODEL_SLOW) => tokio::time::sleep(std::time::Duration::from_millis(1500)).await,
+        Some(MODEL_LOUD_ERROR) => {
+            let error =
+                json!({"error": {"message": LOUD_ERROR_TEXT, "type": LOUD_ERROR_TEXT, "code": LOUD_ERROR_TEXT}});
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response();
         }
         Some(MODEL_BAD_REQUEST) => {
             let message = format!("bad request seen with {key}");

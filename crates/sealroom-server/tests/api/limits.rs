@@ -1,8 +1,10 @@
-//! Per-principal limits (ATTACKS.md 42): a flooding user is limited; other users are not.
+//! Per-principal limits (ATTACKS.md 42): a flooding user is limited; other users are not. And
+//! connection limits (ATTACKS.md 52): connections that never send a request are dropped.
 
 use reqwest::StatusCode;
 use sealroom_server::config::ServerConfig;
 use sealroom_server::limiter::PrincipalLimits;
+use sealroom_server::listener::ConnectionLimits;
 
 use crate::support::spawn_with;
 
@@ -35,4 +37,81 @@ async fn a_flooding_user_is_limited_and_others_are_not() {
     }
     assert!(limited >= 100, "only {limited} of 200 flooding requests were limited");
     assert!(alice_statuses.iter().all(|status| *status == StatusCode::OK), "{alice_statuses:?}");
+}
+
+/// Opens `count` connections to `server` from `local` that send nothing, or half a request
+/// head, and never finish it.
+async fn hold_connections(
+    server: std::net::SocketAddr,
+    local: std::net::IpAddr,
+    count: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::with_capacity(count);
+    for index in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(local, 0)).unwrap();
+        let mut stream = socket.connect(server).await.unwrap();
+        if index % 2 == 1 {
+            stream.write_all(b"GET /v1/me HTTP/1.1\r\nHost: sealroom\r\nAuthori").await.unwrap();
+        }
+        held.push(stream);
+    }
+    held
+}
+
+/// Whether the server has closed `stream` (read returns end of file or an error) within `wait`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 512];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or an error page may come first; what matters is that the connection ends.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Regression (issue 14, finding 5): connections that never sent a complete request head held
+/// every connection slot forever, and authenticated users timed out behind them.
+#[tokio::test]
+async fn attack_52_idle_and_half_sent_connections_are_dropped_and_users_served() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.limits.connections =
+        ConnectionLimits { connections_max: 40, connections_per_address_max: 1_000, header_read_timeout_secs: 1 };
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    // Every slot is taken by connections that will never send a request.
+    let mut held = hold_connections(app.address, "127.0.0.1".parse().unwrap(), 40).await;
+    let served = tokio::time::timeout(std::time::Duration::from_secs(20), alice.get("/v1/me")).await;
+    assert_eq!(served.expect("alice was served once the idle connections were dropped").status, StatusCode::OK);
+    for stream in &mut held {
+        assert!(closed_within(stream, std::time::Duration::from_secs(10)).await, "a slow connection was kept");
+    }
+}
+
+/// A client address holds at most its share of connections; more are closed at once, and
+/// other addresses are served without waiting.
+#[tokio::test]
+async fn attack_52_one_address_holds_at_most_its_share_of_connections() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.limits.connections =
+        ConnectionLimits { connections_max: 64, connections_per_address_max: 8, header_read_timeout_secs: 30 };
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    let mut held = hold_connections(app.address, "127.0.0.2".parse().unwrap(), 100).await;
+    // Alice, from another address, does not wait for the header timeout.
+    let served = tokio::time::timeout(std::time::Duration::from_secs(5), alice.get("/v1/me")).await;
+    assert_eq!(served.expect("alice was served at once").status, StatusCode::OK);
+    let mut open = 0;
+    for stream in &mut held {
+        if !closed_within(stream, std::time::Duration::from_millis(300)).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 8, "one address keeps exactly its share");
 }

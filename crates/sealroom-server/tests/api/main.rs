@@ -18,3 +18,4 @@ mod scoping;
 mod search;
 mod support;
 mod system;
+mod time;

@@ -8,7 +8,9 @@ use sealroom::secrets::SecretSource;
 use sealroom_server::config::{ServerConfig, UpstreamConfig, UpstreamFlavour};
 use serde_json::{Value, json};
 
-use crate::fake_upstream::{FakeUpstream, MODEL_BAD_REQUEST, MODEL_REJECTS_KEY, Recorded};
+use crate::fake_upstream::{
+    FakeUpstream, LOUD_ERROR_TEXT, MODEL_BAD_REQUEST, MODEL_LOUD_ERROR, MODEL_REJECTS_KEY, Recorded,
+};
 use crate::support::{TestApp, TestUser, spawn_with};
 
 const UPSTREAM_KEY: &str = "sk-test-upstream-key-0123456789abcdef";
@@ -22,6 +24,7 @@ async fn proxy_app(upstream: &FakeUpstream, flavour: UpstreamFlavour) -> (TestAp
         ("gpt-test".to_owned(), "fake-model".to_owned()),
         (MODEL_REJECTS_KEY.to_owned(), MODEL_REJECTS_KEY.to_owned()),
         (MODEL_BAD_REQUEST.to_owned(), MODEL_BAD_REQUEST.to_owned()),
+        (MODEL_LOUD_ERROR.to_owned(), MODEL_LOUD_ERROR.to_owned()),
     ]);
     config.upstream = Some(UpstreamConfig {
         base_url: upstream.base_url(),
@@ -315,7 +318,7 @@ async fn the_official_openai_python_client_works_through_the_proxy() {
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["chat"], "echo: Say hello");
     assert_eq!(result["streamed"], "echo: Stream a hello ");
-    assert_eq!(result["models"], json!(["fake-bad-request", "fake-rejects-key", "gpt-test"]));
+    assert_eq!(result["models"], json!(["fake-bad-request", "fake-loud-error", "fake-rejects-key", "gpt-test"]));
     assert_eq!(result["continued"], "echo: And what did I ask before?");
     // The thread continuation carried the stored first exchange to the upstream.
     let last = upstream.chats().pop().unwrap();
@@ -324,4 +327,54 @@ async fn the_official_openai_python_client_works_through_the_proxy() {
     assert_eq!(messages["messages"].as_array().unwrap().len(), 4);
     // An SDK error for a bad token surfaces as an authentication error.
     assert_eq!(result["bad_token_error"], "AuthenticationError");
+}
+
+/// Regression (issue 14, finding 9): unknown body fields went upstream, among them `store: true`
+/// and `metadata`, which ask the provider to keep the assembled prompt (the user's history and
+/// memories) outside sealroom's erasure; and upstream error `type` strings came back as they were.
+#[tokio::test]
+async fn attack_56_only_allow_listed_fields_go_upstream_and_errors_are_mapped() {
+    let upstream = FakeUpstream::start().await;
+    let (app, _directory) = proxy_app(&upstream, UpstreamFlavour::OpenAi).await;
+    let alice = app.user("alice");
+    let ask = |extra: Value| {
+        let mut body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let before = upstream.chats().len();
+    for (extra, code) in [
+        (json!({"store": true}), "provider_storage_refused"),
+        (json!({"metadata": {"purpose": "distillation"}}), "provider_storage_refused"),
+        (json!({"web_search_options": {}}), "unsupported_parameter"),
+        (json!({"top_k": 3}), "unsupported_parameter"),
+        (json!({"some_new_provider_flag": true}), "unsupported_parameter"),
+    ] {
+        let refused = alice.post("/v1/chat/completions", ask(extra.clone())).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{extra}: {}", refused.text);
+        assert_eq!(refused.json()["error"]["code"], code, "{extra}");
+    }
+    assert_eq!(upstream.chats().len(), before, "nothing refused reached the upstream");
+    let accepted = alice
+        .post(
+            "/v1/chat/completions",
+            ask(json!({"store": false, "metadata": {}, "service_tier": "priority", "temperature": 0.2, "seed": 7})),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let sent = upstream.chats().pop().unwrap().body;
+    for field in ["store", "metadata", "service_tier"] {
+        assert!(sent.get(field).is_none(), "{field} reached the upstream");
+    }
+    assert_eq!((sent["temperature"].clone(), sent["seed"].clone()), (json!(0.2), json!(7)));
+    // An upstream error is answered with the proxy's own code; nothing of its body is echoed.
+    let failed = alice
+        .post(
+            "/v1/chat/completions",
+            json!({"model": MODEL_LOUD_ERROR, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(failed.json()["error"]["code"], "upstream_rejected_request");
+    assert!(!failed.text.contains(LOUD_ERROR_TEXT), "{}", failed.text);
 }

@@ -86,6 +86,28 @@ pub async fn spawn_app_postgres() -> TestApp {
     app
 }
 
+/// Two servers (nodes) over one fresh PostgreSQL database, with the same secrets and the same
+/// development issuer, as an operator runs several nodes behind a load balancer.
+pub async fn spawn_two_postgres_nodes() -> (TestApp, TestApp) {
+    let first = spawn_app_postgres().await;
+    let StorageConfig::Postgres { url, .. } = &first.state.config().storage else { unreachable!() };
+    let url = url.clone();
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    for entry in std::fs::read_dir(&first.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, data_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut config = ServerConfig::development(data_dir, "127.0.0.1:0".parse().unwrap());
+    config.storage = StorageConfig::Postgres { url, pool_size: 4, owner_url: None, app_role: APP_ROLE.into() };
+    let mut second = spawn_with(config).await;
+    second._directory = Some(directory);
+    (first, second)
+}
+
 /// One server per backend, for tests that must hold on both.
 pub async fn spawn_apps() -> Vec<TestApp> {
     vec![spawn_app().await, spawn_app_postgres().await]
@@ -142,6 +164,18 @@ impl TestApp {
     /// A user with a unique canary registered for the oracle.
     pub fn user(&self, name: &str) -> TestUser {
         self.user_with(name, None, &[])
+    }
+
+    /// The admin credential of a development install.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join(sealroom_server::app::ADMIN_TOKEN_FILE)).unwrap().trim().to_owned()
+    }
+
+    /// `user` (made by another node's app: same token, canary and oracle) sending its requests
+    /// to this node.
+    pub fn on(&self, user: &TestUser) -> TestUser {
+        let app = AppHandle { address: self.address, http: self.http.clone(), canaries: user.app.canaries.clone() };
+        TestUser { app, ..user.clone() }
     }
 
     pub fn user_with(&self, name: &str, tenant: Option<&str>, roles: &[&str]) -> TestUser {

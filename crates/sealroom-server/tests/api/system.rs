@@ -14,11 +14,12 @@ async fn health_readiness_metrics_openapi_and_keys() {
     assert_eq!(app.anonymous(Method::GET, "/readyz").await.status, StatusCode::OK);
     let alice = app.user("alice");
     alice.seed().await;
-    let metrics = app.anonymous(Method::GET, "/metrics").await;
-    assert_eq!(metrics.status, StatusCode::OK);
-    assert!(metrics.text.contains("sealroom_http_requests_total"), "{}", metrics.text);
-    assert!(!metrics.text.contains(&alice.canary));
-    assert!(!metrics.text.contains("diary"), "metrics must name route templates, not paths");
+    let metrics = app.http.get(app.url("/metrics")).bearer_auth(app.admin_token()).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("sealroom_http_requests_total"), "{metrics}");
+    assert!(!metrics.contains(&alice.canary));
+    assert!(!metrics.contains("diary"), "metrics must name route templates, not paths");
     let openapi = app.anonymous(Method::GET, "/openapi.json").await.json();
     for path in ["/v1/me", "/v1/threads", "/v1/threads/{thread_id}/messages", "/v1/items/{path}", "/v1/tenant/items"] {
         assert!(openapi["paths"].get(path).is_some(), "openapi lacks {path}");
@@ -74,4 +75,30 @@ async fn a_second_server_on_the_same_directory_is_refused() {
     assert!(message.contains("in use by another sealroom process"), "{message}");
     let alice = app.user("alice");
     assert_eq!(alice.put("/v1/items/still/works", json!({"value": 1})).await.status, StatusCode::OK);
+}
+
+/// Regression (issue 14, finding 7): anyone could read `/metrics`, whose per-route counts and
+/// latencies over time show when users are active and when they erase themselves.
+#[tokio::test]
+async fn attack_54_metrics_need_the_admin_credential_or_a_private_address() {
+    let private = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.metrics_listen = Some(private);
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    alice.seed().await;
+    assert_eq!(app.anonymous(Method::GET, "/metrics").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(alice.get("/metrics").await.status, StatusCode::UNAUTHORIZED, "a user token is no admin credential");
+    let admin = app.http.get(app.url("/metrics")).bearer_auth(app.admin_token()).send().await.unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    // The private address serves the same page without a credential, and nothing else.
+    let scraped = app.http.get(format!("http://{private}/metrics")).send().await.unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(scraped.text().await.unwrap().contains("sealroom_http_requests_total"));
+    let other = app.http.get(format!("http://{private}/v1/me")).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }

@@ -3,7 +3,7 @@
 //!
 //! Caches are where cross-user leaks happen most: a key without the user, a namespace the
 //! client chooses, one user's churn evicting another's entries. Here every key is an HMAC under
-//! the room's own key, over the tool name and the RFC 8785 canonical form of the arguments, so
+//! the room's own key, over the tool name and the canonical form of the arguments (`canonical.rs`), so
 //! equal requests from two users never share an entry, and a client cannot name an entry it did
 //! not derive itself. Entries are sealed at rest (durable, shared by nodes on PostgreSQL), carry
 //! their owner and a digest of what they are filed under, and are checked on every read.
@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::canonical::{canonical_json, canonical_json_text};
 use super::codec::StoredCacheEntry;
 use super::names::{InputError, Ttl};
 use super::{AlarmKind, Room, RoomError, WriteFailure};
@@ -29,8 +30,6 @@ use crate::store::{Collection, Operation, Quota, Range, RecordKey, unix_now_secs
 
 /// Longest tool name.
 pub const TOOL_NAME_BYTES_MAX: usize = 64;
-/// Largest canonical arguments (or canonical request) a cache key is derived from.
-pub const CACHE_KEY_MATERIAL_BYTES_MAX: usize = 256 * 1024;
 /// Largest cached value.
 pub const CACHE_VALUE_BYTES_MAX: usize = 1024 * 1024;
 /// Most bytes of one room's in-memory front: its own hot entries, nothing more.
@@ -60,18 +59,43 @@ impl ToolName {
     }
 }
 
-/// The RFC 8785 (JSON Canonicalization Scheme) form of a value: object keys sorted by UTF-16
-/// code units, numbers in ECMAScript form, minimal string escapes. Equal JSON, equal bytes.
-pub fn canonical_json(value: &Value) -> Result<Vec<u8>, InputError> {
-    let bytes =
-        serde_json_canonicalizer::to_vec(value).map_err(|_| InputError::new("args", "cannot be canonicalized"))?;
-    if bytes.len() > CACHE_KEY_MATERIAL_BYTES_MAX {
-        return Err(InputError::new(
-            "args",
-            format!("may be at most {CACHE_KEY_MATERIAL_BYTES_MAX} bytes canonicalized"),
-        ));
+/// A tool call's arguments in canonical form (see [`super::canonical`]): equal arguments, however
+/// spelled, give equal cache keys; different ones, different keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolArgs(Vec<u8>);
+
+impl ToolArgs {
+    /// Arguments from their JSON text, read exactly (no number is rounded).
+    pub fn parse_json_text(text: &str) -> Result<ToolArgs, InputError> {
+        Ok(ToolArgs(canonical_json_text(text, "args")?))
     }
-    Ok(bytes)
+
+    /// Arguments from a parsed value (whose numbers are 64-bit integers or doubles already).
+    pub fn from_value(value: &Value) -> Result<ToolArgs, InputError> {
+        Ok(ToolArgs(canonical_json(value, "args")?))
+    }
+}
+
+/// An opaque scope for in-memory caches of what one requester's input derives in one room (the
+/// server's query-embedding cache): different for every room, every member acting in a shared
+/// room, and every generation of a room, so such a cache is never shared across members and
+/// never answers for an erased room's successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequesterScope([u8; 32]);
+
+impl Room {
+    /// This request's [`RequesterScope`], confirmed with the store (so memory holding an erased
+    /// generation's key never yields that generation's scope); `None` for a room without a key,
+    /// whose derived values are then not cached.
+    pub async fn requester_scope(&self) -> Result<Option<RequesterScope>, RoomError> {
+        in_one_generation!(self, self.requester_scope_once())
+    }
+
+    async fn requester_scope_once(&self) -> Result<Option<RequesterScope>, RoomError> {
+        let Some(keys) = self.read_keys().await? else { return Ok(None) };
+        self.collection_version(&keys, Collection::RoomMeta).await?;
+        Ok(Some(RequesterScope(keys.index_hash(b"requester-scope", &[self.actor_room().as_bytes()]))))
+    }
 }
 
 /// A cache hit.
@@ -136,16 +160,14 @@ impl Room {
 
 impl ToolCache<'_> {
     /// Stores a tool result under the tool and its canonical arguments.
-    pub async fn put(&self, tool: &ToolName, args: &Value, result: &Value, ttl: Ttl) -> Result<(), RoomError> {
-        let canonical = canonical_json(args)?;
-        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &canonical);
+    pub async fn put(&self, tool: &ToolName, args: &ToolArgs, result: &Value, ttl: Ttl) -> Result<(), RoomError> {
+        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &args.0);
         in_one_generation!(self.room, self.room.cache_put(address_of, result, ttl))
     }
 
     /// The cached result for the tool and arguments, if any and not expired.
-    pub async fn lookup(&self, tool: &ToolName, args: &Value) -> Result<Option<CacheHit>, RoomError> {
-        let canonical = canonical_json(args)?;
-        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &canonical);
+    pub async fn lookup(&self, tool: &ToolName, args: &ToolArgs) -> Result<Option<CacheHit>, RoomError> {
+        let address_of = |keys: &RoomKeys| tool_address(keys, tool, &args.0);
         in_one_generation!(self.room, self.room.cache_lookup(Collection::ToolCache, address_of))
     }
 
@@ -172,14 +194,14 @@ impl ToolCache<'_> {
 impl ResponseCache<'_> {
     /// Stores a response under the canonical form of the request that produced it.
     pub async fn put(&self, request: &Value, response: &Value, ttl: Ttl) -> Result<(), RoomError> {
-        let canonical = canonical_json(request)?;
+        let canonical = canonical_json(request, "request")?;
         let address_of = |keys: &RoomKeys| response_address(keys, &canonical);
         in_one_generation!(self.room, self.room.cache_put(address_of, response, ttl))
     }
 
     /// The cached response for an equal request, if any and not expired.
     pub async fn lookup(&self, request: &Value) -> Result<Option<CacheHit>, RoomError> {
-        let canonical = canonical_json(request)?;
+        let canonical = canonical_json(request, "request")?;
         let address_of = |keys: &RoomKeys| response_address(keys, &canonical);
         in_one_generation!(self.room, self.room.cache_lookup(Collection::ResponseCache, address_of))
     }
@@ -328,7 +350,7 @@ pub async fn plant_foreign_tool_entry(
     victim: &Room,
     claimed: &Room,
     tool: &ToolName,
-    args: &Value,
+    args: &ToolArgs,
     result: &Value,
 ) -> Result<(), RoomError> {
     let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
@@ -344,7 +366,7 @@ pub async fn plant_foreign_front_entry(
     victim: &Room,
     claimed: &Room,
     tool: &ToolName,
-    args: &Value,
+    args: &ToolArgs,
     result: &Value,
 ) -> Result<(), RoomError> {
     let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
@@ -360,12 +382,11 @@ async fn foreign_entry(
     victim: &Room,
     claimed: &Room,
     tool: &ToolName,
-    args: &Value,
+    args: &ToolArgs,
     result: &Value,
 ) -> Result<(std::sync::Arc<RoomKeys>, EntryAddress, StoredCacheEntry), RoomError> {
-    let canonical = canonical_json(args)?;
     let keys = victim.write_keys().await?;
-    let address = tool_address(&keys, tool, &canonical);
+    let address = tool_address(&keys, tool, &args.0);
     let now = unix_now_secs();
     let entry = StoredCacheEntry {
         owner: *claimed.id().as_bytes(),
@@ -557,33 +578,6 @@ impl CacheFronts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn canonical_json_follows_rfc_8785() {
-        let canonical = |value: Value| String::from_utf8(canonical_json(&value).expect("canonical")).expect("utf-8");
-        // Key order by UTF-16 code units, whitespace removed.
-        assert_eq!(
-            canonical(json!({"b": 1, "a": 2, "aa": [3, {"z": 0, "y": 1}]})),
-            r#"{"a":2,"aa":[3,{"y":1,"z":0}],"b":1}"#
-        );
-        // RFC 8785 §3.2.3: "\u20ac" sorts after "\r" and "1"; "\u0080" before "\u00f6".
-        assert_eq!(canonical(json!({"\u{20ac}": 1, "\r": 2, "1": 3})), "{\"\\r\":2,\"1\":3,\"\u{20ac}\":1}");
-        // Numbers in ECMAScript form.
-        assert_eq!(canonical(json!([4.50, 2e-3, 1e30, 0.000001, -0.0, 100])), "[4.5,0.002,1e+30,0.000001,0,100]");
-        assert_eq!(canonical(json!([1e-7, 123456789012345680000.0, 1e21])), "[1e-7,123456789012345680000,1e+21]");
-        // Strings: minimal escapes, non-ASCII literal.
-        assert_eq!(canonical(json!("\u{0}\u{1f}\"\\/é🙂")), "\"\\u0000\\u001f\\\"\\\\/é🙂\"");
-    }
-
-    #[test]
-    fn equal_json_gives_equal_keys_whatever_the_spelling() {
-        let left: Value =
-            serde_json::from_str(r#"{"q": "hotels", "n": 10, "filters": {"b": true, "a": 1.0}}"#).expect("json");
-        let right: Value =
-            serde_json::from_str(r#"{ "filters":{"a":1,"b":true},"n":1e1 ,"q":"\u0068otels"}"#).expect("json");
-        assert_eq!(canonical_json(&left).expect("left"), canonical_json(&right).expect("right"));
-    }
 
     #[test]
     fn tool_names_are_checked() {

@@ -30,6 +30,7 @@ mod audit;
 #[doc(hidden)]
 pub mod baseline;
 mod cache;
+mod canonical;
 mod codec;
 mod items;
 mod keyring;
@@ -42,9 +43,10 @@ use std::sync::Arc;
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
 pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEntry, AuditEvent, AuditVerdict};
-pub use cache::{CacheEntryMetadata, CacheHit, ResponseCache, ToolCache, ToolName, canonical_json};
+pub use cache::{CacheEntryMetadata, CacheHit, RequesterScope, ResponseCache, ToolArgs, ToolCache, ToolName};
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
+pub use canonical::{CANONICAL_JSON_BYTES_MAX, canonical_json, canonical_json_text};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;
 pub use items::{Item, ItemCursor, ItemExportCursor, ItemInput, Items, check_embedding};

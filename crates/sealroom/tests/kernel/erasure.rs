@@ -11,6 +11,10 @@ use sealroom::search::SearchRequest;
 use sealroom::{RoomError, Rooms};
 use serde_json::json;
 
+fn tool_args(value: &serde_json::Value) -> sealroom::rooms::ToolArgs {
+    sealroom::rooms::ToolArgs::from_value(value).unwrap()
+}
+
 use crate::support::{BACKENDS, another_node, postgres_store, store, user};
 
 fn path() -> Namespace {
@@ -45,7 +49,10 @@ async fn everything_alice_sees(rooms: &Rooms) -> String {
         seen.push_str(&format!("{:?}", room.items().get(&path(), &key(index)).await));
     }
     let weather = ToolName::parse("weather").unwrap();
-    seen.push_str(&format!("{:?}", room.tool_cache().lookup(&weather, &json!({"city": "Lisbon"})).await.unwrap()));
+    seen.push_str(&format!(
+        "{:?}",
+        room.tool_cache().lookup(&weather, &tool_args(&json!({"city": "Lisbon"}))).await.unwrap()
+    ));
     seen
 }
 
@@ -64,10 +71,20 @@ async fn attack_48_another_node_never_serves_an_erased_room_from_memory() {
         for index in 0..3 {
             put(&on_two, index, &format!("canary-erased item {index}")).await;
         }
-        on_two.tool_cache().put(&weather, &json!({"city": "Lisbon"}), &json!("canary-erased"), ttl()).await.unwrap();
+        on_two
+            .tool_cache()
+            .put(&weather, &tool_args(&json!({"city": "Lisbon"})), &json!("canary-erased"), ttl())
+            .await
+            .unwrap();
         assert_eq!(node_two.room(&alice).search(&lexical("canary")).await.unwrap().len(), 3);
         assert!(
-            node_two.room(&alice).tool_cache().lookup(&weather, &json!({"city": "Lisbon"})).await.unwrap().is_some()
+            node_two
+                .room(&alice)
+                .tool_cache()
+                .lookup(&weather, &tool_args(&json!({"city": "Lisbon"})))
+                .await
+                .unwrap()
+                .is_some()
         );
         // Alice is erased through node one.
         if erase_as_admin {
@@ -80,7 +97,7 @@ async fn attack_48_another_node_never_serves_an_erased_room_from_memory() {
         for index in 0..3 {
             put(&fresh, index + 10, &format!("after item {index}")).await;
         }
-        fresh.tool_cache().put(&weather, &json!({"city": "Porto"}), &json!("after"), ttl()).await.unwrap();
+        fresh.tool_cache().put(&weather, &tool_args(&json!({"city": "Porto"})), &json!("after"), ttl()).await.unwrap();
         for rooms in [&node_two, &node_one.rooms] {
             let seen = everything_alice_sees(rooms).await;
             assert!(!seen.contains("canary-erased"), "an erased value was served again: {seen}");
@@ -110,7 +127,7 @@ async fn attack_49_a_request_in_flight_during_erasure_never_recreates_the_room()
         // Everything the slow request still tries is refused; nothing recreates the room.
         let weather = ToolName::parse("weather").unwrap();
         let attempts: Vec<Result<(), RoomError>> = vec![
-            slow.tool_cache().put(&weather, &json!(1), &json!("canary-erased answer"), ttl()).await,
+            slow.tool_cache().put(&weather, &tool_args(&json!(1)), &json!("canary-erased answer"), ttl()).await,
             slow.response_cache().put(&json!({"q": 1}), &json!("canary-erased answer"), ttl()).await,
             put_result(&slow, "canary-erased derived").await,
             slow.threads().append(&thread.id, vec![message()]).await.map(|_| ()),

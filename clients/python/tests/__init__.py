@@ -1,0 +1,1 @@
+"""Tests of the sealroom Python client (most against a real server: see conftest.py)."""
