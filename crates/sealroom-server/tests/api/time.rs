@@ -14,16 +14,17 @@ use serde_json::{Value, json};
 use crate::fake_upstream::{FakeUpstream, MODEL_SLOW};
 use crate::support::{TestApp, TestUser, spawn_app, spawn_apps, spawn_two_postgres_nodes, spawn_with};
 
-/// What `user` can read of its own state, as one text for the oracle.
+/// What `user` can read of its own state, as one text for the oracle: answers from memory
+/// first (a search, a listing, a cache lookup), since a read from the store would refresh the
+/// node's key and hide a stale index or cache front.
 async fn everything_visible(user: &TestUser) -> String {
-    let mut seen = String::new();
+    let mut seen = user.post("/v1/items/search", json!({"query": "canary lighthouse", "limit": 50})).await.text;
+    seen.push_str(&user.get("/v1/items?limit=100").await.text);
+    let lookup = json!({"args": {"city": "Lisbon"}});
+    seen.push_str(&user.post("/v1/cache/tools/weather/lookup", lookup).await.text);
     for index in 0..3 {
         seen.push_str(&user.get(&format!("/v1/items/notes/n{index}")).await.text);
     }
-    seen.push_str(&user.get("/v1/items?limit=100").await.text);
-    seen.push_str(&user.post("/v1/items/search", json!({"query": "canary lighthouse", "limit": 50})).await.text);
-    let lookup = json!({"args": {"city": "Lisbon"}});
-    seen.push_str(&user.post("/v1/cache/tools/weather/lookup", lookup).await.text);
     seen
 }
 
@@ -43,6 +44,9 @@ async fn attack_48_a_node_never_serves_what_another_node_erased() {
         let cached = json!({"args": {"city": "Lisbon"}, "result": before.canary, "ttl_secs": 600});
         assert_eq!(before_on_two.put("/v1/cache/tools/weather", cached).await.status, StatusCode::NO_CONTENT);
         assert!(everything_visible(&before_on_two).await.contains(&before.canary), "node two holds it all warm");
+        // Node two's queued audit entries are written (reading the trail flushes them): it is
+        // idle when the erasure comes.
+        assert_eq!(before_on_two.get("/v1/me/audit").await.status, StatusCode::OK);
         if erase_as_admin {
             let erase = node_one
                 .http

@@ -233,6 +233,7 @@ impl<'room> Items<'room> {
                         None => IndexChange::Remove(record_key),
                     };
                     self.room.after_items_write(&keys, &receipt, change);
+                    self.room.keep_shared_index_warm().await;
                     return item.ok_or(RoomError::IsolationAlarm);
                 }
                 Err(WriteFailure::Retry) => continue,
@@ -295,6 +296,7 @@ impl<'room> Items<'room> {
             match self.room.commit(&keys, checks, operations, Vec::new()).await {
                 Ok(receipt) => {
                     self.room.after_items_write(&keys, &receipt, IndexChange::Remove(record_key));
+                    self.room.keep_shared_index_warm().await;
                     self.room.shared().fronts.forget(&self.room.id());
                     return Ok(());
                 }

@@ -207,6 +207,19 @@ impl Room {
         }
     }
 
+    /// A tenant room's index is built by its writes, not by its members' reads: so whether it is
+    /// warm tells a member that someone wrote (which every member can see by listing), never
+    /// that another member searched. (After eviction under memory pressure, the next reader
+    /// pays the build; what that reveals is that some member read the shared room since the
+    /// eviction, never what they read.) User rooms are built on first use, as before.
+    pub(crate) async fn keep_shared_index_warm(&self) {
+        if self.kind() == crate::room_id::RoomKind::Tenant
+            && let Err(error) = self.fresh_index().await
+        {
+            tracing::debug!(room = %self.id(), %error, "a tenant room's index was not rebuilt after a write");
+        }
+    }
+
     /// Applies this process's own write to the resident index, if the write is the very next
     /// version of the items collection; otherwise drops the index for a rebuild.
     pub(crate) fn after_items_write(&self, keys: &RoomKeys, receipt: &WriteReceipt, change: IndexChange) {
