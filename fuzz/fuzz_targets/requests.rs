@@ -34,7 +34,7 @@ fn fixture() -> &'static Fixture {
         let app = runtime.block_on(App::build(config)).unwrap();
         let state = app.state().clone();
         let body_max = state.config().limits.request_body_bytes_max;
-        let (router, _) = sealroom_server::http::router(state.clone(), body_max);
+        let (router, _) = sealroom_server::router::router(state.clone(), body_max);
         let request = DevTokenRequest {
             subject: "fuzzer".into(),
             tenant: Some("acme".into()),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sealroom::Rooms;
 use sealroom::identity::{DevIssuer, DevIssuerError, Verifier, VerifierConfig, VerifierConfigError};
 use sealroom::room_id::RoomIdDeriver;
@@ -22,7 +21,8 @@ use tokio::sync::Semaphore;
 use crate::config::{ServerConfig, StorageConfig};
 use crate::embeddings::Embedder;
 use crate::listener::LimitedListener;
-use crate::proxy::upstream::Upstream;
+use crate::state::{AppState, admin_token_digest};
+use crate::upstream::Upstream;
 
 /// Files the server keeps in its data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -54,69 +54,6 @@ pub enum StartError {
     Verifier(#[from] VerifierConfigError),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
-}
-
-struct Shared {
-    config: ServerConfig,
-    rooms: Rooms,
-    verifier: Verifier,
-    dev_issuer: Option<DevIssuer>,
-    embedder: Option<Embedder>,
-    upstream: Option<Upstream>,
-    limiter: crate::limiter::Limiter,
-    audit_queue: crate::http::audit::AuditQueue,
-    metrics: PrometheusHandle,
-    /// SHA-256 of the admin credential; `None` disables the admin API.
-    admin_digest: Option<[u8; 32]>,
-    /// Requests being handled; beyond the limit new requests are shed with 503.
-    in_flight: Semaphore,
-    /// Rendered once from the router it describes, right after the router is built.
-    openapi_json: std::sync::OnceLock<Bytes>,
-}
-
-/// State shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    shared: Arc<Shared>,
-}
-
-impl AppState {
-    pub fn rooms(&self) -> &Rooms {
-        &self.shared.rooms
-    }
-    pub fn verifier(&self) -> &Verifier {
-        &self.shared.verifier
-    }
-    pub fn dev_issuer(&self) -> Option<&DevIssuer> {
-        self.shared.dev_issuer.as_ref()
-    }
-    pub fn admin_digest(&self) -> Option<&[u8; 32]> {
-        self.shared.admin_digest.as_ref()
-    }
-    pub fn audit_queue(&self) -> &crate::http::audit::AuditQueue {
-        &self.shared.audit_queue
-    }
-    pub fn limiter(&self) -> &crate::limiter::Limiter {
-        &self.shared.limiter
-    }
-    pub fn upstream(&self) -> Option<&Upstream> {
-        self.shared.upstream.as_ref()
-    }
-    pub fn embedder(&self) -> Option<&Embedder> {
-        self.shared.embedder.as_ref()
-    }
-    pub fn config(&self) -> &ServerConfig {
-        &self.shared.config
-    }
-    pub fn in_flight(&self) -> &Semaphore {
-        &self.shared.in_flight
-    }
-    pub fn render_metrics(&self) -> String {
-        self.shared.metrics.render()
-    }
-    pub fn openapi_json(&self) -> Bytes {
-        self.shared.openapi_json.get().cloned().unwrap_or_default()
-    }
 }
 
 /// A built server, bound and ready to run.
@@ -155,13 +92,6 @@ fn load_secret(
             Ok(secret)
         }
     }
-}
-
-/// The digest the admin credential is compared by.
-pub fn admin_token_digest(token: &str) -> [u8; 32] {
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
-    digest
 }
 
 /// The room-id secret the configuration names (or the development one in the data directory).
@@ -273,7 +203,7 @@ impl App {
         let in_flight = Semaphore::new(config.limits.requests_in_flight_max);
         let limiter = crate::limiter::Limiter::new(config.limits.principal);
         let body_bytes_max = config.limits.request_body_bytes_max;
-        let shared = Shared {
+        let shared = crate::state::Shared {
             config,
             rooms,
             verifier,
@@ -281,15 +211,15 @@ impl App {
             embedder,
             upstream,
             limiter,
-            audit_queue: crate::http::audit::AuditQueue::start(),
+            audit_queue: crate::audit::AuditQueue::start(),
             metrics: crate::telemetry::metrics_handle(),
             admin_digest,
             in_flight,
             openapi_json: std::sync::OnceLock::new(),
         };
-        let state = AppState { shared: Arc::new(shared) };
-        let (router, api) = crate::http::router(state.clone(), body_bytes_max);
-        let _ = state.shared.openapi_json.set(Bytes::from(api.to_json().unwrap_or_default()));
+        let state = AppState::new(shared);
+        let (router, api) = crate::router::router(state.clone(), body_bytes_max);
+        state.set_openapi_json(Bytes::from(api.to_json().unwrap_or_default()));
         let background = spawn_background(backend);
         Ok(App { state, router, listener, metrics_listener, address, sqlite, background, notices })
     }

@@ -72,6 +72,29 @@ pub struct UpstreamConfig {
     pub response_cache_ttl_secs: u64,
 }
 
+/// Per-principal limits, each configurable (enforced by `limiter.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PrincipalLimits {
+    /// Sustained requests per second per principal.
+    pub requests_per_sec: f64,
+    /// Requests a principal may send at once above the sustained rate.
+    pub burst: f64,
+    /// Requests of one principal handled at the same time.
+    pub in_flight_max: usize,
+}
+
+/// The connection limits (enforced by `listener.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most open connections; more wait in the kernel's accept queue.
+    pub connections_max: usize,
+    /// Most open connections from one client address; more are closed at once.
+    pub connections_per_address_max: usize,
+    /// Longest a connection may take to send a request's headers, counted from when the server
+    /// starts waiting for them (at connect, and after each response on a kept-alive connection).
+    pub header_read_timeout_secs: u64,
+}
+
 /// Request and room limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerLimits {
@@ -80,12 +103,12 @@ pub struct ServerLimits {
     /// Longest time a request may take to produce its response head.
     pub request_timeout_secs: u64,
     /// Open connections in all and per client address, and how long headers may take.
-    pub connections: crate::listener::ConnectionLimits,
+    pub connections: ConnectionLimits,
     /// Most requests handled at once; beyond it requests are refused with 503 at once
     /// (shedding load beats queueing it behind a timeout).
     pub requests_in_flight_max: usize,
     /// Per-principal limits, so one user cannot starve the others.
-    pub principal: crate::limiter::PrincipalLimits,
+    pub principal: PrincipalLimits,
     pub rooms: RoomLimits,
 }
 
@@ -551,7 +574,7 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
     let limits = ServerLimits {
         request_body_bytes_max: section.request_body_bytes_max.unwrap_or(defaults::REQUEST_BODY_BYTES_MAX),
         request_timeout_secs: section.request_timeout_secs.unwrap_or(defaults::REQUEST_TIMEOUT_SECS),
-        connections: crate::listener::ConnectionLimits {
+        connections: ConnectionLimits {
             connections_max: section.connections_max.unwrap_or(defaults::CONNECTIONS_MAX),
             connections_per_address_max: section
                 .connections_per_address_max
@@ -559,7 +582,7 @@ fn limits_config(section: LimitsSection, path: Option<&Path>) -> Result<ServerLi
             header_read_timeout_secs: section.header_read_timeout_secs.unwrap_or(defaults::HEADER_READ_TIMEOUT_SECS),
         },
         requests_in_flight_max: section.requests_in_flight_max.unwrap_or(defaults::REQUESTS_IN_FLIGHT_MAX),
-        principal: crate::limiter::PrincipalLimits {
+        principal: PrincipalLimits {
             requests_per_sec: section.principal_requests_per_sec.unwrap_or(defaults::PRINCIPAL_REQUESTS_PER_SEC),
             burst: section.principal_burst.unwrap_or(defaults::PRINCIPAL_BURST),
             in_flight_max: section.principal_requests_in_flight_max.unwrap_or(defaults::PRINCIPAL_IN_FLIGHT_MAX),

@@ -5,12 +5,18 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod embeddings;
+pub mod error;
+pub mod extract;
 pub mod http;
 pub mod limiter;
 pub mod listener;
 pub mod outbound;
 pub mod proxy;
+pub mod router;
+pub mod state;
 pub mod telemetry;
+pub mod upstream;

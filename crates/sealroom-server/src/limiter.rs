@@ -14,16 +14,7 @@ const TRACKED_PRINCIPALS_MAX: u64 = 100_000;
 /// outlives its principal's slots; a kept bucket has refilled to the burst by then anyway.
 const TRACKED_IDLE_SECS: u64 = 600;
 
-/// The limits, each configurable.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PrincipalLimits {
-    /// Sustained requests per second per principal.
-    pub requests_per_sec: f64,
-    /// Requests a principal may send at once above the sustained rate.
-    pub burst: f64,
-    /// Requests of one principal handled at the same time.
-    pub in_flight_max: usize,
-}
+pub use crate::config::PrincipalLimits;
 
 struct Bucket {
     tokens: f64,

@@ -22,17 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The connection limits, from `[limits]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Most open connections; more wait in the kernel's accept queue.
-    pub connections_max: usize,
-    /// Most open connections from one client address; more are closed at once.
-    pub connections_per_address_max: usize,
-    /// Longest a connection may take to send a request's headers, counted from when the server
-    /// starts waiting for them (at connect, and after each response on a kept-alive connection).
-    pub header_read_timeout_secs: u64,
-}
+pub use crate::config::ConnectionLimits;
 
 /// A listener that admits at most `connections_max` open connections, and at most
 /// `connections_per_address_max` from one address.

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use sealroom::rooms::{ItemInput, ItemKey, Namespace, RoomsSettings};
 use sealroom::store::sqlite::SqliteOptions;
-use sealroom::store::{Backend, Batch, Collection, Operation, RecordKey};
+use sealroom::store::{Backend, Batch, Operation};
+use sealroom::vocabulary::records::{Collection, RecordKey};
 
 const WRITERS: usize = 64;
 const SECONDS: u64 = 4;

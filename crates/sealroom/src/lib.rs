@@ -19,6 +19,7 @@ pub mod seal;
 pub mod search;
 pub mod secrets;
 pub mod store;
+pub mod vocabulary;
 
 pub use identity::{Principal, Verifier};
 pub use rooms::{Room, RoomError, Rooms, RoomsSettings};

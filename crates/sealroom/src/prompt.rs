@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::room_id::RoomId;
 use crate::rooms::{AlarmKind, ContextView, Room};
 use crate::search::SearchHit;
-use crate::store::Collection;
+use crate::vocabulary::records::Collection;
 
 /// Bytes of the per-request nonce (hex-encoded in the delimiters): unguessable, so text stored
 /// before the request cannot contain the closing delimiter.

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::room_id::RoomId;
 use crate::secrets::Secret32;
-use crate::store::{Collection, RecordKey};
+use crate::vocabulary::records::{Collection, MasterKeyId, RecordKey, RoomKeyId, WrappedRoomKey};
 
 /// Version byte at the start of every sealed record and wrapped key.
 const FORMAT_V1: u8 = 1;
@@ -37,13 +37,6 @@ pub struct OpenError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("sealing failed")]
 pub struct SealError;
-
-/// Identifies a master key without revealing it, so wrapped keys say which master sealed them.
-pub type MasterKeyId = [u8; 8];
-
-/// Identifies one generation of a room's data key. Every write checks it, so a node holding a
-/// key that was erased (and perhaps replaced) on another node cannot write under the old key.
-pub type RoomKeyId = [u8; 16];
 
 /// The key that wraps every room key.
 pub struct MasterKey {
@@ -73,17 +66,6 @@ impl MasterKey {
     pub fn id(&self) -> MasterKeyId {
         self.id
     }
-}
-
-/// A room data key as stored: sealed by a master key, with the ids needed to open and check it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WrappedRoomKey {
-    /// Which master key sealed it.
-    pub master_key_id: MasterKeyId,
-    /// Which generation of the room's key this is.
-    pub key_id: RoomKeyId,
-    /// The sealed 32 key bytes.
-    pub sealed: Vec<u8>,
 }
 
 /// The keys of one room, derived from its data key. Held in memory only, zeroed on drop by the

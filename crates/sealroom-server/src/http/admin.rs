@@ -14,9 +14,9 @@ use super::dto::{
     ErasureEntryResponse, ErasureReceiptResponse, PageAfterQuery, RoomSummaryResponse, RotationRequest,
     RotationResponse,
 };
-use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, PathParam, QueryParams};
-use crate::app::{AppState, admin_token_digest};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathParam, QueryParams};
+use crate::state::{AppState, admin_token_digest};
 
 /// Rooms per admin page.
 const ADMIN_PAGE_MAX: usize = 1000;

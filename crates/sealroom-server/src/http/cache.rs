@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use sealroom::rooms::{ToolArgs, ToolName, Ttl};
 
 use super::dto::{ToolLookupRequest, ToolLookupResponse, ToolPutRequest};
-use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, JsonBody, PathParam};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody, PathParam, Reads, Writes};
 
 /// Caches a tool result for these arguments.
 #[utoipa::path(put, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])), request_body = ToolPutRequest,
     responses((status = 204), (status = 400, body = ErrorBody)))]
 pub async fn put_tool_result(
-    caller: Caller,
+    caller: Caller<Writes>,
     PathParam(tool): PathParam<String>,
     JsonBody(request): JsonBody<ToolPutRequest>,
 ) -> Result<StatusCode, ApiError> {
@@ -29,7 +29,7 @@ pub async fn put_tool_result(
 #[utoipa::path(post, path = "/v1/cache/tools/{tool}/lookup", tag = "cache", security(("bearer" = [])), request_body = ToolLookupRequest,
     responses((status = 200, body = ToolLookupResponse), (status = 400, body = ErrorBody)))]
 pub async fn lookup_tool_result(
-    caller: Caller,
+    caller: Caller<Reads>,
     PathParam(tool): PathParam<String>,
     JsonBody(request): JsonBody<ToolLookupRequest>,
 ) -> Result<Json<ToolLookupResponse>, ApiError> {
@@ -50,7 +50,10 @@ pub async fn lookup_tool_result(
 /// Deletes every cached result of a tool.
 #[utoipa::path(delete, path = "/v1/cache/tools/{tool}", tag = "cache", security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody)))]
-pub async fn delete_tool_results(caller: Caller, PathParam(tool): PathParam<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_tool_results(
+    caller: Caller<Writes>,
+    PathParam(tool): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
     let tool = ToolName::parse(&tool)?;
     caller.room.tool_cache().delete_tool(&tool).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -403,8 +403,8 @@ pub struct RoomSummaryResponse {
     pub bytes: u64,
 }
 
-impl From<&sealroom::store::RoomSummary> for RoomSummaryResponse {
-    fn from(summary: &sealroom::store::RoomSummary) -> RoomSummaryResponse {
+impl From<&sealroom::vocabulary::records::RoomSummary> for RoomSummaryResponse {
+    fn from(summary: &sealroom::vocabulary::records::RoomSummary) -> RoomSummaryResponse {
         RoomSummaryResponse {
             room_id: summary.room.to_hex(),
             created_at: summary.created_at,
@@ -438,8 +438,8 @@ pub struct ErasureEntryResponse {
     pub purged: bool,
 }
 
-impl From<&sealroom::store::ErasureEntry> for ErasureEntryResponse {
-    fn from(entry: &sealroom::store::ErasureEntry) -> ErasureEntryResponse {
+impl From<&sealroom::vocabulary::records::ErasureEntry> for ErasureEntryResponse {
+    fn from(entry: &sealroom::vocabulary::records::ErasureEntry) -> ErasureEntryResponse {
         ErasureEntryResponse { room_id: entry.room.to_hex(), erased_at: entry.erased_at, purged: entry.purged }
     }
 }

@@ -12,9 +12,9 @@ use sealroom::search::SearchRequest;
 use super::dto::{
     ItemListQuery, ItemListResponse, ItemResponse, PutItemRequest, SearchRequestBody, SearchResponse, SearchResult,
 };
-use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, JsonBody, QueryParams};
-use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AuditPolicy, Caller, JsonBody, QueryParams, Reads, Writes};
+use crate::state::AppState;
 
 const OWN_PREFIX: &str = "/v1/items/";
 const TENANT_PREFIX: &str = "/v1/tenant/items/";
@@ -26,7 +26,7 @@ enum Scope {
     Tenant,
 }
 
-fn room_for(state: &AppState, caller: Caller, scope: Scope) -> Result<Room, ApiError> {
+fn room_for<P: AuditPolicy>(state: &AppState, caller: Caller<P>, scope: Scope) -> Result<Room, ApiError> {
     match scope {
         Scope::Own => Ok(caller.room),
         Scope::Tenant => Ok(caller.tenant_room(state)?),
@@ -52,7 +52,7 @@ fn item_path(uri: &Uri, prefix: &str) -> Result<(Namespace, ItemKey), ApiError> 
 
 async fn put(
     state: AppState,
-    caller: Caller,
+    caller: Caller<Writes>,
     scope: Scope,
     uri: Uri,
     request: PutItemRequest,
@@ -75,7 +75,7 @@ async fn put(
 
 async fn search(
     state: AppState,
-    caller: Caller,
+    caller: Caller<Reads>,
     scope: Scope,
     body: SearchRequestBody,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -99,7 +99,7 @@ async fn search(
     responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn search_items(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Reads>,
     JsonBody(body): JsonBody<SearchRequestBody>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     search(state, caller, Scope::Own, body).await
@@ -110,7 +110,7 @@ pub async fn search_items(
     responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn search_tenant_items(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Reads>,
     JsonBody(body): JsonBody<SearchRequestBody>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     search(state, caller, Scope::Tenant, body).await
@@ -118,7 +118,7 @@ pub async fn search_tenant_items(
 
 async fn get(
     state: AppState,
-    caller: Caller,
+    caller: Caller<Reads>,
     scope: Scope,
     uri: Uri,
     prefix: &str,
@@ -128,7 +128,13 @@ async fn get(
     Ok(Json(ItemResponse::from(&item)))
 }
 
-async fn delete(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix: &str) -> Result<StatusCode, ApiError> {
+async fn delete(
+    state: AppState,
+    caller: Caller<Writes>,
+    scope: Scope,
+    uri: Uri,
+    prefix: &str,
+) -> Result<StatusCode, ApiError> {
     let (namespace, key) = item_path(&uri, prefix)?;
     let room = room_for(&state, caller, scope)?;
     room.items().delete(&namespace, &key).await?;
@@ -141,7 +147,7 @@ async fn delete(state: AppState, caller: Caller, scope: Scope, uri: Uri, prefix:
 
 async fn list(
     state: AppState,
-    caller: Caller,
+    caller: Caller<Reads>,
     scope: Scope,
     query: ItemListQuery,
 ) -> Result<Json<ItemListResponse>, ApiError> {
@@ -161,7 +167,7 @@ async fn list(
     responses((status = 200, body = ItemResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn put_item(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Writes>,
     uri: Uri,
     JsonBody(request): JsonBody<PutItemRequest>,
 ) -> Result<Json<ItemResponse>, ApiError> {
@@ -172,7 +178,11 @@ pub async fn put_item(
 #[utoipa::path(get, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])),
     params(("path" = String, Path, description = "Namespace segments then the key")),
     responses((status = 200, body = ItemResponse), (status = 404, body = ErrorBody)))]
-pub async fn get_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<ItemResponse>, ApiError> {
+pub async fn get_item(
+    State(state): State<AppState>,
+    caller: Caller<Reads>,
+    uri: Uri,
+) -> Result<Json<ItemResponse>, ApiError> {
     get(state, caller, Scope::Own, uri, OWN_PREFIX).await
 }
 
@@ -180,7 +190,11 @@ pub async fn get_item(State(state): State<AppState>, caller: Caller, uri: Uri) -
 #[utoipa::path(delete, path = "/v1/items/{path}", tag = "items", security(("bearer" = [])),
     params(("path" = String, Path, description = "Namespace segments then the key")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_item(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<StatusCode, ApiError> {
+pub async fn delete_item(
+    State(state): State<AppState>,
+    caller: Caller<Writes>,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
     delete(state, caller, Scope::Own, uri, OWN_PREFIX).await
 }
 
@@ -189,7 +203,7 @@ pub async fn delete_item(State(state): State<AppState>, caller: Caller, uri: Uri
     responses((status = 200, body = ItemListResponse), (status = 400, body = ErrorBody)))]
 pub async fn list_items(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Reads>,
     QueryParams(query): QueryParams<ItemListQuery>,
 ) -> Result<Json<ItemListResponse>, ApiError> {
     list(state, caller, Scope::Own, query).await
@@ -201,7 +215,7 @@ pub async fn list_items(
     responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody)))]
 pub async fn put_tenant_item(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Writes>,
     uri: Uri,
     JsonBody(request): JsonBody<PutItemRequest>,
 ) -> Result<Json<ItemResponse>, ApiError> {
@@ -214,7 +228,7 @@ pub async fn put_tenant_item(
     responses((status = 200, body = ItemResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant_item(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Reads>,
     uri: Uri,
 ) -> Result<Json<ItemResponse>, ApiError> {
     get(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
@@ -226,7 +240,7 @@ pub async fn get_tenant_item(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_tenant_item(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Writes>,
     uri: Uri,
 ) -> Result<StatusCode, ApiError> {
     delete(state, caller, Scope::Tenant, uri, TENANT_PREFIX).await
@@ -237,7 +251,7 @@ pub async fn delete_tenant_item(
     responses((status = 200, body = ItemListResponse), (status = 403, body = ErrorBody)))]
 pub async fn list_tenant_items(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Reads>,
     QueryParams(query): QueryParams<ItemListQuery>,
 ) -> Result<Json<ItemListResponse>, ApiError> {
     list(state, caller, Scope::Tenant, query).await

@@ -14,9 +14,9 @@ use sealroom::rooms::PageSize;
 use serde_json::{Value, json};
 
 use super::dto::{AuditEntryResponse, AuditPageQuery, AuditPageResponse, ErasureReceiptResponse, MeResponse};
-use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, QueryParams};
-use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, QueryParams, Reads, Unrecorded};
+use crate::state::AppState;
 
 /// Lines buffered between the export producer and the client.
 const EXPORT_BUFFER_LINES: usize = 64;
@@ -26,7 +26,7 @@ const EXPORT_PAGE: i64 = 200;
 /// The caller's verified identity and room ids.
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeResponse>, ApiError> {
+pub async fn me(State(state): State<AppState>, caller: Caller<Reads>) -> Result<Json<MeResponse>, ApiError> {
     let tenant_room = state.rooms().tenant_room(&caller.principal).ok();
     Ok(Json(MeResponse {
         room_id: caller.room.id().to_hex(),
@@ -45,7 +45,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
     responses((status = 200, body = AuditPageResponse), (status = 400, body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Unrecorded>,
     QueryParams(query): QueryParams<AuditPageQuery>,
 ) -> Result<Json<AuditPageResponse>, ApiError> {
     state.audit_queue().flush().await;
@@ -60,7 +60,10 @@ pub async fn audit(
 /// index. A new token for the same principal finds an empty room.
 #[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = ErasureReceiptResponse), (status = 401, body = ErrorBody)))]
-pub async fn erase(State(state): State<AppState>, caller: Caller) -> Result<Json<ErasureReceiptResponse>, ApiError> {
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller<Unrecorded>,
+) -> Result<Json<ErasureReceiptResponse>, ApiError> {
     // Queued read entries of this room must land in the room being erased, not in the empty
     // room a later request starts.
     state.audit_queue().flush().await;
@@ -75,7 +78,7 @@ pub async fn erase(State(state): State<AppState>, caller: Caller) -> Result<Json
 /// items with their embeddings, cache entries' metadata, and the audit trail.
 #[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
     responses((status = 200, content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)))]
-pub async fn export(State(state): State<AppState>, caller: Caller) -> Response {
+pub async fn export(State(state): State<AppState>, caller: Caller<Reads>) -> Response {
     state.audit_queue().flush().await;
     let (mut sender, receiver) = futures::channel::mpsc::channel::<String>(EXPORT_BUFFER_LINES);
     let room = caller.room;

@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::error::ApiError;
-use crate::app::AppState;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The request id header, set on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -27,7 +27,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let audit_slot = super::audit::AuditSlot::default();
+    let audit_slot = crate::audit::AuditSlot::default();
     request.extensions_mut().insert(audit_slot.clone());
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route, room = tracing::field::Empty);
     let started = Instant::now();
@@ -45,11 +45,10 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
             }
         }
     };
-    super::audit::record(
-        &state,
+    crate::audit::record(
+        state.audit_queue(),
         &audit_slot,
-        &method,
-        &route,
+        &format!("{method} {route}"),
         &path,
         response.status().as_u16(),
         &request_id.to_string(),

@@ -9,8 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::dto::HealthResponse;
-use super::error::{ApiError, ErrorBody};
-use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = HealthResponse)))]

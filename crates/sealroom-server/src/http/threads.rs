@@ -8,8 +8,8 @@ use super::dto::{
     AppendMessagesRequest, ContextQuery, ContextResponse, CreateThreadRequest, MessageResponse, MessagesQuery,
     MessagesResponse, PageQuery, ThreadListResponse, ThreadResponse, UpdateThreadRequest,
 };
-use super::error::{ApiError, ErrorBody};
-use super::extract::{Caller, JsonBody, PathParam, QueryParams};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody, PathParam, QueryParams, Reads, Writes};
 
 /// Context budget when the client names none.
 const CONTEXT_TOKENS_DEFAULT: i64 = 4_000;
@@ -23,7 +23,7 @@ fn thread_id(text: &str) -> Result<ThreadId, ApiError> {
 #[utoipa::path(post, path = "/v1/threads", tag = "threads", security(("bearer" = [])), request_body = CreateThreadRequest,
     responses((status = 201, body = ThreadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_thread(
-    caller: Caller,
+    caller: Caller<Writes>,
     JsonBody(request): JsonBody<CreateThreadRequest>,
 ) -> Result<(StatusCode, Json<ThreadResponse>), ApiError> {
     let title = request.title.as_deref().map(Title::parse).transpose()?;
@@ -35,7 +35,7 @@ pub async fn create_thread(
 #[utoipa::path(get, path = "/v1/threads", tag = "threads", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = ThreadListResponse), (status = 401, body = ErrorBody)))]
 pub async fn list_threads(
-    caller: Caller,
+    caller: Caller<Reads>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<ThreadListResponse>, ApiError> {
     let limit = PageSize::parse(query.limit)?;
@@ -49,7 +49,10 @@ pub async fn list_threads(
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}", tag = "threads", security(("bearer" = [])),
     responses((status = 200, body = ThreadResponse), (status = 404, body = ErrorBody)))]
-pub async fn get_thread(caller: Caller, PathParam(id): PathParam<String>) -> Result<Json<ThreadResponse>, ApiError> {
+pub async fn get_thread(
+    caller: Caller<Reads>,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<ThreadResponse>, ApiError> {
     let thread = caller.room.threads().get(&thread_id(&id)?).await?;
     Ok(Json(ThreadResponse::from(&thread)))
 }
@@ -57,7 +60,7 @@ pub async fn get_thread(caller: Caller, PathParam(id): PathParam<String>) -> Res
 #[utoipa::path(patch, path = "/v1/threads/{thread_id}", tag = "threads", security(("bearer" = [])), request_body = UpdateThreadRequest,
     responses((status = 200, body = ThreadResponse), (status = 404, body = ErrorBody)))]
 pub async fn update_thread(
-    caller: Caller,
+    caller: Caller<Writes>,
     PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<UpdateThreadRequest>,
 ) -> Result<Json<ThreadResponse>, ApiError> {
@@ -73,7 +76,7 @@ pub async fn update_thread(
 
 #[utoipa::path(delete, path = "/v1/threads/{thread_id}", tag = "threads", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_thread(caller: Caller, PathParam(id): PathParam<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_thread(caller: Caller<Writes>, PathParam(id): PathParam<String>) -> Result<StatusCode, ApiError> {
     caller.room.threads().delete(&thread_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -81,7 +84,7 @@ pub async fn delete_thread(caller: Caller, PathParam(id): PathParam<String>) -> 
 #[utoipa::path(post, path = "/v1/threads/{thread_id}/messages", tag = "threads", security(("bearer" = [])), request_body = AppendMessagesRequest,
     responses((status = 201, body = MessagesResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn append_messages(
-    caller: Caller,
+    caller: Caller<Writes>,
     PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<AppendMessagesRequest>,
 ) -> Result<(StatusCode, Json<MessagesResponse>), ApiError> {
@@ -100,7 +103,7 @@ pub async fn append_messages(
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/messages", tag = "threads", security(("bearer" = [])), params(MessagesQuery),
     responses((status = 200, body = MessagesResponse), (status = 404, body = ErrorBody)))]
 pub async fn list_messages(
-    caller: Caller,
+    caller: Caller<Reads>,
     PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<MessagesQuery>,
 ) -> Result<Json<MessagesResponse>, ApiError> {
@@ -115,7 +118,7 @@ pub async fn list_messages(
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/context", tag = "threads", security(("bearer" = [])), params(ContextQuery),
     responses((status = 200, body = ContextResponse), (status = 404, body = ErrorBody)))]
 pub async fn thread_context(
-    caller: Caller,
+    caller: Caller<Reads>,
     PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<ContextQuery>,
 ) -> Result<Json<ContextResponse>, ApiError> {

@@ -15,7 +15,6 @@
 
 mod fields;
 mod stream;
-pub mod upstream;
 
 use axum::Json;
 use axum::body::Body;
@@ -29,10 +28,10 @@ use sealroom::search::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
 use crate::config::UpstreamFlavour;
-use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{Caller, JsonBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody, Reads, Writes};
+use crate::state::AppState;
 
 /// Most messages in one request.
 const MESSAGES_MAX: usize = 256;
@@ -94,7 +93,7 @@ fn deterministic(body: &Map<String, Value>) -> bool {
 /// Lists the models clients may use.
 #[utoipa::path(get, path = "/v1/models", tag = "proxy", security(("bearer" = [])),
     responses((status = 200, content_type = "application/json"), (status = 401, body = ErrorBody)))]
-pub async fn models(State(state): State<AppState>, _caller: Caller) -> Response {
+pub async fn models(State(state): State<AppState>, _caller: Caller<Reads>) -> Response {
     let data: Vec<Value> = state
         .upstream()
         .map(|upstream| {
@@ -116,7 +115,7 @@ pub async fn models(State(state): State<AppState>, _caller: Caller) -> Response 
     responses((status = 200, content_type = "application/json"), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn chat_completions(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<Writes>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Response {
     match complete(&state, caller, body).await {
@@ -124,7 +123,11 @@ pub async fn chat_completions(
     }
 }
 
-async fn complete(state: &AppState, caller: Caller, mut body: Map<String, Value>) -> Result<Response, Response> {
+async fn complete(
+    state: &AppState,
+    caller: Caller<Writes>,
+    mut body: Map<String, Value>,
+) -> Result<Response, Response> {
     let upstream = state.upstream().ok_or_else(|| {
         openai_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -348,7 +351,7 @@ async fn read_json(mut response: reqwest::Response) -> Result<Value, Response> {
         )
     };
     while let Some(chunk) = response.chunk().await.map_err(|_| unusable())? {
-        if body.len() + chunk.len() > upstream::RESPONSE_BYTES_MAX {
+        if body.len() + chunk.len() > crate::upstream::RESPONSE_BYTES_MAX {
             return Err(unusable());
         }
         body.extend_from_slice(&chunk);

@@ -54,7 +54,7 @@ pub fn logs_text() -> String {
 pub struct TestApp {
     pub address: SocketAddr,
     pub data_dir: PathBuf,
-    pub state: sealroom_server::app::AppState,
+    pub state: sealroom_server::state::AppState,
     pub http: reqwest::Client,
     /// (user name, canary) of every user made by this app.
     canaries: Arc<Mutex<Vec<(String, String)>>>,

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::config::{IssuerConfig, KeySource};
 use crate::limits::TOKEN_LIFETIME_SECS_MAX;
 use crate::secrets::write_private_file;
-use crate::store::unix_now_secs;
+use crate::vocabulary::clock::unix_now_secs;
 
 /// The development issuer's `iss`.
 pub const DEV_ISSUER: &str = "urn:sealroom:dev";

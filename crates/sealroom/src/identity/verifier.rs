@@ -17,7 +17,7 @@ use super::config::{IssuerConfig, KeySource, VerifierConfig, VerifierConfigError
 use super::jwks::JwksKeySet;
 use super::keys::{self, VerifyingKey};
 use super::{claims, token};
-use crate::store::unix_now_secs;
+use crate::vocabulary::clock::unix_now_secs;
 
 /// At most this many keys are tried for one token (keys without `kid`, or a token without one),
 /// so a token cannot make the verifier run dozens of signature checks.

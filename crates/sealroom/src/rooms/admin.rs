@@ -7,7 +7,7 @@
 use super::audit::AuditVerdict;
 use super::{Actor, Room, RoomError, Rooms};
 use crate::room_id::{RoomId, RoomKind};
-use crate::store::{ErasureEntry, RoomSummary};
+use crate::vocabulary::records::{ErasureEntry, RoomSummary};
 
 /// Progress of a master-key rotation over one page of rooms.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

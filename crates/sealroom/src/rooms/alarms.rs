@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::room_id::RoomId;
-use crate::store::Collection;
+use crate::vocabulary::records::Collection;
 
 /// Name of the Prometheus counter.
 pub const ISOLATION_ALARMS_METRIC: &str = "sealroom_isolation_alarms_total";

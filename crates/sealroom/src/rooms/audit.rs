@@ -12,13 +12,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, Owned};
-use super::names::{InputError, PageSize};
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, RoomKeys};
-use crate::store::{Check, Collection, Operation, Range, RecordKey, unix_now_secs};
+use crate::seal::RoomKeys;
+use crate::store::{Check, Operation, Range};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::names::{InputError, PageSize};
+use crate::vocabulary::records::RoomKeyId;
+use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Entries a room keeps; older ones are dropped as new ones arrive.
 pub const AUDIT_ENTRIES_PER_ROOM_MAX: u64 = 100_000;

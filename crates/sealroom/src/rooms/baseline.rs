@@ -8,13 +8,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::RoomError;
 use super::codec::{self, Embedding, StoredItem};
-use super::items::{ItemInput, into_item, item_of};
-use super::{Item, ItemKey, Namespace, NamespacePrefix, PageSize, RoomError};
+use super::items::{into_item, item_of};
 use crate::limits::RoomLimits;
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, WrappedRoomKey};
-use crate::store::{Backend, Batch, Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
+use crate::store::{Backend, Batch, Operation, Quota, Range};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::item::Item;
+use crate::vocabulary::item::ItemInput;
+use crate::vocabulary::names::{ItemKey, Namespace, NamespacePrefix, PageSize};
+use crate::vocabulary::records::{Collection, RecordKey};
+use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 
 /// The shared "room" every baseline record lives in.
 const SHARED_ROOM: [u8; 32] = [0u8; 32];

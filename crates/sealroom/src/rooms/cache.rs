@@ -21,12 +21,15 @@ use serde_json::Value;
 
 use super::canonical::{canonical_json, canonical_json_text};
 use super::codec::StoredCacheEntry;
-use super::names::{InputError, Ttl};
 use super::{AlarmKind, Room, RoomError, WriteFailure};
 use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, RoomKeys};
-use crate::store::{Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
+use crate::seal::RoomKeys;
+use crate::store::{Operation, Quota, Range};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::names::{InputError, Ttl};
+use crate::vocabulary::records::RoomKeyId;
+use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Longest tool name.
 pub const TOOL_NAME_BYTES_MAX: usize = 64;

@@ -13,8 +13,8 @@
 //! The canonical form is read from the JSON text itself (so no number is rounded on the way),
 //! and bounded: nesting, exponents and the canonical size all have limits.
 
-use super::names::InputError;
 use crate::limits::JSON_DEPTH_MAX;
+use crate::vocabulary::names::InputError;
 
 /// Largest canonical arguments (or canonical request) a cache key is derived from.
 pub const CANONICAL_JSON_BYTES_MAX: usize = 256 * 1024;

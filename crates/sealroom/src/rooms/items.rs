@@ -13,117 +13,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::codec::{self, Embedding, StoredItem};
-use super::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize, Ttl};
 use super::search::IndexChange;
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
-use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX};
+use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
 use crate::seal::RoomKeys;
-use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, StoredRecord, unix_now_secs};
+use crate::store::{Check, Operation, Quota, Range, StoredRecord};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::item::{Item, ItemInput};
+use crate::vocabulary::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize};
+use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Domain of item record keys under the room's index key.
 const ITEM_KEY_DOMAIN: &[u8] = b"item";
-
-/// A validated item to store.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ItemInput {
-    value_json: String,
-    text: Option<String>,
-    embedding: Option<Vec<f32>>,
-    metadata: Metadata,
-    ttl: Option<Ttl>,
-}
-
-impl ItemInput {
-    /// Validates an item: value size, text size, embedding shape, metadata and TTL.
-    pub fn parse(
-        value: &Value,
-        text: Option<String>,
-        embedding: Option<Vec<f32>>,
-        metadata: Option<Value>,
-        ttl_secs: Option<i64>,
-    ) -> Result<ItemInput, InputError> {
-        let value_json = value.to_string();
-        if value_json.len() > ITEM_VALUE_BYTES_MAX {
-            return Err(InputError::new("value", format!("may be at most {ITEM_VALUE_BYTES_MAX} bytes")));
-        }
-        if text.as_ref().is_some_and(|text| text.len() > ITEM_TEXT_BYTES_MAX) {
-            return Err(InputError::new("text", format!("may be at most {ITEM_TEXT_BYTES_MAX} bytes")));
-        }
-        if let Some(embedding) = &embedding {
-            check_embedding(embedding)?;
-        }
-        Ok(ItemInput {
-            value_json,
-            text,
-            embedding,
-            metadata: Metadata::parse(metadata)?,
-            ttl: ttl_secs.map(Ttl::parse).transpose()?,
-        })
-    }
-
-    /// The embedding, if any.
-    pub fn embedding(&self) -> Option<&[f32]> {
-        self.embedding.as_deref()
-    }
-
-    /// The indexed text, if any.
-    pub fn text(&self) -> Option<&str> {
-        self.text.as_deref()
-    }
-
-    /// The parts to store, with the expiry computed from `now`.
-    pub(crate) fn into_parts(self, now: i64) -> ItemParts {
-        ItemParts {
-            expires_at: self.ttl.map(|ttl| ttl.expires_at(now)),
-            value_json: self.value_json,
-            text: self.text,
-            embedding: self.embedding,
-            metadata: self.metadata.as_map().clone(),
-        }
-    }
-
-    /// Attaches an embedding computed by the server (for items stored without one).
-    pub fn with_embedding(mut self, embedding: Vec<f32>) -> Result<ItemInput, InputError> {
-        check_embedding(&embedding)?;
-        self.embedding = Some(embedding);
-        Ok(self)
-    }
-}
-
-/// What an [`ItemInput`] stores.
-pub(crate) struct ItemParts {
-    pub value_json: String,
-    pub text: Option<String>,
-    pub embedding: Option<Vec<f32>>,
-    pub metadata: serde_json::Map<String, Value>,
-    pub expires_at: Option<i64>,
-}
-
-/// Embeddings must have 1 to 4096 finite components.
-pub fn check_embedding(embedding: &[f32]) -> Result<(), InputError> {
-    if embedding.is_empty() || embedding.len() > EMBEDDING_DIMENSIONS_MAX {
-        return Err(InputError::new("embedding", format!("must have 1 to {EMBEDDING_DIMENSIONS_MAX} dimensions")));
-    }
-    if embedding.iter().any(|component| !component.is_finite()) {
-        return Err(InputError::new("embedding", "must hold finite numbers"));
-    }
-    Ok(())
-}
-
-/// A stored item.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Item {
-    pub namespace: Namespace,
-    pub key: ItemKey,
-    pub value: Value,
-    pub text: Option<String>,
-    pub embedding: Option<Vec<f32>>,
-    pub metadata: Metadata,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub expires_at: Option<i64>,
-}
 
 /// Where an item listing continues: after this namespace and key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

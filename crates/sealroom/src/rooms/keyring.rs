@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use crate::room_id::RoomId;
-use crate::seal::{MasterKey, RoomKeys, WrappedRoomKey};
+use crate::seal::{MasterKey, RoomKeys};
 use crate::store::{Backend, StoreError};
+use crate::vocabulary::records::WrappedRoomKey;
 
 use super::alarms::{AlarmKind, IsolationAlarms};
-use crate::store::Collection;
+use crate::vocabulary::records::Collection;
 
 /// Why a room's keys are unavailable.
 #[derive(Debug, thiserror::Error)]

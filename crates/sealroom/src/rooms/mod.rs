@@ -34,7 +34,6 @@ mod canonical;
 mod codec;
 mod items;
 mod keyring;
-mod names;
 mod search;
 mod threads;
 
@@ -49,8 +48,10 @@ pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
 pub use canonical::{CANONICAL_JSON_BYTES_MAX, canonical_json, canonical_json_text};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;
-pub use items::{Item, ItemCursor, ItemExportCursor, ItemInput, Items, check_embedding};
-pub use names::{
+pub use items::{ItemCursor, ItemExportCursor, Items};
+// The vocabulary a room's operations take and return, re-exported where callers meet it.
+pub use crate::vocabulary::item::{Item, ItemInput, check_embedding};
+pub use crate::vocabulary::names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
     TokenBudget, Ttl, parse_item_path,
 };
@@ -59,10 +60,10 @@ pub use threads::{ContextView, Message, Page, ThreadInfo, ThreadPatch, Threads};
 use crate::identity::Principal;
 use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, RoomLimits};
 use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
-use crate::seal::{MasterKey, RoomKeyId, RoomKeys};
-use crate::store::{
-    Backend, Batch, Check, Collection, Operation, Quota, Range, RecordKey, StoreError, StoredRecord, WriteReceipt,
-};
+use crate::seal::{MasterKey, RoomKeys};
+use crate::store::{Backend, Batch, Check, Operation, Quota, Range, StoreError, StoredRecord, WriteReceipt};
+use crate::vocabulary::records::RoomKeyId;
+use crate::vocabulary::records::{Collection, RecordKey};
 use codec::{Owned, Payload};
 use keyring::{Keyring, KeyringError};
 
@@ -344,7 +345,7 @@ async fn erase_room(shared: &Shared, room: &RoomId) -> Result<ErasureReceipt, Ro
     shared.forget_room(room);
     Ok(ErasureReceipt {
         room: *room,
-        erased_at: crate::store::unix_now_secs(),
+        erased_at: crate::vocabulary::clock::unix_now_secs(),
         existed,
         records: purged.records,
         bytes: purged.bytes,

@@ -14,12 +14,16 @@ use futures::stream::FuturesUnordered;
 
 use super::codec::{self, StoredItem};
 use super::items::into_item;
-use super::{AlarmKind, InputError, Item, Room, RoomError};
+use super::{AlarmKind, Room, RoomError};
 use crate::seal::RoomKeys;
 use crate::search::{
     IndexPart, IndexPartBuilder, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest,
 };
-use crate::store::{Collection, Range, RecordKey, StoredRecord, WriteReceipt, unix_now_secs};
+use crate::store::{Range, StoredRecord, WriteReceipt};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::item::Item;
+use crate::vocabulary::names::InputError;
+use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Records read per store round trip while building an index.
 const BUILD_CHUNK_RECORDS: usize = 4096;

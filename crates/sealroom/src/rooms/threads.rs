@@ -6,10 +6,12 @@
 //! sequence number or lose a message: the loser rebuilds its batch and tries again.
 
 use super::codec::{self, StoredMessage, StoredThread};
-use super::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
 use super::{Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::{MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
-use crate::store::{Check, Collection, Operation, Quota, Range, RecordKey, unix_now_secs};
+use crate::store::{Check, Operation, Quota, Range};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
+use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Messages read per store round trip while filling a context view.
 const CONTEXT_CHUNK_MESSAGES: usize = 64;

@@ -10,9 +10,10 @@ use foldhash::HashMapExt;
 
 use super::lexical::Lexical;
 use super::{Metric, SearchError, SearchHit, SearchRequest, tokens, vectors};
-use crate::rooms::{Item, ItemKey, Namespace, NamespacePrefix};
-use crate::seal::RoomKeyId;
-use crate::store::RecordKey;
+use crate::vocabulary::item::Item;
+use crate::vocabulary::names::{ItemKey, Namespace, NamespacePrefix};
+use crate::vocabulary::records::RecordKey;
+use crate::vocabulary::records::RoomKeyId;
 
 /// Reciprocal-rank-fusion constant (the customary 60: damps the head of each ranking).
 const RRF_K: f64 = 60.0;
@@ -525,8 +526,8 @@ impl RoomIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rooms::Metadata;
-    use crate::seal::RoomKeyId;
+    use crate::vocabulary::names::Metadata;
+    use crate::vocabulary::records::RoomKeyId;
     use proptest::prelude::*;
 
     const DIMS: usize = 5;

@@ -19,7 +19,8 @@ pub use index::{IndexPart, IndexPartBuilder, IndexStamp, RoomIndex};
 
 use crate::limits::{SEARCH_QUERY_BYTES_MAX, SEARCH_RESULTS_MAX};
 use crate::room_id::RoomId;
-use crate::rooms::{InputError, Item, NamespacePrefix};
+use crate::vocabulary::item::Item;
+use crate::vocabulary::names::{InputError, NamespacePrefix};
 
 /// Results a search returns when the client names no limit.
 pub const SEARCH_RESULTS_DEFAULT: usize = 10;
@@ -63,7 +64,7 @@ impl SearchRequest {
             return Err(InputError::new("query", "a search needs a query text or an embedding"));
         }
         if let Some(embedding) = &embedding {
-            crate::rooms::check_embedding(embedding)?;
+            crate::vocabulary::item::check_embedding(embedding)?;
         }
         let filter = match filter {
             None | Some(Value::Null) => Map::new(),
@@ -73,7 +74,9 @@ impl SearchRequest {
             }
             Some(_) => return Err(InputError::new("filter", "must be an object of metadata values to match")),
         };
-        let limit = crate::rooms::PageSize::parse_with_max(limit, SEARCH_RESULTS_DEFAULT, SEARCH_RESULTS_MAX)?.get();
+        let limit =
+            crate::vocabulary::names::PageSize::parse_with_max(limit, SEARCH_RESULTS_DEFAULT, SEARCH_RESULTS_MAX)?
+                .get();
         let metric = match metric.unwrap_or("cosine") {
             "cosine" => Metric::Cosine,
             "dot" => Metric::Dot,

@@ -20,100 +20,11 @@ use async_trait::async_trait;
 
 use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, WrappedRoomKey};
+use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomKeyId, RoomSummary, WrappedRoomKey};
 
 pub mod postgres;
 mod postgres_tls;
 pub mod sqlite;
-
-/// The kinds of record a room holds. The numeric tag is stored and bound into each record's
-/// associated data, so it must never be reused for another meaning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Collection {
-    /// Thread headers, keyed by thread id.
-    Threads,
-    /// Thread messages, keyed by thread id and sequence number.
-    Messages,
-    /// Items (memories and documents), keyed by an HMAC of namespace and key.
-    Items,
-    /// Cached tool results, keyed by an HMAC of tool name and canonical arguments.
-    ToolCache,
-    /// Cached model responses, keyed by an HMAC of the canonical request.
-    ResponseCache,
-    /// Audit entries, keyed by sequence number.
-    Audit,
-    /// Small per-room bookkeeping records (the audit chain head).
-    RoomMeta,
-}
-
-impl Collection {
-    /// Every collection, for export and erasure.
-    pub const ALL: [Collection; 7] = [
-        Collection::Threads,
-        Collection::Messages,
-        Collection::Items,
-        Collection::ToolCache,
-        Collection::ResponseCache,
-        Collection::Audit,
-        Collection::RoomMeta,
-    ];
-
-    /// The stored tag.
-    pub fn tag(self) -> u8 {
-        match self {
-            Collection::Threads => 1,
-            Collection::Messages => 2,
-            Collection::Items => 3,
-            Collection::ToolCache => 4,
-            Collection::ResponseCache => 5,
-            Collection::Audit => 6,
-            Collection::RoomMeta => 7,
-        }
-    }
-
-    /// The collection of a stored tag.
-    pub fn from_tag(tag: u8) -> Option<Collection> {
-        Collection::ALL.into_iter().find(|collection| collection.tag() == tag)
-    }
-
-    /// A short stable name for metrics and admin reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Collection::Threads => "threads",
-            Collection::Messages => "messages",
-            Collection::Items => "items",
-            Collection::ToolCache => "tool_cache",
-            Collection::ResponseCache => "response_cache",
-            Collection::Audit => "audit",
-            Collection::RoomMeta => "room_meta",
-        }
-    }
-}
-
-/// An opaque record key: at most [`RECORD_KEY_BYTES_MAX`] bytes that reveal nothing about the
-/// content (an HMAC, a random id, a sequence number).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecordKey(Vec<u8>);
-
-impl RecordKey {
-    /// Wraps opaque bytes. Panics on an oversized key: keys are built by this crate, never taken
-    /// from a client, so an oversized one is a programming error.
-    pub fn new(bytes: Vec<u8>) -> RecordKey {
-        assert!(!bytes.is_empty() && bytes.len() <= RECORD_KEY_BYTES_MAX, "record key length {}", bytes.len());
-        RecordKey(bytes)
-    }
-
-    /// The key bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RecordKey {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "RecordKey({})", hex::encode(&self.0))
-    }
-}
 
 /// One stored record, still sealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,29 +171,11 @@ pub struct CollectionUsage {
     pub bytes: u64,
 }
 
-/// What an operator may see of a room: its id, sizes and timestamps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomSummary {
-    pub room: RoomId,
-    pub created_at: i64,
-    pub version: u64,
-    pub records: u64,
-    pub bytes: u64,
-}
-
 /// What purging a room removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
     pub records: u64,
     pub bytes: u64,
-}
-
-/// One entry of the global erasure log: that a room was erased and when, nothing else.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ErasureEntry {
-    pub room: RoomId,
-    pub erased_at: i64,
-    pub purged: bool,
 }
 
 /// Storage failures. Messages carry no record content (there is none in plaintext to carry).
@@ -380,16 +273,6 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Admin: the erasure log, in erasure order after the `after`-th entry.
     async fn erasures_page(&self, after: u64, limit: usize) -> Result<Vec<ErasureEntry>, StoreError>;
-}
-
-/// Unix seconds now. The store stamps times itself so every node agrees on one clock source
-/// per backend (the machine's for SQLite, and the same for each PostgreSQL node).
-pub(crate) fn unix_now_secs() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0);
-    i64::try_from(now).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -27,12 +27,14 @@ use tokio_postgres::Row;
 use super::postgres_tls::MakeRustls;
 use super::prefix_upper_bound;
 use super::{
-    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
-    RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
+    Backend, Batch, Check, CollectionUsage, Operation, PurgeCounts, Quota, Range, StoreError, StoredRecord,
+    WriteReceipt,
 };
 use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, WrappedRoomKey};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
+use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 
 /// The schema version this code writes and reads.
 const SCHEMA_VERSION: i32 = 1;

@@ -21,11 +21,13 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::prefix_upper_bound;
 use super::{
-    Backend, Batch, Check, Collection, CollectionUsage, ErasureEntry, Operation, PurgeCounts, Quota, Range, RecordKey,
-    RoomSummary, StoreError, StoredRecord, WriteReceipt, unix_now_secs,
+    Backend, Batch, Check, CollectionUsage, Operation, PurgeCounts, Quota, Range, StoreError, StoredRecord,
+    WriteReceipt,
 };
 use crate::room_id::RoomId;
-use crate::seal::{RoomKeyId, WrappedRoomKey};
+use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
+use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 
 /// The schema this code writes. Opening a file with a higher version is refused (written by a
 /// newer sealroom); lower versions are migrated forward in [`migrate`].

@@ -209,8 +209,11 @@ async fn a_full_cache_evicts_only_its_own_oldest_entries() {
             "the newest entry is there"
         );
         let usage = store.backend.usage(&alice.id()).await.unwrap();
-        let records =
-            usage.iter().find(|usage| usage.collection == sealroom::store::Collection::ToolCache).unwrap().records;
+        let records = usage
+            .iter()
+            .find(|usage| usage.collection == sealroom::vocabulary::records::Collection::ToolCache)
+            .unwrap()
+            .records;
         assert!(records <= 20, "{records} entries for a quota of 20");
     }
 }

@@ -99,3 +99,159 @@ fn no_unwrap_in_sources() {
         );
     }
 }
+
+/// Which top-level modules of its own crate each module may import (ARCHITECTURE.md,
+/// "Layers"). Read bottom to top: a module imports only modules listed before it.
+const KERNEL_LAYERS: &[(&str, &[&str])] = &[
+    ("limits", &[]),
+    ("secrets", &[]),
+    ("room_id", &["secrets"]),
+    ("vocabulary", &["limits", "room_id"]),
+    ("seal", &["room_id", "secrets", "vocabulary"]),
+    ("store", &["limits", "room_id", "vocabulary"]),
+    ("identity", &["limits", "secrets", "vocabulary"]),
+    ("search", &["limits", "room_id", "vocabulary"]),
+    ("rooms", &["identity", "limits", "room_id", "seal", "search", "secrets", "store", "vocabulary"]),
+    ("prompt", &["limits", "room_id", "rooms", "search", "vocabulary"]),
+];
+
+const SERVER_LAYERS: &[(&str, &[&str])] = &[
+    ("config", &[]),
+    ("outbound", &[]),
+    ("audit", &[]),
+    ("telemetry", &["config"]),
+    ("limiter", &["config"]),
+    ("listener", &["config"]),
+    ("embeddings", &["config", "outbound"]),
+    ("upstream", &["config", "outbound"]),
+    ("error", &["embeddings"]),
+    ("state", &["audit", "config", "embeddings", "limiter", "upstream"]),
+    ("extract", &["audit", "error", "limiter", "state"]),
+    ("http", &["audit", "config", "embeddings", "error", "extract", "limiter", "state"]),
+    ("proxy", &["config", "embeddings", "error", "extract", "state", "upstream"]),
+    ("router", &["error", "http", "proxy", "state"]),
+    (
+        "app",
+        &[
+            "audit",
+            "config",
+            "embeddings",
+            "error",
+            "http",
+            "limiter",
+            "listener",
+            "router",
+            "state",
+            "telemetry",
+            "upstream",
+        ],
+    ),
+    ("cli", &["app", "config", "limiter", "state", "telemetry"]),
+];
+
+/// Kernel modules the server's request handling may use: rooms and what they speak, never the
+/// store or the sealing layer (only `app`, `cli` and `config` assemble those).
+const SERVER_KERNEL_MODULES_FOR_HANDLERS: &[&str] =
+    &["identity", "limits", "prompt", "room_id", "rooms", "search", "secrets", "vocabulary"];
+
+/// The top-level module a source file belongs to (`None` for crate roots).
+fn top_module(source_root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(source_root).ok()?;
+    let first = relative.components().next()?.as_os_str().to_str()?.trim_end_matches(".rs").to_owned();
+    (!matches!(first.as_str(), "lib" | "main")).then_some(first)
+}
+
+/// The names `path_start::NAME` refers to in `text` (comments ignored).
+fn referenced(text: &str, path_start: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(found) = rest.find(path_start) {
+            let before = rest[..found].chars().last();
+            rest = &rest[found + path_start.len()..];
+            if before.is_some_and(|character| character.is_alphanumeric() || character == '_') {
+                continue;
+            }
+            let name: String =
+                rest.chars().take_while(|character| character.is_alphanumeric() || *character == '_').collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+/// Every import of a module of the same crate that the layer table does not allow.
+fn layering_violations(crate_directory: &str, layers: &[(&str, &[&str])]) -> Vec<String> {
+    let source_root = workspace_root().join(crate_directory).join("src");
+    let mut files = Vec::new();
+    rust_sources(&source_root, &mut files);
+    let allowed: std::collections::HashMap<&str, &[&str]> = layers.iter().copied().collect();
+    let mut violations = Vec::new();
+    for path in files {
+        let Some(module) = top_module(&source_root, &path) else { continue };
+        let Some(permitted) = allowed.get(module.as_str()) else {
+            violations.push(format!("{}: module {module} is not in the layer table", relative(&path)));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut imports = referenced(&text, "crate::");
+        let is_top_level_file = path.parent() == Some(source_root.as_path());
+        if is_top_level_file {
+            imports.extend(referenced(&text, "super::"));
+        }
+        for import in imports {
+            if import != module && !permitted.contains(&import.as_str()) && allowed.contains_key(import.as_str()) {
+                violations.push(format!("{}: {module} may not import {import}", relative(&path)));
+            }
+        }
+    }
+    violations
+}
+
+/// The layer tables are in dependency order, so they have no cycle: each module may import
+/// only modules listed before it.
+fn assert_acyclic(layers: &[(&str, &[&str])]) {
+    for (index, (module, imports)) in layers.iter().enumerate() {
+        for import in *imports {
+            let position = layers.iter().position(|(name, _)| name == import);
+            assert!(
+                position.is_some_and(|position| position < index),
+                "{module} may import {import}, which is not listed before it: the table has a cycle or a typo"
+            );
+        }
+    }
+}
+
+#[test]
+fn modules_import_only_the_layers_below_them() {
+    assert_acyclic(KERNEL_LAYERS);
+    assert_acyclic(SERVER_LAYERS);
+    let mut violations = layering_violations("crates/sealroom", KERNEL_LAYERS);
+    violations.extend(layering_violations("crates/sealroom-server", SERVER_LAYERS));
+    assert!(violations.is_empty(), "imports that break the layers of ARCHITECTURE.md:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn request_handling_reaches_state_only_through_rooms() {
+    let source_root = workspace_root().join("crates/sealroom-server/src");
+    let mut files = Vec::new();
+    rust_sources(&source_root, &mut files);
+    for path in files {
+        let Some(module) = top_module(&source_root, &path) else { continue };
+        if matches!(module.as_str(), "app" | "cli" | "config") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for kernel_module in referenced(&text, "sealroom::") {
+            let is_module = kernel_module.chars().next().is_some_and(char::is_lowercase);
+            assert!(
+                !is_module || SERVER_KERNEL_MODULES_FOR_HANDLERS.contains(&kernel_module.as_str()),
+                "{} uses sealroom::{kernel_module}; request handling reaches state only through rooms",
+                relative(&path)
+            );
+        }
+    }
+}

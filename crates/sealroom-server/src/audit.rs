@@ -14,21 +14,55 @@
 //! the room its request worked in, so a request that was in flight when the room was erased
 //! never recreates the room with its entry.
 //!
-//! Requests on the tenant room are recorded in the tenant room, naming the member's own room.
-//! Reading the trail itself and erasing the account are not recorded (the first would grow the
-//! trail by reading it; the second would recreate the room it just erased — the global erasure
-//! log records erasures).
+//! Each handler declares its route's policy in the type of its `Caller` (reads, writes, or not
+//! recorded; see `extract.rs`). A request is recorded in the room its handler worked in: the
+//! tenant room if the handler took it (naming the member's own room as the actor), the
+//! caller's own room otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use sealroom::Room;
 use sealroom::rooms::AuditEvent;
-use sealroom::{Principal, Room};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::AppState;
+/// How a route's requests are recorded in the audit trail, declared by the route's handler in
+/// the type of its `Caller` (so the policy sits where the route is written, not in a table of
+/// route strings elsewhere).
+pub trait AuditPolicy: Send + Sync + 'static {
+    const POLICY: Audit;
+}
+
+/// Recording policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audit {
+    /// Only reads the room: recorded through the queue, appended in batches.
+    Read,
+    /// Changes the room: recorded before the response is returned.
+    Write,
+    /// Not recorded: reading the trail itself (it would grow by being read) and erasing the
+    /// account (an entry would recreate the room it just erased; the erasure log records it).
+    Unrecorded,
+}
+
+/// Routes that only read the room.
+pub struct Reads;
+/// Routes that change the room.
+pub struct Writes;
+/// Routes that are not recorded (see [`Audit::Unrecorded`]).
+pub struct Unrecorded;
+
+impl AuditPolicy for Reads {
+    const POLICY: Audit = Audit::Read;
+}
+impl AuditPolicy for Writes {
+    const POLICY: Audit = Audit::Write;
+}
+impl AuditPolicy for Unrecorded {
+    const POLICY: Audit = Audit::Unrecorded;
+}
 
 /// Filled by the `Caller` extractor with the verified principal and the rooms the request
 /// works in (the same `Room` values the handler uses, so the entry is written in the request's
@@ -38,14 +72,14 @@ pub struct AuditSlot(Arc<Mutex<Option<RequestRooms>>>);
 
 /// The rooms of one request.
 struct RequestRooms {
-    principal: Principal,
     own: Room,
     tenant: Option<Room>,
+    policy: Audit,
 }
 
 impl AuditSlot {
-    pub fn fill(&self, principal: &Principal, own: &Room) {
-        let rooms = RequestRooms { principal: principal.clone(), own: own.clone(), tenant: None };
+    pub fn fill(&self, own: &Room, policy: Audit) {
+        let rooms = RequestRooms { own: own.clone(), tenant: None, policy };
         *self.0.lock().expect("audit slot lock") = Some(rooms);
     }
 
@@ -59,17 +93,6 @@ impl AuditSlot {
     fn take(&self) -> Option<RequestRooms> {
         self.0.lock().expect("audit slot lock").take()
     }
-}
-
-fn recorded(method: &str, route: &str) -> bool {
-    !matches!((method, route), ("GET", "/v1/me/audit") | ("DELETE", "/v1/me"))
-}
-
-/// Requests that only read a room.
-fn reads_only(method: &str, route: &str) -> bool {
-    method == "GET"
-        || (method == "POST"
-            && matches!(route, "/v1/items/search" | "/v1/tenant/items/search" | "/v1/cache/tools/{tool}/lookup"))
 }
 
 /// Longest a read's entry waits in the queue.
@@ -168,34 +191,18 @@ async fn append(room: &Room, events: Vec<AuditEvent>) {
     }
 }
 
-/// Appends the request to the audit trail of the room it touched, if it touched one.
-pub async fn record(
-    state: &AppState,
-    slot: &AuditSlot,
-    method: &str,
-    route: &str,
-    path: &str,
-    status: u16,
-    request_id: &str,
-) {
+/// Records the request in the trail of the room its handler worked in, as its route's policy
+/// says (nothing if no handler took a caller).
+pub async fn record(queue: &AuditQueue, slot: &AuditSlot, operation: &str, path: &str, status: u16, request_id: &str) {
     let Some(rooms) = slot.take() else { return };
-    if !recorded(method, route) {
-        return;
-    }
-    let room = if path.starts_with("/v1/tenant/") {
-        // The handler's tenant room if it got that far; otherwise the request touched nothing
-        // of the tenant room, and a fresh view of it records the refusal.
-        match rooms.tenant.map_or_else(|| state.rooms().tenant_room(&rooms.principal), Ok) {
-            Ok(room) => room,
-            Err(_) => return,
+    let room = rooms.tenant.unwrap_or(rooms.own);
+    let event = |room: &Room| room.audit_event(operation, path, &status.to_string(), Some(request_id));
+    match rooms.policy {
+        Audit::Unrecorded => {}
+        Audit::Read => {
+            let event = event(&room);
+            queue.enqueue(room, event).await;
         }
-    } else {
-        rooms.own
-    };
-    let event = room.audit_event(&format!("{method} {route}"), path, &status.to_string(), Some(request_id));
-    if reads_only(method, route) {
-        state.audit_queue().enqueue(room, event).await;
-    } else {
-        append(&room, vec![event]).await;
+        Audit::Write => append(&room, vec![event(&room)]).await,
     }
 }

@@ -15,19 +15,22 @@ use sealroom::limits::{JSON_DEPTH_MAX, TOKEN_BYTES_MAX};
 use sealroom::{Principal, Room};
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, describe_json_error};
-use crate::app::AppState;
+use crate::error::{ApiError, describe_json_error};
+use crate::state::AppState;
+
+pub use crate::audit::{AuditPolicy, Reads, Unrecorded, Writes};
 
 /// The verified caller and their own room. Holds the caller's in-flight slot for as long as
-/// the handler runs.
-pub struct Caller {
+/// the handler runs. `P` is the route's audit policy.
+pub struct Caller<P: AuditPolicy> {
     pub principal: Principal,
     pub room: Room,
-    audit: Option<super::audit::AuditSlot>,
+    audit: Option<crate::audit::AuditSlot>,
     _admission: crate::limiter::Admission,
+    _policy: std::marker::PhantomData<P>,
 }
 
-impl Caller {
+impl<P: AuditPolicy> Caller<P> {
     /// The caller's tenant room, for this request (its audit entry is written in the same
     /// generation the handler works in).
     pub fn tenant_room(&self, state: &AppState) -> Result<Room, sealroom::RoomError> {
@@ -39,14 +42,15 @@ impl Caller {
     }
 }
 
-impl<S> FromRequestParts<S> for Caller
+impl<S, P> FromRequestParts<S> for Caller<P>
 where
     AppState: FromRef<S>,
     S: Send + Sync,
+    P: AuditPolicy,
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller<P>, ApiError> {
         let state = AppState::from_ref(state);
         let token = bearer_token(parts)?;
         let principal = state.verifier().verify(token).await?;
@@ -58,11 +62,11 @@ where
             metrics::counter!("sealroom_rate_limited_total").increment(1);
             ApiError::rate_limited(refusal.retry_after)
         })?;
-        let audit = parts.extensions.get::<super::audit::AuditSlot>().cloned();
+        let audit = parts.extensions.get::<crate::audit::AuditSlot>().cloned();
         if let Some(slot) = &audit {
-            slot.fill(&principal, &room);
+            slot.fill(&room, P::POLICY);
         }
-        Ok(Caller { principal, room, audit, _admission: admission })
+        Ok(Caller { principal, room, audit, _admission: admission, _policy: std::marker::PhantomData })
     }
 }
 
