@@ -62,7 +62,7 @@ pub struct App {
     router: axum::Router,
     listener: LimitedListener,
     /// The private metrics address, if configured (`[metrics] listen`).
-    metrics_listener: Option<tokio::net::TcpListener>,
+    metrics_listener: Option<LimitedListener>,
     address: SocketAddr,
     sqlite: Option<Arc<SqliteBackend>>,
     background: tokio::task::JoinHandle<()>,
@@ -195,9 +195,18 @@ impl App {
         let address = tcp.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
         let listener = LimitedListener::new(tcp, &config.limits.connections);
         let metrics_listener = match config.metrics_listen {
-            Some(address) => Some(
-                tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Bind { address, source })?,
-            ),
+            Some(address) => {
+                if !is_private(address.ip()) {
+                    notices.push(format!(
+                        "[metrics] listen = {address} is not a loopback or private address: /metrics is served there \
+                         without a credential"
+                    ));
+                }
+                let tcp = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| StartError::Bind { address, source })?;
+                Some(LimitedListener::new(tcp, &METRICS_CONNECTION_LIMITS))
+            }
             None => None,
         };
         let in_flight = Semaphore::new(config.limits.requests_in_flight_max);
@@ -229,6 +238,11 @@ impl App {
         self.address
     }
 
+    /// The bound private metrics address, if one is configured.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -255,8 +269,9 @@ impl App {
                 "/metrics",
                 axum::routing::get(move || async move { crate::http::system::render_metrics(&state) }),
             );
+            let stopped = until_stopped(stopped.clone());
             tokio::spawn(
-                axum::serve(listener, router).with_graceful_shutdown(until_stopped(stopped.clone())).into_future(),
+                async move { crate::listener::serve(listener, router, &METRICS_CONNECTION_LIMITS, stopped).await },
             )
         });
         let limits = self.state.config().limits.connections;
@@ -271,6 +286,21 @@ impl App {
         }
         tracing::info!("sealroom stopped");
         Ok(())
+    }
+}
+
+/// Connections of the private metrics address: a scraper or two, and an operator's curl.
+const METRICS_CONNECTION_LIMITS: crate::config::ConnectionLimits = crate::config::ConnectionLimits {
+    connections_max: 16,
+    connections_per_address_max: 16,
+    header_read_timeout_secs: 10,
+};
+
+/// Whether an address is only reachable from this host or a private network.
+fn is_private(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
     }
 }
 

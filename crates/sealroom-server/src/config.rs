@@ -180,7 +180,7 @@ struct FileConfig {
     secrets: SecretsSection,
     #[serde(default)]
     storage: StorageSection,
-    /// Absent: the development issuer is on only if the file trusts no issuer of its own.
+    /// Absent: the development issuer is off (it is on only without a configuration file).
     dev_issuer: Option<DevIssuerSection>,
     #[serde(default)]
     issuers: Vec<IssuerSection>,
@@ -672,9 +672,11 @@ impl ServerConfig {
         for (index, section) in parsed.issuers.into_iter().enumerate() {
             issuers.push(issuer_config(index, section, file)?);
         }
-        // A fresh install (no file, or a file that trusts no issuer) trusts its local development
-        // issuer; a configuration that names real issuers does not, unless it says so.
-        let dev_issuer_enabled = parsed.dev_issuer.map_or(issuers.is_empty(), |section| section.enabled);
+        // A fresh install (no configuration file) trusts its local development issuer; a
+        // configuration file does not, unless it says so (`[dev_issuer] enabled = true`): a
+        // production file that forgot its issuers must fail to start, not start open to
+        // locally minted tokens.
+        let dev_issuer_enabled = parsed.dev_issuer.map_or(file.is_none(), |section| section.enabled);
         if !dev_issuer_enabled && issuers.is_empty() {
             return Err(ConfigError::new(
                 file,
@@ -768,11 +770,13 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_gives_development_defaults() {
-        let config = load_text("").expect("valid");
+    fn a_file_that_enables_only_the_development_issuer_gives_development_defaults() {
+        let config = load_text("[dev_issuer]\nenabled = true\n").expect("valid");
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert!(config.dev_issuer_enabled);
         assert!(matches!(config.storage, StorageConfig::Sqlite { .. }));
+        let nobody = load_text("").expect_err("a file that trusts nobody is refused");
+        assert!(nobody.to_string().contains("no issuer is trusted"), "{nobody}");
     }
 
     #[test]
@@ -795,13 +799,11 @@ mod tests {
         assert!(!load_text(issuer).expect("valid").dev_issuer_enabled);
         let explicit = format!("{issuer}[dev_issuer]\nenabled = true\n");
         assert!(load_text(&explicit).expect("valid").dev_issuer_enabled, "explicitly enabled beside real issuers");
-        assert!(
-            load_text("[limits]\nrequest_timeout_secs = 5\n").expect("valid").dev_issuer_enabled,
-            "no issuer of its own"
-        );
-        let metrics = load_text("[metrics]\nlisten = \"127.0.0.1:9464\"\n").expect("valid");
+        assert!(load_text("[limits]\nrequest_timeout_secs = 5\n").is_err(), "a file without issuers trusts nobody");
+        let metrics =
+            load_text("[dev_issuer]\nenabled = true\n[metrics]\nlisten = \"127.0.0.1:9464\"\n").expect("valid");
         assert_eq!(metrics.metrics_listen, Some("127.0.0.1:9464".parse().expect("address")));
-        assert!(load_text("[metrics]\nlisten = \"anywhere\"\n").is_err());
+        assert!(load_text("[dev_issuer]\nenabled = true\n[metrics]\nlisten = \"anywhere\"\n").is_err());
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl LimitedListener {
     }
 
     fn admit_address(&self, address: IpAddr) -> Option<AddressSlot> {
+        let address = client_of(address);
         let mut counts = self.per_address.lock().expect("per-address lock");
         let count = counts.entry(address).or_insert(0);
         if *count >= self.per_address_max {
@@ -82,6 +83,18 @@ impl LimitedListener {
         }
         *count += 1;
         Some(AddressSlot { address, counts: self.per_address.clone() })
+    }
+}
+
+/// The client an address stands for: an IPv4 address, or the /64 network of an IPv6 address
+/// (one host holds a whole /64 and could take a fresh address for every connection).
+fn client_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -122,15 +135,19 @@ where
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             (stream, _) = listener.accept() => stream,
             () = &mut shutdown => break,
+            // Finished connections are reaped as they end, so the set stays as small as the
+            // number of open connections.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A connection ending in an error (a client gone, a header timeout) is routine.
             let _ = connection.await;
         });
@@ -138,7 +155,9 @@ where
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(DRAIN_SECS_MAX), graceful.shutdown()).await.is_err() {
         tracing::warn!("open connections did not finish in time; closing them");
+        connections.abort_all();
     }
+    while connections.join_next().await.is_some() {}
 }
 
 impl AsyncRead for LimitedStream {

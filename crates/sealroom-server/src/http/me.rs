@@ -80,6 +80,11 @@ pub async fn erase(
     responses((status = 200, content_type = "application/x-ndjson"), (status = 401, body = ErrorBody)))]
 pub async fn export(State(state): State<AppState>, caller: Caller<Reads>) -> Response {
     state.audit_queue().flush().await;
+    // The export answers before it reads: it takes its generation first, so everything it
+    // streams (and its audit entry) is of one generation of the room.
+    if let Err(error) = caller.room.pin_generation().await {
+        return ApiError::from(error).into_response();
+    }
     let (mut sender, receiver) = futures::channel::mpsc::channel::<String>(EXPORT_BUFFER_LINES);
     let room = caller.room;
     tokio::spawn(async move {

@@ -10,7 +10,9 @@
 //!   provider would be outside the room's erasure (`store: false` and empty `metadata` are
 //!   dropped);
 //! - anything else is refused with `400 unsupported_parameter`, naming the field: a field the
-//!   server does not understand could ask the provider to keep, route or share something.
+//!   server does not understand could ask the provider to keep, route or share something. The
+//!   same holds inside each message (`role`, `content`, `name`, tool-call fields; content parts
+//!   pass as they are).
 
 use serde_json::{Map, Value};
 
@@ -82,6 +84,10 @@ const DROPPED: [&str; 12] = [
     "service_tier",
 ];
 
+/// Fields of one message (the chat API's; content parts pass as they are).
+const MESSAGE_FIELDS: [&str; 8] =
+    ["role", "content", "name", "tool_calls", "tool_call_id", "function_call", "refusal", "audio"];
+
 /// Fields that ask the provider to keep the request.
 const STORAGE: [&str; 2] = ["store", "metadata"];
 
@@ -112,10 +118,16 @@ pub fn filter(flavour: UpstreamFlavour, body: &mut Map<String, Value>) -> Result
     let allowed = |name: &str| {
         CHAT_PARAMETERS.contains(&name) || (flavour == UpstreamFlavour::Vllm && VLLM_PARAMETERS.contains(&name))
     };
-    match body.keys().find(|name| !allowed(name)) {
-        Some(name) => Err(FieldRefusal::Unsupported(quotable(name))),
-        None => Ok(()),
+    if let Some(name) = body.keys().find(|name| !allowed(name)) {
+        return Err(FieldRefusal::Unsupported(quotable(name)));
     }
+    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for message in messages.iter().filter_map(Value::as_object) {
+        if let Some(name) = message.keys().find(|name| !MESSAGE_FIELDS.contains(&name.as_str())) {
+            return Err(FieldRefusal::Unsupported(format!("messages[].{}", quotable(name))));
+        }
+    }
+    Ok(())
 }
 
 /// A client-chosen field name, safe to quote in an error: printable ASCII, bounded.
@@ -162,6 +174,13 @@ mod tests {
         assert_eq!(
             refused(json!({"model": "m", "x\u{202e}\ny": 1}), UpstreamFlavour::Generic),
             Err(FieldRefusal::Unsupported("xy".into()))
+        );
+        assert_eq!(
+            refused(
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi", "cache_control": {}}]}),
+                UpstreamFlavour::OpenAi
+            ),
+            Err(FieldRefusal::Unsupported("messages[].cache_control".into()))
         );
     }
 }

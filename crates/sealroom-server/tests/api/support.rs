@@ -53,6 +53,8 @@ pub fn logs_text() -> String {
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The private metrics address, when the configuration names one.
+    pub metrics_address: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub state: sealroom_server::state::AppState,
     pub http: reqwest::Client,
@@ -118,6 +120,7 @@ pub async fn spawn_with(config: ServerConfig) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = App::build(config).await.unwrap();
     let address = app.address();
+    let metrics_address = app.metrics_address();
     let state = app.state().clone();
     let (shutdown, receiver) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
@@ -125,6 +128,7 @@ pub async fn spawn_with(config: ServerConfig) -> TestApp {
     }));
     TestApp {
         address,
+        metrics_address,
         data_dir,
         state,
         http: reqwest::Client::builder().pool_max_idle_per_host(8).build().unwrap(),

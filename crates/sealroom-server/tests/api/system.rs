@@ -81,14 +81,11 @@ async fn a_second_server_on_the_same_directory_is_refused() {
 /// latencies over time show when users are active and when they erase themselves.
 #[tokio::test]
 async fn attack_54_metrics_need_the_admin_credential_or_a_private_address() {
-    let private = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
     let directory = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
-    config.metrics_listen = Some(private);
+    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     let app = spawn_with(config).await;
+    let private = app.metrics_address.expect("the metrics address is bound");
     let alice = app.user("alice");
     alice.seed().await;
     assert_eq!(app.anonymous(Method::GET, "/metrics").await.status, StatusCode::UNAUTHORIZED);

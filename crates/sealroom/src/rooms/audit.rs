@@ -36,12 +36,14 @@ const HASH_DOMAIN: &[u8] = b"sealroom.audit.v1";
 /// Something one request did in a room: made by [`Room::audit_event`], so it carries the room it
 /// happened in and who did it (the actor's own room id and token id) from the request itself.
 /// Events queued from many requests and appended together each keep their own actor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AuditEvent {
     room: RoomId,
-    /// The generation the request worked in (none if it touched nothing stored): its entry is
-    /// written only into that generation, never into a room that replaced an erased one.
-    generation: Option<RoomKeyId>,
+    /// The generation the request works in, shared with the request (read when the entry is
+    /// appended, so a request that reads after answering, like a streamed export, is covered):
+    /// its entry is written only into that generation, never into a room that replaced an
+    /// erased one. Empty if the request touched nothing stored.
+    generation: Arc<std::sync::Mutex<Option<RoomKeyId>>>,
     actor_room: RoomId,
     token_id: Option<String>,
     operation: String,
@@ -70,7 +72,7 @@ impl Room {
     pub fn audit_event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
         AuditEvent {
             room: self.id(),
-            generation: self.pinned_generation(),
+            generation: self.generation_cell(),
             actor_room: self.actor_room(),
             token_id: self.actor_token_id().map(bounded_field),
             operation: bounded_field(operation),
@@ -86,7 +88,30 @@ impl AuditEvent {
     pub fn room(&self) -> RoomId {
         self.room
     }
+
+    /// The generation its request works in, as of now.
+    fn generation(&self) -> Option<RoomKeyId> {
+        *self.generation.lock().expect("generation lock")
+    }
 }
+
+impl PartialEq for AuditEvent {
+    fn eq(&self, other: &AuditEvent) -> bool {
+        (self.room, self.actor_room, &self.token_id, &self.operation, &self.target, &self.outcome, &self.request_id)
+            == (
+                other.room,
+                other.actor_room,
+                &other.token_id,
+                &other.operation,
+                &other.target,
+                &other.outcome,
+                &other.request_id,
+            )
+            && self.generation() == other.generation()
+    }
+}
+
+impl Eq for AuditEvent {}
 
 /// One entry of the trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,11 +244,12 @@ impl Room {
     ) -> Result<(Option<Arc<RoomKeys>>, Vec<&'events AuditEvent>), RoomError> {
         let mut current = self.read_keys().await?;
         let generation = |keys: &Option<Arc<RoomKeys>>| keys.as_ref().map(|keys| *keys.key_id());
-        if events.iter().any(|event| event.generation.is_some_and(|of_event| Some(of_event) != generation(&current))) {
+        if events.iter().any(|event| event.generation().is_some_and(|of_event| Some(of_event) != generation(&current)))
+        {
             current = self.reload_keys().await?;
         }
         let now = generation(&current);
-        let kept = events.iter().filter(|event| event.generation.is_none_or(|of_event| Some(of_event) == now));
+        let kept = events.iter().filter(|event| event.generation().is_none_or(|of_event| Some(of_event) == now));
         Ok((current, kept.collect()))
     }
 

@@ -228,6 +228,7 @@ impl Room {
         for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
             let keys = self.write_keys().await?;
             let address = address_of(&keys);
+            let forgets_before = self.shared().fronts.forgets();
             let now = unix_now_secs();
             let entry = StoredCacheEntry {
                 owner: *self.id().as_bytes(),
@@ -250,14 +251,8 @@ impl Room {
             match self.commit(&keys, Vec::new(), operations, quotas).await {
                 Ok(receipt) => {
                     if let Some(version) = receipt.collection_version(address.collection) {
-                        self.shared().fronts.after_write(
-                            &self.id(),
-                            *keys.key_id(),
-                            address.collection,
-                            version,
-                            address.key,
-                            &entry,
-                        );
+                        let stamp = self.front_stamp(&keys, address.collection, version, forgets_before);
+                        self.shared().fronts.after_write(stamp, address.key, &entry);
                     }
                     return Ok(());
                 }
@@ -306,6 +301,7 @@ impl Room {
     ) -> Result<Option<CacheHit>, RoomError> {
         let Some(keys) = self.read_keys().await? else { return Ok(None) };
         let address = address_of(&keys);
+        let forgets_before = self.shared().fronts.forgets();
         // Read with the generation: a front is served only while the store still holds the
         // generation and version it was filled at, so never after an erasure, on any node.
         let version = self.collection_version(&keys, collection).await?;
@@ -320,8 +316,12 @@ impl Room {
         let Some(record) = self.get_record(&keys, collection, &address.key).await? else { return Ok(None) };
         let entry: StoredCacheEntry = self.open(&keys, collection, &record).await?;
         self.check_entry(collection, &entry, &address)?;
-        fronts.fill(&self.id(), *keys.key_id(), collection, version, address.key, &entry);
+        fronts.fill(self.front_stamp(&keys, collection, version, forgets_before), address.key, &entry);
         Ok(hit_of(&entry, now))
+    }
+
+    fn front_stamp(&self, keys: &RoomKeys, collection: Collection, version: u64, forgets_before: u64) -> FrontStamp {
+        FrontStamp { room: self.id(), key_id: *keys.key_id(), collection, version, forgets_before }
     }
 
     /// The read half of a cache entry's checks: it belongs to this room and answers the lookup
@@ -373,8 +373,10 @@ pub async fn plant_foreign_front_entry(
     result: &Value,
 ) -> Result<(), RoomError> {
     let (keys, address, entry) = foreign_entry(victim, claimed, tool, args, result).await?;
+    let forgets_before = victim.shared().fronts.forgets();
     let version = victim.collection_version(&keys, address.collection).await?;
-    victim.shared().fronts.fill(&victim.id(), *keys.key_id(), address.collection, version, address.key, &entry);
+    let stamp = victim.front_stamp(&keys, address.collection, version, forgets_before);
+    victim.shared().fronts.fill(stamp, address.key, &entry);
     Ok(())
 }
 
@@ -495,9 +497,24 @@ impl RoomFront {
     }
 }
 
+/// What a front entry is valid for: a room's collection at a generation and version, read
+/// after the fronts had been forgotten `forgets_before` times.
+struct FrontStamp {
+    room: RoomId,
+    key_id: RoomKeyId,
+    collection: Collection,
+    version: u64,
+    forgets_before: u64,
+}
+
 /// The fronts of all rooms, bounded in total bytes; whole idle rooms are dropped first.
 pub(crate) struct CacheFronts {
+    /// Each room's front, weighed by its bytes.
     rooms: moka::sync::Cache<RoomId, Arc<Mutex<RoomFront>>>,
+    /// Counts `forget` calls. An entry is put in a front only if no room was forgotten since
+    /// its store read began: otherwise an erasure could forget the room and then see a request
+    /// that read just before the key was destroyed put the erased entry back in memory.
+    forgets: std::sync::atomic::AtomicU64,
 }
 
 impl CacheFronts {
@@ -509,7 +526,7 @@ impl CacheFronts {
                 u32::try_from(front.lock().map_or(0, |front| front.bytes) + 256).unwrap_or(u32::MAX)
             })
             .build();
-        CacheFronts { rooms }
+        CacheFronts { rooms, forgets: std::sync::atomic::AtomicU64::new(0) }
     }
 
     fn get(
@@ -530,37 +547,32 @@ impl CacheFronts {
         Some(found.entry.clone())
     }
 
-    /// Remembers an entry read from the store at `version`.
-    fn fill(
-        &self,
-        room: &RoomId,
-        key_id: RoomKeyId,
-        collection: Collection,
-        version: u64,
-        key: RecordKey,
-        entry: &StoredCacheEntry,
-    ) {
-        let front = self.rooms.get_with(*room, || Arc::new(Mutex::new(RoomFront::default())));
+    pub(crate) fn forgets(&self) -> u64 {
+        self.forgets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remembers an entry read from the store at the stamp's version.
+    fn fill(&self, stamp: FrontStamp, key: RecordKey, entry: &StoredCacheEntry) {
+        if self.forgets() != stamp.forgets_before {
+            return;
+        }
+        let front = self.rooms.get_with(stamp.room, || Arc::new(Mutex::new(RoomFront::default())));
         {
             let mut guard = front.lock().expect("front lock");
-            guard.validate(collection, (key_id, version));
-            guard.insert(collection, key, entry);
+            guard.validate(stamp.collection, (stamp.key_id, stamp.version));
+            guard.insert(stamp.collection, key, entry);
         }
-        self.rooms.insert(*room, front);
+        self.rooms.insert(stamp.room, front);
     }
 
     /// Records this process's own write: kept if it is the very next version, else the
     /// collection's front is dropped.
-    fn after_write(
-        &self,
-        room: &RoomId,
-        key_id: RoomKeyId,
-        collection: Collection,
-        version: u64,
-        key: RecordKey,
-        entry: &StoredCacheEntry,
-    ) {
-        let Some(front) = self.rooms.get(room) else { return };
+    fn after_write(&self, stamp: FrontStamp, key: RecordKey, entry: &StoredCacheEntry) {
+        if self.forgets() != stamp.forgets_before {
+            return;
+        }
+        let Some(front) = self.rooms.get(&stamp.room) else { return };
+        let (key_id, collection, version) = (stamp.key_id, stamp.collection, stamp.version);
         {
             let mut guard = front.lock().expect("front lock");
             if guard.stamps.get(&collection) == Some(&(key_id, version.saturating_sub(1))) {
@@ -570,10 +582,11 @@ impl CacheFronts {
                 guard.validate(collection, (key_id, version));
             }
         }
-        self.rooms.insert(*room, front);
+        self.rooms.insert(stamp.room, front);
     }
 
     pub(crate) fn forget(&self, room: &RoomId) {
+        self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.rooms.invalidate(room);
     }
 }

@@ -33,11 +33,21 @@ pub(crate) struct Keyring {
     /// Unwrapped keys of recently used rooms. Bounded: memory stays flat however many rooms
     /// exist; an evicted key is unwrapped again on next use.
     resident: moka::sync::Cache<RoomId, Arc<RoomKeys>>,
+    /// Counts `forget` calls. A key read from the store is kept in memory only if no room was
+    /// forgotten while it was being read: otherwise an erasure could forget the key and then
+    /// see it put back by a request that read it just before the key was destroyed. (A lost
+    /// insert only costs a later unwrap.)
+    forgets: std::sync::atomic::AtomicU64,
 }
 
 impl Keyring {
     pub(crate) fn new(master: MasterKey, previous_master: Option<MasterKey>, resident_keys_max: u64) -> Keyring {
-        Keyring { master, previous_master, resident: moka::sync::Cache::new(resident_keys_max) }
+        Keyring {
+            master,
+            previous_master,
+            resident: moka::sync::Cache::new(resident_keys_max),
+            forgets: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn master(&self) -> &MasterKey {
@@ -56,16 +66,25 @@ impl Keyring {
         previous.unwrap_room_key(room, wrapped).ok()
     }
 
+    fn forgets(&self) -> u64 {
+        self.forgets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Unwraps a key read from the store; keeps it in memory unless a room was forgotten since
+    /// `forgets_before` (read before the store was).
     fn load(
         &self,
         room: &RoomId,
         wrapped: &WrappedRoomKey,
         alarms: &IsolationAlarms,
+        forgets_before: u64,
     ) -> Result<Arc<RoomKeys>, KeyringError> {
         match self.unwrap(room, wrapped) {
             Some(keys) => {
                 let keys = Arc::new(keys);
-                self.resident.insert(*room, keys.clone());
+                if self.forgets() == forgets_before {
+                    self.resident.insert(*room, keys.clone());
+                }
                 Ok(keys)
             }
             None => {
@@ -96,8 +115,9 @@ impl Keyring {
         alarms: &IsolationAlarms,
     ) -> Result<Option<Arc<RoomKeys>>, KeyringError> {
         self.resident.invalidate(room);
+        let forgets_before = self.forgets();
         match backend.room_key(room).await? {
-            Some(wrapped) => Ok(Some(self.load(room, &wrapped, alarms)?)),
+            Some(wrapped) => Ok(Some(self.load(room, &wrapped, alarms, forgets_before)?)),
             None => Ok(None),
         }
     }
@@ -113,12 +133,14 @@ impl Keyring {
             return Ok(keys);
         }
         let (wrapped, _) = self.master.generate_room_key(room).map_err(|_| KeyringError::Broken)?;
+        let forgets_before = self.forgets();
         let winner = backend.create_room_key(room, &wrapped).await?;
-        self.load(room, &winner, alarms)
+        self.load(room, &winner, alarms, forgets_before)
     }
 
     /// Drops a room's key from memory (erasure, or a key change seen through the store).
     pub(crate) fn forget(&self, room: &RoomId) {
+        self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.resident.invalidate(room);
     }
 }

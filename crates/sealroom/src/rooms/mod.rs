@@ -534,6 +534,25 @@ impl Room {
         RoomError::Erased
     }
 
+    /// Makes this request work in the room's current generation from now on (one read of the
+    /// store), for a request that answers before it reads (a streamed export). Nothing to do
+    /// for a room without a key.
+    pub async fn pin_generation(&self) -> Result<(), RoomError> {
+        in_one_generation!(self, self.pin_generation_once())
+    }
+
+    async fn pin_generation_once(&self) -> Result<(), RoomError> {
+        if let Some(keys) = self.read_keys().await? {
+            self.collection_version(&keys, Collection::RoomMeta).await?;
+        }
+        Ok(())
+    }
+
+    /// The generation cell this request's clones share (audit events read it when appended).
+    pub(crate) fn generation_cell(&self) -> Arc<std::sync::Mutex<Option<RoomKeyId>>> {
+        self.generation.clone()
+    }
+
     /// Whether the store has answered this request under no generation yet (see
     /// [`in_one_generation!`]).
     pub(crate) fn works_in_no_generation(&self) -> bool {

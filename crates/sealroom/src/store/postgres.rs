@@ -862,24 +862,33 @@ impl Backend for PgBackend {
     async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError> {
         let client = self.scoped(room, false).await?;
         let room_text = room.to_hex();
+        // A room that has a key again belongs to its next generation, which started empty
+        // (creating the key cleared the leftovers): purging it would delete that generation's
+        // acknowledged writes and restart its versions under the same key. Each statement checks
+        // in its own snapshot, so rows committed with a new key are never seen as leftovers.
         let row = client
             .query_one(
-                "WITH removed AS (DELETE FROM sealroom.records WHERE room = $1 RETURNING octet_length(value) + octet_length(key) AS bytes)
+                "WITH removed AS (DELETE FROM sealroom.records WHERE room = $1
+                     AND NOT EXISTS (SELECT 1 FROM sealroom.rooms WHERE room = $1)
+                     RETURNING octet_length(value) + octet_length(key) AS bytes)
                  SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
                 &[&room_text],
             )
             .await
             .map_err(db_error)?;
-        client.execute("DELETE FROM sealroom.usage WHERE room = $1", &[&room_text]).await.map_err(db_error)?;
+        client
+            .execute(
+                "DELETE FROM sealroom.usage WHERE room = $1 AND NOT EXISTS (SELECT 1 FROM sealroom.rooms WHERE room = $1)",
+                &[&room_text],
+            )
+            .await
+            .map_err(db_error)?;
         client
             .execute("UPDATE sealroom.erasures SET purged = true WHERE room = $1 AND NOT purged", &[&room_text])
             .await
             .map_err(db_error)?;
         commit(&client).await?;
-        Ok(PurgeCounts {
-            records: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
-            bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-        })
+        Ok(PurgeCounts { records: stored_count(row.get(0), "count")?, bytes: stored_count(row.get(1), "size")? })
     }
 
     async fn sweep_expired(&self, limit: usize) -> Result<usize, StoreError> {

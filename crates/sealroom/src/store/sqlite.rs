@@ -611,6 +611,11 @@ fn room_key_is(connection: &Connection, room: &RoomId, generation: &RoomKeyId) -
     Ok(key_id.as_deref() == Some(&generation[..]))
 }
 
+/// Whether the room has a key (of any generation).
+fn room_key_exists(connection: &Connection, room: &[u8]) -> rusqlite::Result<bool> {
+    connection.prepare_cached("SELECT 1 FROM rooms WHERE room = ?1")?.exists(params![room])
+}
+
 /// A stored count or version, which is never negative: a negative one is damage, reported as
 /// such rather than read as zero.
 fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
@@ -1045,6 +1050,15 @@ impl Backend for SqliteBackend {
             .submit(move |connection| {
                 let sql = |error: rusqlite::Error| unavailable(&error);
                 let room_bytes = &room.as_bytes()[..];
+                // A room that has a key again belongs to its next generation, which started
+                // empty (creating the key cleared the leftovers): purging it would delete that
+                // generation's acknowledged writes and restart its versions under the same key.
+                if room_key_exists(connection, room_bytes).map_err(sql)? {
+                    connection
+                        .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
+                        .map_err(sql)?;
+                    return Ok(PurgeCounts::default());
+                }
                 let (records, bytes): (i64, i64) = connection
                     .query_row(
                         "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records WHERE room = ?1",
@@ -1057,10 +1071,7 @@ impl Backend for SqliteBackend {
                 connection
                     .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
                     .map_err(sql)?;
-                Ok(PurgeCounts {
-                    records: u64::try_from(records).unwrap_or(0),
-                    bytes: u64::try_from(bytes).unwrap_or(0),
-                })
+                Ok(PurgeCounts { records: stored_count(records, "count")?, bytes: stored_count(bytes, "size")? })
             })
             .await?;
         // Deleted pages were zeroed (secure_delete), but their old images may still sit in the

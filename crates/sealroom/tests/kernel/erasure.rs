@@ -182,3 +182,27 @@ async fn a_stale_key_in_memory_costs_a_retry_not_an_error() {
     put(&node_two.room(&alice), 4, "fourth").await;
     assert_eq!(listed_texts(&node_one.rooms.room(&alice)).await, ["fourth"]);
 }
+
+/// Regression (review of issue 14): erasure is two steps (destroy the key, then purge), and a
+/// request of the same user between them creates the room's next generation and writes to it.
+/// The purge must leave that generation alone: deleting its records would lose acknowledged
+/// writes, and deleting its usage rows would restart its versions under the same key id.
+#[tokio::test]
+async fn a_purge_never_touches_the_generation_that_followed_the_erasure() {
+    for kind in BACKENDS {
+        let store = store(kind, RoomsSettings::standard()).await;
+        let alice = user("iss", "alice");
+        put(&store.rooms.room(&alice), 0, "before").await;
+        let room = store.rooms.room(&alice).id();
+        assert!(store.backend.destroy_room_key(&room).await.unwrap());
+        // The next generation, written between the two steps of the erasure.
+        let next = store.rooms.room(&alice);
+        put(&next, 1, "after").await;
+        assert_eq!(listed_texts(&next).await, ["after"]);
+        let purged = store.backend.purge_room(&room).await.unwrap();
+        assert_eq!(purged.records, 0, "{kind:?}: the purge removed the next generation's records");
+        assert_eq!(listed_texts(&store.rooms.room(&alice)).await, ["after"], "{kind:?}");
+        put(&store.rooms.room(&alice), 2, "later").await;
+        assert_eq!(listed_texts(&store.rooms.room(&alice)).await.len(), 2, "{kind:?}");
+    }
+}

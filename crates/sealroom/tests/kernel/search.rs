@@ -342,3 +342,18 @@ async fn an_item_stamped_with_another_owner_is_never_indexed_read_or_exported() 
         assert_eq!(store.rooms.isolation_alarms(), before + 3);
     }
 }
+
+/// A tenant room's index is built by its writes, so whether it is warm tells members about
+/// writes (which they can list), never about each other's searches (ATTACKS.md 50).
+#[tokio::test]
+async fn a_tenant_rooms_index_is_warmed_by_its_writes_not_by_reads() {
+    let store = store(BACKENDS[0], RoomsSettings::standard()).await;
+    let writer = crate::support::member("iss", "writer", "acme", &["tenant-writer"]);
+    let tenant = store.rooms.tenant_room(&writer).unwrap();
+    assert_eq!(store.rooms.resident_search_indexes(), 0);
+    put(&tenant, "shared", "plan", "quarterly plan", None, json!({})).await;
+    assert_eq!(store.rooms.resident_search_indexes(), 1, "the write built the tenant room's index");
+    // A user room is still built on first use only.
+    put(&store.rooms.room(&user("iss", "alice")), "n", "k", "private note", None, json!({})).await;
+    assert_eq!(store.rooms.resident_search_indexes(), 1);
+}
