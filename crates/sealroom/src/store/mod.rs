@@ -22,6 +22,7 @@ use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
 use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomKeyId, RoomSummary, WrappedRoomKey};
 
+mod batch;
 pub mod postgres;
 mod postgres_tls;
 pub mod sqlite;

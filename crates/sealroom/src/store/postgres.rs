@@ -24,12 +24,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
 
+use super::batch::{BatchMechanics, Removed, stored_count};
 use super::postgres_tls::MakeRustls;
-use super::prefix_upper_bound;
-use super::{
-    Backend, Batch, Check, CollectionUsage, Operation, PurgeCounts, Quota, Range, StoreError, StoredRecord,
-    WriteReceipt,
-};
+use super::{Backend, Batch, CollectionUsage, PurgeCounts, Range, StoreError, StoredRecord, WriteReceipt};
 use crate::limits::RECORD_KEY_BYTES_MAX;
 use crate::room_id::RoomId;
 use crate::vocabulary::clock::unix_now_secs;
@@ -389,8 +386,8 @@ async fn query_and_commit(
 }
 
 /// The version in the first column of the first row; 0 when there is no row (never written).
-fn version_of(rows: &[Row]) -> u64 {
-    rows.first().and_then(|row| u64::try_from(row.get::<_, i64>(0)).ok()).unwrap_or(0)
+fn version_of(rows: &[Row]) -> Result<u64, StoreError> {
+    rows.first().map_or(Ok(0), |row| stored_count(row.get(0), "version"))
 }
 
 /// The record in the five columns from `first` on: key, value, version, expiry, last write.
@@ -417,12 +414,6 @@ fn in_generation<'rows>(rows: &'rows [Row], generation: &RoomKeyId) -> Result<&'
     }
 }
 
-/// A stored count or version, which is never negative: a negative one is damage, reported as
-/// such rather than read as zero.
-fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Refused(format!("a stored {what} is negative")))
-}
-
 fn wrapped_from_row(row: &Row) -> Result<WrappedRoomKey, StoreError> {
     let master: Vec<u8> = row.get(0);
     let key_id: Vec<u8> = row.get(1);
@@ -440,232 +431,174 @@ fn room_from_text(text: &str) -> Result<RoomId, StoreError> {
     Ok(RoomId::from_stored_bytes(bytes))
 }
 
-#[derive(Default, Clone, Copy)]
-struct UsageDelta {
-    records: i64,
-    bytes: i64,
+/// PostgreSQL's statements for one batch of one room, inside the transaction `write` opened
+/// (scoped to the room by its transaction-local setting).
+struct PgBatch<'client> {
+    client: &'client Object,
+    room: String,
 }
 
-async fn live_version(
-    transaction: &Object,
-    room: &str,
-    collection: Collection,
-    key: &RecordKey,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT version FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
-             AND (expires_at IS NULL OR expires_at > $4)",
-        )
-        .await
-        .map_err(db_error)?;
-    let row =
-        transaction.query_opt(&statement, &[&room, &tag(collection), &key.as_bytes(), &now]).await.map_err(db_error)?;
-    Ok(row.map(|row| row.get(0)))
+impl PgBatch<'_> {
+    async fn query_opt(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let statement = self.client.prepare_cached(sql).await.map_err(db_error)?;
+        self.client.query_opt(&statement, parameters).await.map_err(db_error)
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        let statement = self.client.prepare_cached(sql).await.map_err(db_error)?;
+        self.client.query_one(&statement, parameters).await.map_err(db_error)
+    }
 }
 
-async fn apply_operation(
-    transaction: &Object,
-    room: &str,
-    operation: &Operation,
-    now: i64,
-    deltas: &mut BTreeMap<Collection, UsageDelta>,
-) -> Result<(), StoreError> {
-    match operation {
-        Operation::Put { collection, key, value, expires_at } => {
-            let old = transaction
-                .prepare_cached(
-                    "SELECT octet_length(value) + octet_length(key) FROM sealroom.records
-                     WHERE room = $1 AND collection = $2 AND key = $3",
-                )
-                .await
-                .map_err(db_error)?;
-            let old_bytes: Option<i32> = transaction
-                .query_opt(&old, &[&room, &tag(*collection), &key.as_bytes()])
-                .await
-                .map_err(db_error)?
-                .map(|row| row.get(0));
-            let upsert = transaction
-                .prepare_cached(
-                    "INSERT INTO sealroom.records (room, collection, key, value, version, expires_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6)
-                     ON CONFLICT (room, collection, key) DO UPDATE SET
-                     value = EXCLUDED.value, version = sealroom.records.version + 1,
-                     expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
-                )
-                .await
-                .map_err(db_error)?;
-            transaction
-                .execute(&upsert, &[&room, &tag(*collection), &key.as_bytes(), &value.as_slice(), expires_at, &now])
-                .await
-                .map_err(db_error)?;
-            let new_bytes = i64::try_from(value.len() + key.as_bytes().len()).unwrap_or(i64::MAX);
-            let delta = deltas.entry(*collection).or_default();
-            match old_bytes {
-                Some(old) => delta.bytes += new_bytes - i64::from(old),
-                None => {
-                    delta.records += 1;
-                    delta.bytes += new_bytes;
-                }
-            }
-        }
-        Operation::Delete { collection, key } => {
-            let statement = transaction
-                .prepare_cached(
-                    "DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
-                     RETURNING octet_length(value) + octet_length(key)",
-                )
-                .await
-                .map_err(db_error)?;
-            let removed: Option<i32> = transaction
-                .query_opt(&statement, &[&room, &tag(*collection), &key.as_bytes()])
-                .await
-                .map_err(db_error)?
-                .map(|row| row.get(0));
-            if let Some(old) = removed {
-                let delta = deltas.entry(*collection).or_default();
-                delta.records -= 1;
-                delta.bytes -= i64::from(old);
-            }
-        }
-        Operation::DeletePrefix { collection, prefix } => {
-            let statement = transaction
-                .prepare_cached(
-                    "WITH removed AS (
-                         DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key >= $3
-                         AND ($4::bytea IS NULL OR key < $4) RETURNING octet_length(value) + octet_length(key) AS bytes)
-                     SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
-                )
-                .await
-                .map_err(db_error)?;
-            let upper = prefix_upper_bound(prefix);
-            let row = transaction
-                .query_one(&statement, &[&room, &tag(*collection), &prefix.as_slice(), &upper])
-                .await
-                .map_err(db_error)?;
-            let delta = deltas.entry(*collection).or_default();
-            delta.records -= row.get::<_, i64>(0);
-            delta.bytes -= row.get::<_, i64>(1);
-        }
-        Operation::DeleteExpired { collection } => {
-            let statement = transaction
-                .prepare_cached(
-                    "WITH removed AS (
-                         DELETE FROM sealroom.records WHERE room = $1 AND collection = $2
-                         AND expires_at IS NOT NULL AND expires_at <= $3
-                         RETURNING octet_length(value) + octet_length(key) AS bytes)
-                     SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
-                )
-                .await
-                .map_err(db_error)?;
-            let row = transaction.query_one(&statement, &[&room, &tag(*collection), &now]).await.map_err(db_error)?;
-            let delta = deltas.entry(*collection).or_default();
-            delta.records -= row.get::<_, i64>(0);
-            delta.bytes -= row.get::<_, i64>(1);
-        }
+impl BatchMechanics for PgBatch<'_> {
+    async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        // Locking the room's row serializes writers of one room across every node, as the
+        // SQLite writer thread does within one process: checks, usage and versions stay exact.
+        let row = self.query_opt("SELECT key_id FROM sealroom.rooms WHERE room = $1 FOR UPDATE", &[&self.room]).await?;
+        Ok(row.map(|row| row.get(0)))
     }
-    Ok(())
-}
 
-async fn check_quotas(
-    transaction: &Object,
-    room: &str,
-    quotas: &[Quota],
-    deltas: &BTreeMap<Collection, UsageDelta>,
-) -> Result<(), StoreError> {
-    for quota in quotas {
-        match *quota {
-            Quota::Records { collection, max } => {
-                if deltas.get(&collection).is_none_or(|delta| delta.records <= 0) {
-                    continue;
-                }
-                let statement = transaction
-                    .prepare_cached("SELECT records FROM sealroom.usage WHERE room = $1 AND collection = $2")
-                    .await
-                    .map_err(db_error)?;
-                let records: i64 = transaction
-                    .query_opt(&statement, &[&room, &tag(collection)])
-                    .await
-                    .map_err(db_error)?
-                    .map_or(0, |row| row.get(0));
-                if u64::try_from(records).unwrap_or(0) > max {
-                    return Err(StoreError::QuotaExceeded(*quota));
-                }
-            }
-            Quota::RoomBytes { max } => {
-                if deltas.values().map(|delta| delta.bytes).sum::<i64>() <= 0 {
-                    continue;
-                }
-                let statement = transaction
-                    .prepare_cached("SELECT coalesce(sum(bytes), 0)::bigint FROM sealroom.usage WHERE room = $1")
-                    .await
-                    .map_err(db_error)?;
-                let bytes: i64 = transaction.query_one(&statement, &[&room]).await.map_err(db_error)?.get(0);
-                if u64::try_from(bytes).unwrap_or(0) > max {
-                    return Err(StoreError::QuotaExceeded(*quota));
-                }
-            }
-        }
+    async fn live_version(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT version FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
+                 AND (expires_at IS NULL OR expires_at > $4)",
+                &[&self.room, &tag(collection), &key.as_bytes(), &now],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
-    Ok(())
-}
 
-async fn apply_batch(transaction: &Object, batch: &Batch) -> Result<WriteReceipt, StoreError> {
-    let room = batch.room.to_hex();
-    let now = unix_now_secs();
-    // Locking the room's row serializes writers of one room across every node, as the SQLite
-    // writer thread does within one process: checks, usage and the version bump stay exact.
-    let lock = transaction
-        .prepare_cached("SELECT key_id FROM sealroom.rooms WHERE room = $1 FOR UPDATE")
-        .await
-        .map_err(db_error)?;
-    let current_key: Option<Vec<u8>> =
-        transaction.query_opt(&lock, &[&room]).await.map_err(db_error)?.map(|row| row.get(0));
-    if current_key.as_deref() != Some(&batch.key_id[..]) {
-        return Err(StoreError::RoomKeyChanged);
-    }
-    for check in &batch.checks {
-        let holds = match check {
-            Check::Exists(collection, key) => live_version(transaction, &room, *collection, key, now).await?.is_some(),
-            Check::Absent(collection, key) => live_version(transaction, &room, *collection, key, now).await?.is_none(),
-            Check::Version(collection, key, version) => {
-                live_version(transaction, &room, *collection, key, now).await? == Some(*version)
-            }
-        };
-        if !holds {
-            return Err(StoreError::Conflict);
-        }
-    }
-    let mut deltas = BTreeMap::new();
-    for operation in &batch.operations {
-        apply_operation(transaction, &room, operation, now, &mut deltas).await?;
-    }
-    let usage = transaction
-        .prepare_cached(
-            "INSERT INTO sealroom.usage (room, collection, records, bytes, version) VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (room, collection) DO UPDATE SET
-             records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes,
-             version = sealroom.usage.version + 1
-             RETURNING version",
-        )
-        .await
-        .map_err(db_error)?;
-    let mut collection_versions = Vec::with_capacity(deltas.len());
-    for (collection, delta) in &deltas {
-        let row = transaction
-            .query_one(&usage, &[&room, &tag(*collection), &delta.records, &delta.bytes])
+    async fn put(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        value: &[u8],
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let replaced = self
+            .query_opt(
+                "SELECT octet_length(value) + octet_length(key) FROM sealroom.records
+                 WHERE room = $1 AND collection = $2 AND key = $3",
+                &[&self.room, &tag(collection), &key.as_bytes()],
+            )
+            .await?
+            .map(|row| i64::from(row.get::<_, i32>(0)));
+        let statement = self
+            .client
+            .prepare_cached(
+                "INSERT INTO sealroom.records (room, collection, key, value, version, expires_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 1, $5, $6)
+                 ON CONFLICT (room, collection, key) DO UPDATE SET
+                 value = EXCLUDED.value, version = sealroom.records.version + 1,
+                 expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
+            )
             .await
             .map_err(db_error)?;
-        collection_versions.push((*collection, u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)));
+        self.client
+            .execute(&statement, &[&self.room, &tag(collection), &key.as_bytes(), &value, &expires_at, &now])
+            .await
+            .map_err(db_error)?;
+        Ok(replaced)
     }
-    check_quotas(transaction, &room, &batch.quotas, &deltas).await?;
-    let bump = transaction
-        .prepare_cached("UPDATE sealroom.rooms SET version = version + 1 WHERE room = $1 RETURNING version")
-        .await
-        .map_err(db_error)?;
-    let version: i64 = transaction.query_one(&bump, &[&room]).await.map_err(db_error)?.get(0);
-    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0), collection_versions })
+
+    async fn delete(&mut self, collection: Collection, key: &RecordKey) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .query_opt(
+                "DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
+                 RETURNING octet_length(value) + octet_length(key)",
+                &[&self.room, &tag(collection), &key.as_bytes()],
+            )
+            .await?;
+        Ok(row.map(|row| i64::from(row.get::<_, i32>(0))))
+    }
+
+    async fn delete_range(
+        &mut self,
+        collection: Collection,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Result<Removed, StoreError> {
+        let row = self
+            .query_one(
+                "WITH removed AS (
+                     DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key >= $3
+                     AND ($4::bytea IS NULL OR key < $4) RETURNING octet_length(value) + octet_length(key) AS bytes)
+                 SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
+                &[&self.room, &tag(collection), &lower, &upper],
+            )
+            .await?;
+        Ok(Removed { records: row.get(0), bytes: row.get(1) })
+    }
+
+    async fn delete_expired(&mut self, collection: Collection, now: i64) -> Result<Removed, StoreError> {
+        let row = self
+            .query_one(
+                "WITH removed AS (
+                     DELETE FROM sealroom.records WHERE room = $1 AND collection = $2
+                     AND expires_at IS NOT NULL AND expires_at <= $3
+                     RETURNING octet_length(value) + octet_length(key) AS bytes)
+                 SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
+                &[&self.room, &tag(collection), &now],
+            )
+            .await?;
+        Ok(Removed { records: row.get(0), bytes: row.get(1) })
+    }
+
+    async fn add_usage(&mut self, collection: Collection, records: i64, bytes: i64) -> Result<i64, StoreError> {
+        let row = self
+            .query_one(
+                "INSERT INTO sealroom.usage (room, collection, records, bytes, version) VALUES ($1, $2, $3, $4, 1)
+                 ON CONFLICT (room, collection) DO UPDATE SET
+                 records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes,
+                 version = sealroom.usage.version + 1
+                 RETURNING version",
+                &[&self.room, &tag(collection), &records, &bytes],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn records(&mut self, collection: Collection) -> Result<i64, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT records FROM sealroom.usage WHERE room = $1 AND collection = $2",
+                &[&self.room, &tag(collection)],
+            )
+            .await?;
+        Ok(row.map_or(0, |row| row.get(0)))
+    }
+
+    async fn room_bytes(&mut self) -> Result<i64, StoreError> {
+        let row = self
+            .query_one("SELECT coalesce(sum(bytes), 0)::bigint FROM sealroom.usage WHERE room = $1", &[&self.room])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn bump_room_version(&mut self) -> Result<i64, StoreError> {
+        let row = self
+            .query_one(
+                "UPDATE sealroom.rooms SET version = version + 1 WHERE room = $1 RETURNING version",
+                &[&self.room],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
 }
 
 #[async_trait]
@@ -793,7 +726,8 @@ impl Backend for PgBackend {
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
         let client = self.scoped(&batch.room, false).await?;
         // On failure the transaction is left to the next use's clean slate (`ROLLBACK`).
-        let receipt = apply_batch(&client, &batch).await?;
+        let mut mechanics = PgBatch { client: &client, room: batch.room.to_hex() };
+        let receipt = super::batch::apply(&mut mechanics, &batch).await?;
         commit(&client).await?;
         Ok(receipt)
     }
@@ -801,7 +735,7 @@ impl Backend for PgBackend {
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
         let rows =
             self.read_scoped(room, "SELECT version FROM sealroom.rooms WHERE room = $1", &[&room.to_hex()]).await?;
-        Ok(version_of(&rows))
+        version_of(&rows)
     }
 
     async fn collection_version(
@@ -830,17 +764,19 @@ impl Backend for PgBackend {
                 &[&room.to_hex()],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let collection = u8::try_from(row.get::<_, i16>(0)).ok().and_then(Collection::from_tag)?;
-                Some(CollectionUsage {
+        rows.iter()
+            .map(|row| {
+                let collection = u8::try_from(row.get::<_, i16>(0))
+                    .ok()
+                    .and_then(Collection::from_tag)
+                    .ok_or_else(|| StoreError::Refused("a stored collection tag is unknown".into()))?;
+                Ok(CollectionUsage {
                     collection,
-                    records: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-                    bytes: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    records: stored_count(row.get(1), "count")?,
+                    bytes: stored_count(row.get(2), "size")?,
                 })
             })
-            .collect())
+            .collect()
     }
 
     async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError> {
@@ -898,7 +834,8 @@ impl Backend for PgBackend {
             .query_one("SELECT sealroom.sweep_expired($1, $2)", &[&unix_now_secs(), &batch])
             .await
             .map_err(db_error)?;
-        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        let removed = stored_count(row.get(0), "count")?;
+        Ok(usize::try_from(removed).expect("at most `limit` records are removed"))
     }
 
     async fn rooms_page(&self, after: Option<&RoomId>, limit: usize) -> Result<Vec<RoomSummary>, StoreError> {
@@ -912,9 +849,9 @@ impl Backend for PgBackend {
                 Ok(RoomSummary {
                     room: room_from_text(row.get(0))?,
                     created_at: row.get(1),
-                    version: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
-                    records: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
-                    bytes: u64::try_from(row.get::<_, i64>(4)).unwrap_or(0),
+                    version: stored_count(row.get(2), "version")?,
+                    records: stored_count(row.get(3), "count")?,
+                    bytes: stored_count(row.get(4), "size")?,
                 })
             })
             .collect()

@@ -9,7 +9,6 @@
 //! A lock file refuses a second process on the same data directory; the file's `meta` table and
 //! schema version refuse a foreign, newer or damaged file with a message that says which.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,11 +18,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::prefix_upper_bound;
-use super::{
-    Backend, Batch, Check, CollectionUsage, Operation, PurgeCounts, Quota, Range, StoreError, StoredRecord,
-    WriteReceipt,
-};
+use super::batch::{BatchMechanics, Removed, stored_count};
+use super::{Backend, Batch, CollectionUsage, PurgeCounts, Range, StoreError, StoredRecord, WriteReceipt};
 use crate::room_id::RoomId;
 use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
@@ -611,223 +607,198 @@ fn room_key_is(connection: &Connection, room: &RoomId, generation: &RoomKeyId) -
     Ok(key_id.as_deref() == Some(&generation[..]))
 }
 
+/// A stored count, size or version read in column `column`: never negative, so a negative one
+/// is damage and fails the read (as `unavailable`, naming the column), never reads as zero.
+fn stored_column(value: i64, column: usize) -> rusqlite::Result<u64> {
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(column, value))
+}
+
 /// Whether the room has a key (of any generation).
 fn room_key_exists(connection: &Connection, room: &[u8]) -> rusqlite::Result<bool> {
     connection.prepare_cached("SELECT 1 FROM rooms WHERE room = ?1")?.exists(params![room])
 }
 
-/// A stored count or version, which is never negative: a negative one is damage, reported as
-/// such rather than read as zero.
-fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Refused(format!("a stored {what} is negative")))
+/// SQLite's statements for one batch of one room, on the writer connection inside the group
+/// transaction (the writer thread alone writes, so the room needs no lock of its own).
+struct SqliteBatch<'connection> {
+    connection: &'connection Connection,
+    room: Vec<u8>,
 }
 
-fn live_record_exists(
-    connection: &Connection,
-    room: &RoomId,
-    collection: Collection,
-    key: &RecordKey,
-    now: i64,
-) -> rusqlite::Result<Option<i64>> {
-    connection
-        .prepare_cached(
-            "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
-             AND (expires_at IS NULL OR expires_at > ?4)",
-        )?
-        .query_row(params![&room.as_bytes()[..], collection_tag(collection), key.as_bytes(), now], |row| row.get(0))
-        .optional()
+fn sql(error: rusqlite::Error) -> StoreError {
+    unavailable(&error)
 }
 
-/// Per-collection change of records and bytes made by one batch.
-#[derive(Default, Clone, Copy)]
-struct UsageDelta {
-    records: i64,
-    bytes: i64,
-}
+impl BatchMechanics for SqliteBatch<'_> {
+    async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")
+            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)).optional())
+            .map_err(sql)
+    }
 
-fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, StoreError> {
-    let sql = |error: rusqlite::Error| unavailable(&error);
-    let room = &batch.room.as_bytes()[..];
-    let now = unix_now_secs();
-    let current_key: Option<Vec<u8>> = connection
-        .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")
-        .map_err(sql)?
-        .query_row(params![room], |row| row.get(0))
-        .optional()
-        .map_err(sql)?;
-    if current_key.as_deref() != Some(&batch.key_id[..]) {
-        return Err(StoreError::RoomKeyChanged);
+    async fn live_version(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.connection
+            .prepare_cached(
+                "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
+                 AND (expires_at IS NULL OR expires_at > ?4)",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![self.room, collection_tag(collection), key.as_bytes(), now], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(sql)
     }
-    for check in &batch.checks {
-        let holds = match check {
-            Check::Exists(collection, key) => {
-                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_some()
-            }
-            Check::Absent(collection, key) => {
-                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)?.is_none()
-            }
-            Check::Version(collection, key, version) => {
-                live_record_exists(connection, &batch.room, *collection, key, now).map_err(sql)? == Some(*version)
-            }
-        };
-        if !holds {
-            return Err(StoreError::Conflict);
-        }
+
+    async fn put(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        value: &[u8],
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let replaced: Option<i64> = self
+            .connection
+            .prepare_cached(
+                "SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![self.room, collection_tag(collection), key.as_bytes()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(sql)?;
+        self.connection
+            .prepare_cached(
+                "INSERT INTO records (room, collection, key, value, version, expires_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+                 ON CONFLICT (room, collection, key) DO UPDATE SET
+                 value = excluded.value, version = records.version + 1,
+                 expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    self.room,
+                    collection_tag(collection),
+                    key.as_bytes(),
+                    value,
+                    expires_at,
+                    now
+                ])
+            })
+            .map_err(sql)?;
+        Ok(replaced)
     }
-    let mut deltas: BTreeMap<Collection, UsageDelta> = BTreeMap::new();
-    for operation in &batch.operations {
-        apply_operation(connection, room, operation, now, &mut deltas).map_err(sql)?;
+
+    async fn delete(&mut self, collection: Collection, key: &RecordKey) -> Result<Option<i64>, StoreError> {
+        self.connection
+            .prepare_cached(
+                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
+                 RETURNING length(value) + length(key)",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![self.room, collection_tag(collection), key.as_bytes()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(sql)
     }
-    let mut collection_versions = Vec::with_capacity(deltas.len());
-    for (collection, delta) in &deltas {
-        let version: i64 = connection
+
+    async fn delete_range(
+        &mut self,
+        collection: Collection,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Result<Removed, StoreError> {
+        let bounds = params![self.room, collection_tag(collection), lower, upper];
+        let (records, bytes) = self
+            .connection
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
+                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
+            )
+            .and_then(|mut statement| statement.query_row(bounds, |row| Ok((row.get(0)?, row.get(1)?))))
+            .map_err(sql)?;
+        self.connection
+            .prepare_cached(
+                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
+            )
+            .and_then(|mut statement| statement.execute(bounds))
+            .map_err(sql)?;
+        Ok(Removed { records, bytes })
+    }
+
+    async fn delete_expired(&mut self, collection: Collection, now: i64) -> Result<Removed, StoreError> {
+        let expired = params![self.room, collection_tag(collection), now];
+        let (records, bytes) = self
+            .connection
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
+                 WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+            )
+            .and_then(|mut statement| statement.query_row(expired, |row| Ok((row.get(0)?, row.get(1)?))))
+            .map_err(sql)?;
+        self.connection
+            .prepare_cached(
+                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+            )
+            .and_then(|mut statement| statement.execute(expired))
+            .map_err(sql)?;
+        Ok(Removed { records, bytes })
+    }
+
+    async fn add_usage(&mut self, collection: Collection, records: i64, bytes: i64) -> Result<i64, StoreError> {
+        self.connection
             .prepare_cached(
                 "INSERT INTO usage (room, collection, records, bytes, version) VALUES (?1, ?2, ?3, ?4, 1)
                  ON CONFLICT (room, collection) DO UPDATE SET
                  records = records + excluded.records, bytes = bytes + excluded.bytes, version = version + 1
                  RETURNING version",
             )
-            .map_err(sql)?
-            .query_row(params![room, collection_tag(*collection), delta.records, delta.bytes], |row| row.get(0))
+            .and_then(|mut statement| {
+                statement.query_row(params![self.room, collection_tag(collection), records, bytes], |row| row.get(0))
+            })
+            .map_err(sql)
+    }
+
+    async fn records(&mut self, collection: Collection) -> Result<i64, StoreError> {
+        let records: Option<i64> = self
+            .connection
+            .prepare_cached("SELECT records FROM usage WHERE room = ?1 AND collection = ?2")
+            .and_then(|mut statement| {
+                statement.query_row(params![self.room, collection_tag(collection)], |row| row.get(0)).optional()
+            })
             .map_err(sql)?;
-        collection_versions.push((*collection, u64::try_from(version).unwrap_or(0)));
+        Ok(records.unwrap_or(0))
     }
-    check_quotas(connection, room, &batch.quotas, &deltas)?;
-    let version: i64 = connection
-        .prepare_cached("UPDATE rooms SET version = version + 1 WHERE room = ?1 RETURNING version")
-        .map_err(sql)?
-        .query_row(params![room], |row| row.get(0))
-        .map_err(sql)?;
-    Ok(WriteReceipt { room_version: u64::try_from(version).unwrap_or(0), collection_versions })
+
+    async fn room_bytes(&mut self) -> Result<i64, StoreError> {
+        self.connection
+            .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM usage WHERE room = ?1")
+            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)))
+            .map_err(sql)
+    }
+
+    async fn bump_room_version(&mut self) -> Result<i64, StoreError> {
+        self.connection
+            .prepare_cached("UPDATE rooms SET version = version + 1 WHERE room = ?1 RETURNING version")
+            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)))
+            .map_err(sql)
+    }
 }
 
-fn apply_operation(
-    connection: &Connection,
-    room: &[u8],
-    operation: &Operation,
-    now: i64,
-    deltas: &mut BTreeMap<Collection, UsageDelta>,
-) -> rusqlite::Result<()> {
-    match operation {
-        Operation::Put { collection, key, value, expires_at } => {
-            let old_bytes: Option<i64> = connection
-                .prepare_cached(
-                    "SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3",
-                )?
-                .query_row(params![room, collection_tag(*collection), key.as_bytes()], |row| row.get(0))
-                .optional()?;
-            connection
-                .prepare_cached(
-                    "INSERT INTO records (room, collection, key, value, version, expires_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
-                     ON CONFLICT (room, collection, key) DO UPDATE SET
-                     value = excluded.value, version = records.version + 1,
-                     expires_at = excluded.expires_at, updated_at = excluded.updated_at",
-                )?
-                .execute(params![room, collection_tag(*collection), key.as_bytes(), value, expires_at, now])?;
-            let new_bytes = i64::try_from(value.len() + key.as_bytes().len()).unwrap_or(i64::MAX);
-            let delta = deltas.entry(*collection).or_default();
-            match old_bytes {
-                Some(old) => delta.bytes += new_bytes - old,
-                None => {
-                    delta.records += 1;
-                    delta.bytes += new_bytes;
-                }
-            }
-        }
-        Operation::Delete { collection, key } => {
-            let old_bytes: Option<i64> = connection
-                .prepare_cached(
-                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
-                     RETURNING length(value) + length(key)",
-                )?
-                .query_row(params![room, collection_tag(*collection), key.as_bytes()], |row| row.get(0))
-                .optional()?;
-            if let Some(old) = old_bytes {
-                let delta = deltas.entry(*collection).or_default();
-                delta.records -= 1;
-                delta.bytes -= old;
-            }
-        }
-        Operation::DeletePrefix { collection, prefix } => {
-            let upper = prefix_upper_bound(prefix);
-            let (count, bytes): (i64, i64) = connection
-                .prepare_cached(
-                    "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
-                     WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
-                )?
-                .query_row(params![room, collection_tag(*collection), prefix, upper], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-            connection
-                .prepare_cached(
-                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
-                )?
-                .execute(params![room, collection_tag(*collection), prefix, upper])?;
-            let delta = deltas.entry(*collection).or_default();
-            delta.records -= count;
-            delta.bytes -= bytes;
-        }
-        Operation::DeleteExpired { collection } => {
-            let (count, bytes): (i64, i64) = connection
-                .prepare_cached(
-                    "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
-                     WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
-                )?
-                .query_row(params![room, collection_tag(*collection), now], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            connection
-                .prepare_cached(
-                    "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
-                )?
-                .execute(params![room, collection_tag(*collection), now])?;
-            let delta = deltas.entry(*collection).or_default();
-            delta.records -= count;
-            delta.bytes -= bytes;
-        }
-    }
-    Ok(())
-}
-
-fn check_quotas(
-    connection: &Connection,
-    room: &[u8],
-    quotas: &[Quota],
-    deltas: &BTreeMap<Collection, UsageDelta>,
-) -> Result<(), StoreError> {
-    let sql = |error: rusqlite::Error| unavailable(&error);
-    for quota in quotas {
-        match *quota {
-            Quota::Records { collection, max } => {
-                if deltas.get(&collection).is_none_or(|delta| delta.records <= 0) {
-                    continue;
-                }
-                let records: i64 = connection
-                    .prepare_cached("SELECT records FROM usage WHERE room = ?1 AND collection = ?2")
-                    .map_err(sql)?
-                    .query_row(params![room, collection_tag(collection)], |row| row.get(0))
-                    .optional()
-                    .map_err(sql)?
-                    .unwrap_or(0);
-                if u64::try_from(records).unwrap_or(0) > max {
-                    return Err(StoreError::QuotaExceeded(*quota));
-                }
-            }
-            Quota::RoomBytes { max } => {
-                if deltas.values().map(|delta| delta.bytes).sum::<i64>() <= 0 {
-                    continue;
-                }
-                let bytes: i64 = connection
-                    .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM usage WHERE room = ?1")
-                    .map_err(sql)?
-                    .query_row(params![room], |row| row.get(0))
-                    .map_err(sql)?;
-                if u64::try_from(bytes).unwrap_or(0) > max {
-                    return Err(StoreError::QuotaExceeded(*quota));
-                }
-            }
-        }
-    }
-    Ok(())
+/// Applies a batch on the writer thread (SQLite's mechanics never wait, so the algorithm's
+/// future completes in one poll).
+fn apply_batch(connection: &Connection, batch: &Batch) -> Result<WriteReceipt, StoreError> {
+    let mut mechanics = SqliteBatch { connection, room: batch.room.as_bytes().to_vec() };
+    futures::executor::block_on(super::batch::apply(&mut mechanics, batch))
 }
 
 #[async_trait]
@@ -968,7 +939,7 @@ impl Backend for SqliteBackend {
                 .prepare_cached("SELECT version FROM rooms WHERE room = ?1")?
                 .query_row(params![&room.as_bytes()[..]], |row| row.get(0))
                 .optional()?;
-            Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+            version.map_or(Ok(0), |version| stored_column(version, 0))
         })
         .await
     }
@@ -1013,14 +984,15 @@ impl Backend for SqliteBackend {
             let mut usage = Vec::new();
             for row in rows {
                 let (tag, records, bytes) = row?;
-                let collection = u8::try_from(tag).ok().and_then(Collection::from_tag);
-                if let Some(collection) = collection {
-                    usage.push(CollectionUsage {
-                        collection,
-                        records: u64::try_from(records).unwrap_or(0),
-                        bytes: u64::try_from(bytes).unwrap_or(0),
-                    });
-                }
+                let collection = u8::try_from(tag)
+                    .ok()
+                    .and_then(Collection::from_tag)
+                    .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, tag))?;
+                usage.push(CollectionUsage {
+                    collection,
+                    records: stored_column(records, 1)?,
+                    bytes: stored_column(bytes, 2)?,
+                });
             }
             Ok(usage)
         })
@@ -1137,9 +1109,9 @@ impl Backend for SqliteBackend {
                 Ok(RoomSummary {
                     room: RoomId::from_stored_bytes(room),
                     created_at: row.get(1)?,
-                    version: u64::try_from(version).unwrap_or(0),
-                    records: u64::try_from(records).unwrap_or(0),
-                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    version: stored_column(version, 2)?,
+                    records: stored_column(records, 3)?,
+                    bytes: stored_column(bytes, 4)?,
                 })
             })?;
             rows.collect()

@@ -117,3 +117,30 @@ async fn room_key_copied_from_another_room_does_not_open() {
     assert!(matches!(read, Err(RoomError::IsolationAlarm)), "{read:?}");
     assert_eq!(reopened.isolation_alarms(), 1);
 }
+
+/// A count or version that cannot be (negative) is damage: it fails the operation loudly
+/// instead of being read as zero, which would make an index or cache front look current.
+#[tokio::test]
+async fn an_impossible_stored_version_fails_loudly_and_is_never_read_as_zero() {
+    let store = sqlite_store(RoomsSettings::standard()).await;
+    let alice = store.rooms.room(&user("iss", "alice"));
+    let path = Namespace::parse(vec!["notes".into()]).unwrap();
+    let input = ItemInput::parse(&json!("note"), Some("lighthouse".into()), None, None, None).unwrap();
+    alice.items().put(&path, &ItemKey::parse("k").unwrap(), input).await.unwrap();
+    let changed = database(&store)
+        .execute(
+            "UPDATE usage SET version = -5 WHERE room = ?1 AND collection = 3",
+            rusqlite::params![&alice.id().as_bytes()[..]],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let listed = store
+        .rooms
+        .room(&user("iss", "alice"))
+        .items()
+        .list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap())
+        .await;
+    assert!(matches!(listed, Err(RoomError::Unavailable(_))), "{listed:?}");
+    let usage = store.backend.usage(&alice.id()).await;
+    assert!(usage.is_ok(), "the records count is untouched: {usage:?}");
+}
