@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{ServerConfig, StorageConfig};
 use crate::embeddings::Embedder;
+use crate::limits::{EXPIRY_SWEEP_INTERVAL_SECS, EXPIRY_SWEEP_RECORDS_MAX};
 use crate::listener::LimitedListener;
 use crate::state::{AppState, admin_token_digest};
 use crate::upstream::Upstream;
@@ -29,11 +30,6 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 pub const ROOM_ID_SECRET_FILE: &str = "room-id.key";
 /// The development admin credential (a random token; only its digest is kept in memory).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
-
-/// How often expired records are swept from the store.
-const SWEEP_INTERVAL_SECS: u64 = 60;
-/// Expired records removed per sweep, so one sweep never holds the writer for long.
-const SWEEP_BATCH: usize = 1_000;
 
 /// Why the server could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +201,7 @@ impl App {
                 let tcp = tokio::net::TcpListener::bind(address)
                     .await
                     .map_err(|source| StartError::Bind { address, source })?;
-                Some(LimitedListener::new(tcp, &METRICS_CONNECTION_LIMITS))
+                Some(LimitedListener::new(tcp, &crate::limits::METRICS_CONNECTION_LIMITS))
             }
             None => None,
         };
@@ -270,9 +266,9 @@ impl App {
                 axum::routing::get(move || async move { crate::http::system::render_metrics(&state) }),
             );
             let stopped = until_stopped(stopped.clone());
-            tokio::spawn(
-                async move { crate::listener::serve(listener, router, &METRICS_CONNECTION_LIMITS, stopped).await },
-            )
+            tokio::spawn(async move {
+                crate::listener::serve(listener, router, &crate::limits::METRICS_CONNECTION_LIMITS, stopped).await
+            })
         });
         let limits = self.state.config().limits.connections;
         crate::listener::serve(self.listener, self.router, &limits, until_stopped(stopped)).await;
@@ -288,13 +284,6 @@ impl App {
         Ok(())
     }
 }
-
-/// Connections of the private metrics address: a scraper or two, and an operator's curl.
-const METRICS_CONNECTION_LIMITS: crate::config::ConnectionLimits = crate::config::ConnectionLimits {
-    connections_max: 16,
-    connections_per_address_max: 16,
-    header_read_timeout_secs: 10,
-};
 
 /// Whether an address is only reachable from this host or a private network.
 fn is_private(address: std::net::IpAddr) -> bool {
@@ -331,10 +320,10 @@ fn trusted_issuers_notice(issuers: &[sealroom::identity::IssuerConfig], developm
 /// Periodic maintenance; aborted when the server stops so it does not keep the store open.
 fn spawn_background(backend: Arc<dyn Backend>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECS));
+        let mut interval = tokio::time::interval(Duration::from_secs(EXPIRY_SWEEP_INTERVAL_SECS));
         loop {
             interval.tick().await;
-            match backend.sweep_expired(SWEEP_BATCH).await {
+            match backend.sweep_expired(EXPIRY_SWEEP_RECORDS_MAX).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "swept expired records"),
                 Err(error) => tracing::warn!(%error, "expiry sweep failed"),

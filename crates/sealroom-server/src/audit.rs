@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::limits::{AUDIT_APPENDS_CONCURRENT, AUDIT_BATCH_MAX, AUDIT_QUEUE_DELAY_MILLIS, AUDIT_QUEUE_ENTRIES_MAX};
 use futures::StreamExt;
 use sealroom::Room;
 use sealroom::rooms::AuditEvent;
@@ -95,15 +96,6 @@ impl AuditSlot {
     }
 }
 
-/// Longest a read's entry waits in the queue.
-pub const AUDIT_QUEUE_DELAY_MILLIS: u64 = 20;
-/// Entries queued before senders wait (backpressure, bounded memory).
-const AUDIT_QUEUE_ENTRIES_MAX: usize = 10_000;
-/// Rooms whose entries are appended at the same time.
-const AUDIT_APPENDS_CONCURRENT: usize = 256;
-/// Entries taken from the queue per batch.
-const AUDIT_BATCH_MAX: usize = 1_024;
-
 enum Queued {
     /// An event and a room to append it with (any `Room` of the event's room: each event carries
     /// its own actor and generation).
@@ -164,7 +156,7 @@ async fn drain(mut receiver: mpsc::Receiver<Queued>) {
         // waiting for one fsync each.
         let appends = by_room.into_values().flat_map(|(room, events)| {
             events
-                .chunks(sealroom::rooms::AUDIT_EVENTS_PER_APPEND_MAX)
+                .chunks(sealroom::limits::AUDIT_EVENTS_PER_APPEND_MAX)
                 .map(|chunk| (room.clone(), chunk.to_vec()))
                 .collect::<Vec<_>>()
         });
@@ -178,7 +170,7 @@ async fn drain(mut receiver: mpsc::Receiver<Queued>) {
 }
 
 async fn append(room: &Room, events: Vec<AuditEvent>) {
-    match room.record_audit(events).await {
+    match room.audit().record(events).await {
         Ok(0) => {}
         Ok(dropped) => {
             metrics::counter!("sealroom_audit_entries_of_erased_rooms_total").increment(dropped as u64);
@@ -196,7 +188,7 @@ async fn append(room: &Room, events: Vec<AuditEvent>) {
 pub async fn record(queue: &AuditQueue, slot: &AuditSlot, operation: &str, path: &str, status: u16, request_id: &str) {
     let Some(rooms) = slot.take() else { return };
     let room = rooms.tenant.unwrap_or(rooms.own);
-    let event = |room: &Room| room.audit_event(operation, path, &status.to_string(), Some(request_id));
+    let event = |room: &Room| room.audit().event(operation, path, &status.to_string(), Some(request_id));
     match rooms.policy {
         Audit::Unrecorded => {}
         Audit::Read => {

@@ -19,15 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EmbeddingsConfig;
-
-/// Cached embeddings, across rooms (each entry is one requester's in one room).
-const CACHE_ENTRIES_MAX: u64 = 10_000;
-/// Longest an embedding stays cached: long enough to spare the upstream for an agent's repeated
-/// queries within a conversation, short enough that what a request derived does not stay in
-/// memory long after it.
-const CACHE_TTL_SECS: u64 = 600;
-/// Longest an upstream answer may be (a batch of 64 embeddings of 3,072 floats is ~4 MB).
-const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+use crate::limits::{EMBEDDING_CACHE_ENTRIES_MAX, EMBEDDING_CACHE_TTL_SECS, EMBEDDINGS_RESPONSE_BYTES_MAX};
 
 /// Why embeddings could not be computed. Carries no URL, key or text.
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +78,8 @@ impl Embedder {
             api_key: crate::outbound::api_key(config.api_key.as_ref())?,
             batch_max: config.batch_max,
             cache: moka::sync::Cache::builder()
-                .max_capacity(CACHE_ENTRIES_MAX)
-                .time_to_live(Duration::from_secs(CACHE_TTL_SECS))
+                .max_capacity(EMBEDDING_CACHE_ENTRIES_MAX)
+                .time_to_live(Duration::from_secs(EMBEDDING_CACHE_TTL_SECS))
                 .support_invalidation_closures()
                 .build(),
         })
@@ -144,7 +136,7 @@ impl Embedder {
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|_| EmbedError::Upstream("read failed".into()))? {
-            if body.len() + chunk.len() > RESPONSE_BYTES_MAX {
+            if body.len() + chunk.len() > EMBEDDINGS_RESPONSE_BYTES_MAX {
                 return Err(EmbedError::Malformed);
             }
             body.extend_from_slice(&chunk);

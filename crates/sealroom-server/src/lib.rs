@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod limiter;
+pub mod limits;
 pub mod listener;
 pub mod outbound;
 pub mod proxy;

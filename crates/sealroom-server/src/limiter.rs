@@ -5,14 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::limits::{LIMITER_TRACKED_IDLE_SECS, LIMITER_TRACKED_PRINCIPALS_MAX};
 use sealroom::room_id::RoomId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Principals whose state is remembered; an evicted idle principal starts with a full bucket.
-const TRACKED_PRINCIPALS_MAX: u64 = 100_000;
-/// How long an idle principal's state is kept. Long enough that no request still in flight
-/// outlives its principal's slots; a kept bucket has refilled to the burst by then anyway.
-const TRACKED_IDLE_SECS: u64 = 600;
 
 pub use crate::config::PrincipalLimits;
 
@@ -57,8 +52,8 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Limiter<K> {
         Limiter {
             limits,
             tracked: moka::sync::Cache::builder()
-                .max_capacity(TRACKED_PRINCIPALS_MAX)
-                .time_to_idle(Duration::from_secs(TRACKED_IDLE_SECS))
+                .max_capacity(LIMITER_TRACKED_PRINCIPALS_MAX)
+                .time_to_idle(Duration::from_secs(LIMITER_TRACKED_IDLE_SECS))
                 .build(),
         }
     }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::limits::SHUTDOWN_DRAIN_SECS_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -123,11 +124,8 @@ pub struct LimitedStream {
     _address_slot: AddressSlot,
 }
 
-/// Longest the server waits, after it stops accepting, for open requests to finish.
-const DRAIN_SECS_MAX: u64 = 30;
-
 /// Serves `router` on `listener` (HTTP/1.1 with keep-alive) until `shutdown` completes, then
-/// lets open requests finish for at most [`DRAIN_SECS_MAX`].
+/// lets open requests finish for at most [`SHUTDOWN_DRAIN_SECS_MAX`].
 pub async fn serve<F>(mut listener: LimitedListener, router: axum::Router, limits: &ConnectionLimits, shutdown: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -153,7 +151,7 @@ where
         });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(DRAIN_SECS_MAX), graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(SHUTDOWN_DRAIN_SECS_MAX), graceful.shutdown()).await.is_err() {
         tracing::warn!("open connections did not finish in time; closing them");
         connections.abort_all();
     }

@@ -8,9 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{UpstreamConfig, UpstreamFlavour};
 
-/// Largest non-streaming upstream answer read.
-pub const RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
-
 /// The configured upstream.
 pub struct Upstream {
     client: reqwest::Client,

@@ -132,7 +132,7 @@ fn main() {
         )
         .unwrap();
         let (started, cpu_before) = (Instant::now(), process_cpu());
-        let hits = runtime.block_on(room.search(&request)).unwrap();
+        let hits = runtime.block_on(room.items().search(&request)).unwrap();
         cold.push(started.elapsed());
         cold_cpu = cold_cpu.zip(cpu_before.zip(process_cpu())).map(|(sum, (before, after))| sum + (after - before));
         assert_eq!(hits.len(), 10);
@@ -144,7 +144,7 @@ fn main() {
     let rooms = runtime.block_on(open_rooms(backend.clone()));
     let room = rooms.room(&principal("big-room-owner"));
     runtime
-        .block_on(room.search(
+        .block_on(room.items().search(
             &SearchRequest::parse(Some("w1".into()), None, NamespacePrefix::everything(), None, None, None).unwrap(),
         ))
         .unwrap();
@@ -163,7 +163,7 @@ fn main() {
         )
         .unwrap();
         let started = Instant::now();
-        let hits = runtime.block_on(room.search(&request)).unwrap();
+        let hits = runtime.block_on(room.items().search(&request)).unwrap();
         latencies.push(started.elapsed());
         assert_eq!(hits.len(), 10);
         if query_index % 100 == 0 {
@@ -172,7 +172,7 @@ fn main() {
                 SearchRequest::parse(None, Some(query.clone()), NamespacePrefix::everything(), None, Some(10), None)
                     .unwrap();
             let found: Vec<String> = runtime
-                .block_on(room.search(&vector_only))
+                .block_on(room.items().search(&vector_only))
                 .unwrap()
                 .iter()
                 .map(|hit| hit.item.key.as_str().to_owned())
@@ -205,7 +205,7 @@ fn main() {
     for _ in 0..200 {
         let query = random.vector();
         let started = Instant::now();
-        vectors::dot_many(&query, &arena, DIMS, &slots, &mut scores);
+        vectors::dot_each(&query, &slots, |slot| &arena[slot as usize * DIMS..][..DIMS], &mut scores);
         raw_dispatched.push(started.elapsed());
         let started = Instant::now();
         let portable: f32 = vectors_of_big_room.iter().map(|vector| vectors::dot_portable(&query, vector)).sum();

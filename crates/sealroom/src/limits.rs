@@ -143,3 +143,103 @@ impl RoomLimits {
         }
     }
 }
+
+// Identity (moved here from `identity/` so every limit is in one place).
+
+/// Longest single role name.
+pub const ROLE_BYTES_MAX: usize = 64;
+
+/// At most this many keys are tried for one token (keys without `kid`, or a token without one),
+/// so a token cannot make the verifier run dozens of signature checks.
+pub const CANDIDATE_KEYS_MAX: usize = 4;
+
+/// Longest a verified token is remembered (a key rotation or a JWKS change takes effect within it).
+pub const VERIFIED_TOKEN_CACHE_TTL_SECS: u64 = 60;
+
+/// Verified tokens remembered.
+pub const VERIFIED_TOKEN_CACHE_ENTRIES_MAX: u64 = 100_000;
+
+/// Clock leeway for development tokens.
+pub const DEV_ISSUER_LEEWAY_SECS: u64 = 30;
+
+// Rooms (moved here from `rooms/` so every limit is in one place).
+
+/// Records read per store round trip while building an index.
+pub const INDEX_BUILD_CHUNK_RECORDS: usize = 4096;
+
+/// Longest tool name.
+pub const TOOL_NAME_BYTES_MAX: usize = 64;
+
+/// Largest cached value.
+pub const CACHE_VALUE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Most bytes of one room's in-memory front: its own hot entries, nothing more.
+pub const CACHE_FRONT_ROOM_BYTES_MAX: usize = 1024 * 1024;
+
+/// Share of a full cache collection evicted at once (the room's own oldest entries), so a
+/// room at its quota does not evict on every write.
+pub const CACHE_EVICT_FRACTION: u64 = 10;
+
+/// Entries a room keeps; older ones are dropped as new ones arrive.
+pub const AUDIT_ENTRIES_PER_ROOM_MAX: u64 = 100_000;
+
+/// Longest field of an audit event.
+pub const AUDIT_FIELD_BYTES_MAX: usize = 512;
+
+/// Most events recorded in one append.
+pub const AUDIT_EVENTS_PER_APPEND_MAX: usize = 64;
+
+/// Stripes of the in-process write locks; enough that unrelated threads rarely share one.
+pub const WRITE_LOCK_STRIPES: usize = 256;
+
+/// Messages read per store round trip while filling a context view.
+pub const CONTEXT_CHUNK_MESSAGES: usize = 64;
+
+/// Largest canonical arguments (or canonical request) a cache key is derived from.
+pub const CANONICAL_JSON_BYTES_MAX: usize = 256 * 1024;
+
+/// Largest exponent magnitude of a number: far beyond any double (10^308), small enough that
+/// no arithmetic on it can overflow.
+pub const CANONICAL_EXPONENT_MAX: i64 = 1_000_000;
+
+// Search (moved here from `search/` so every limit is in one place).
+
+/// Parts this large merge their lexical index on a second thread while their items are laid out.
+pub const PARALLEL_ABSORB_ITEMS_MIN: usize = 2048;
+
+/// Longest term kept, in characters; longer words are cut (they are identifiers or noise).
+pub const TERM_CHARS_MAX: usize = 64;
+
+/// Most distinct terms a query contributes; a 10,000-term query costs no more than this.
+pub const QUERY_TERMS_MAX: usize = 64;
+
+/// Results a search returns when the client names no limit.
+pub const SEARCH_RESULTS_DEFAULT: usize = 10;
+
+/// Most metadata equality conditions in one filter.
+pub const FILTER_CONDITIONS_MAX: usize = 16;
+
+/// Stripes of the build locks.
+pub const INDEX_BUILD_LOCK_STRIPES: usize = 64;
+
+// Storage (moved here from `store/` so every limit is in one place).
+
+/// Read connections. Two cores and WAL readers that never block: a handful is plenty, and each
+/// holds a page cache.
+pub const SQLITE_READ_CONNECTIONS: usize = 4;
+
+/// Writes queued for the writer before callers wait (backpressure instead of unbounded memory).
+pub const SQLITE_WRITE_QUEUE_JOBS_MAX: usize = 4096;
+
+/// How long a reader waits on a lock held during a checkpoint before reporting unavailable.
+pub const SQLITE_BUSY_TIMEOUT_MILLIS: u64 = 5_000;
+
+/// Longest a single statement may run before the server cancels it; store operations take
+/// milliseconds, so this only stops runaway queries.
+pub const POSTGRES_STATEMENT_TIMEOUT_MILLIS: u64 = 15_000;
+
+/// Longest a connection attempt may take.
+pub const POSTGRES_CONNECT_TIMEOUT_SECS: u64 = 10;
+
+/// Longest a request waits for a pooled connection before the store reports unavailable.
+pub const POSTGRES_POOL_WAIT_SECS: u64 = 10;

@@ -43,32 +43,30 @@ impl Fragment {
     }
 }
 
-impl Room {
-    /// Fragments of recalled memories (search hits of this room).
-    pub fn memory_fragments(&self, hits: &[SearchHit]) -> Vec<Fragment> {
-        hits.iter()
-            .map(|hit| {
-                let item = &hit.item;
-                let text = item.text.clone().unwrap_or_else(|| item.value.to_string());
-                let source = format!("{}/{}", item.namespace, item.key.as_str());
-                Fragment { room: self.id(), kind: FragmentKind::Memory, source, role: None, text }
-            })
-            .collect()
-    }
+/// Fragments of recalled memories: search hits of `room`.
+pub fn memory_fragments(room: &Room, hits: &[SearchHit]) -> Vec<Fragment> {
+    hits.iter()
+        .map(|hit| {
+            let item = &hit.item;
+            let text = item.text.clone().unwrap_or_else(|| item.value.to_string());
+            let source = format!("{}/{}", item.namespace, item.key.as_str());
+            Fragment { room: room.id(), kind: FragmentKind::Memory, source, role: None, text }
+        })
+        .collect()
+}
 
-    /// Fragments of a thread's recent messages (a context view of this room).
-    pub fn history_fragments(&self, view: &ContextView) -> Vec<Fragment> {
-        view.messages
-            .iter()
-            .map(|message| Fragment {
-                room: self.id(),
-                kind: FragmentKind::History,
-                source: format!("thread {} message {}", message.thread_id, message.sequence),
-                role: Some(message.role.as_str().to_owned()),
-                text: message.content.clone(),
-            })
-            .collect()
-    }
+/// Fragments of a thread's recent messages: a context view of `room`.
+pub fn history_fragments(room: &Room, view: &ContextView) -> Vec<Fragment> {
+    view.messages
+        .iter()
+        .map(|message| Fragment {
+            room: room.id(),
+            kind: FragmentKind::History,
+            source: format!("thread {} message {}", message.thread_id, message.sequence),
+            role: Some(message.role.as_str().to_owned()),
+            text: message.content.clone(),
+        })
+        .collect()
 }
 
 /// Why a fragment was refused.

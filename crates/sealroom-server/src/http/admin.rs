@@ -16,10 +16,8 @@ use super::dto::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParam, QueryParams};
+use crate::limits::ADMIN_PAGE_MAX;
 use crate::state::{AppState, admin_token_digest};
-
-/// Rooms per admin page.
-const ADMIN_PAGE_MAX: usize = 1000;
 
 /// A request that presented the admin credential.
 pub struct AdminCaller;

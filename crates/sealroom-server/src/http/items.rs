@@ -90,7 +90,7 @@ async fn search(
         embedding = embedder.embed(&room, std::slice::from_ref(query)).await?.pop();
     }
     let request = SearchRequest::parse(body.query, embedding, prefix, body.filter, body.limit, body.metric.as_deref())?;
-    let hits = room.search(&request).await?;
+    let hits = room.items().search(&request).await?;
     Ok(Json(SearchResponse { results: hits.iter().map(SearchResult::from).collect() }))
 }
 

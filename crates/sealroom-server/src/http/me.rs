@@ -16,12 +16,8 @@ use serde_json::{Value, json};
 use super::dto::{AuditEntryResponse, AuditPageQuery, AuditPageResponse, ErasureReceiptResponse, MeResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, QueryParams, Reads, Unrecorded};
+use crate::limits::{EXPORT_BUFFER_LINES, EXPORT_PAGE_ENTRIES};
 use crate::state::AppState;
-
-/// Lines buffered between the export producer and the client.
-const EXPORT_BUFFER_LINES: usize = 64;
-/// Page size while exporting.
-const EXPORT_PAGE: i64 = 200;
 
 /// The caller's verified identity and room ids.
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
@@ -49,7 +45,7 @@ pub async fn audit(
     QueryParams(query): QueryParams<AuditPageQuery>,
 ) -> Result<Json<AuditPageResponse>, ApiError> {
     state.audit_queue().flush().await;
-    let page = caller.room.audit_entries(query.after, PageSize::parse(query.limit)?).await?;
+    let page = caller.room.audit().entries(query.after, PageSize::parse(query.limit)?).await?;
     Ok(Json(AuditPageResponse {
         entries: page.entries.iter().map(AuditEntryResponse::from).collect(),
         next_after: page.next,
@@ -123,7 +119,7 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     send(json!({"type": "room", "format": "sealroom-export/v1", "room_id": room.id().to_hex(), "exported_at": now}))
         .await?;
-    let page_size = PageSize::parse(Some(EXPORT_PAGE)).map_err(sealroom::RoomError::from)?;
+    let page_size = PageSize::parse(Some(EXPORT_PAGE_ENTRIES)).map_err(sealroom::RoomError::from)?;
     let mut cursor = None;
     loop {
         let threads = room.threads().list(cursor, page_size).await?;
@@ -169,7 +165,7 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
     }
     let mut after = None;
     loop {
-        let page = room.audit_entries(after, page_size).await?;
+        let page = room.audit().entries(after, page_size).await?;
         for entry in &page.entries {
             send(tagged("audit", &AuditEntryResponse::from(entry))).await?;
             counts.audit_entries += 1;

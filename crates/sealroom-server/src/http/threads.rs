@@ -10,9 +10,7 @@ use super::dto::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, PathParam, QueryParams, Reads, Writes};
-
-/// Context budget when the client names none.
-const CONTEXT_TOKENS_DEFAULT: i64 = 4_000;
+use crate::limits::CONTEXT_TOKENS_DEFAULT;
 
 /// A thread id from the path. Malformed ids are a 400; well-formed ids of other rooms are the
 /// same 404 as ids that never existed.

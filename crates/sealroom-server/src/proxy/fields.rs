@@ -17,6 +17,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::UpstreamFlavour;
+use crate::limits::FIELD_NAME_QUOTED_MAX;
 
 /// Generation parameters of the OpenAI chat API, forwarded for every flavour.
 const CHAT_PARAMETERS: [&str; 26] = [
@@ -90,9 +91,6 @@ const MESSAGE_FIELDS: [&str; 8] =
 
 /// Fields that ask the provider to keep the request.
 const STORAGE: [&str; 2] = ["store", "metadata"];
-
-/// Longest field name quoted in an error (longer names are cut).
-const FIELD_NAME_QUOTED_MAX: usize = 64;
 
 /// Why a request's fields were refused.
 #[derive(Debug, PartialEq, Eq)]

@@ -31,14 +31,9 @@ use serde_json::{Map, Value, json};
 use crate::config::UpstreamFlavour;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, Reads, Writes};
+use crate::limits::{PROXY_MESSAGES_MAX, RECALL_AUDIT_TARGET_BYTES_MAX, RECALL_MEMORIES_MAX};
 use crate::state::AppState;
 
-/// Most messages in one request.
-const MESSAGES_MAX: usize = 256;
-/// Most memories recalled into one prompt.
-const RECALL_MAX: i64 = 20;
-/// Longest list of recalled sources written to one audit entry.
-const AUDIT_TARGET_BYTES_MAX: usize = 500;
 /// Header telling the client whether the response cache answered.
 const CACHE_HEADER: &str = "x-sealroom-cache";
 
@@ -178,7 +173,7 @@ async fn complete(
     let messages = match body.remove("messages") {
         Some(Value::Array(messages))
             if !messages.is_empty()
-                && messages.len() <= MESSAGES_MAX
+                && messages.len() <= PROXY_MESSAGES_MAX
                 && messages.iter().all(|message| message["role"].is_string()) =>
         {
             messages
@@ -188,7 +183,7 @@ async fn complete(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_messages",
-                &format!("messages must be an array of 1 to {MESSAGES_MAX} messages with a role"),
+                &format!("messages must be an array of 1 to {PROXY_MESSAGES_MAX} messages with a role"),
             ));
         }
     };
@@ -214,9 +209,9 @@ async fn complete(
     }
     let sources = builder.memory_sources();
     if !sources.is_empty() {
-        let target = truncate(&sources.join(", "), AUDIT_TARGET_BYTES_MAX);
-        let event = room.audit_event("recall", &target, "used in a prompt", None);
-        room.record_audit(vec![event]).await.map_err(|error| api_error(error.into()))?;
+        let target = truncate(&sources.join(", "), RECALL_AUDIT_TARGET_BYTES_MAX);
+        let event = room.audit().event("recall", &target, "used in a prompt", None);
+        room.audit().record(vec![event]).await.map_err(|error| api_error(error.into()))?;
     }
     let user_text = last_user_text(&messages);
     let store = options.store.then_some(thread).flatten().zip(user_text);
@@ -302,12 +297,12 @@ async fn build_context(
         )
         .map_err(|error| api_error(error.into()))?;
         let view = room.threads().context(thread, budget).await.map_err(|error| api_error(error.into()))?;
-        for fragment in room.history_fragments(&view) {
+        for fragment in sealroom::prompt::history_fragments(room, &view) {
             builder.add(fragment, room).map_err(refuse)?;
         }
     }
     let Some(recall) = recall else { return Ok(builder) };
-    let limit = recall.limit.unwrap_or(5).clamp(0, RECALL_MAX);
+    let limit = recall.limit.unwrap_or(5).clamp(0, RECALL_MEMORIES_MAX);
     let Some(query) = last_user_text(messages).filter(|query| limit > 0 && !query.trim().is_empty()) else {
         return Ok(builder);
     };
@@ -322,8 +317,8 @@ async fn build_context(
     };
     let request = SearchRequest::parse(Some(query), embedding, prefix, None, Some(limit), None)
         .map_err(|error| api_error(error.into()))?;
-    let hits = room.search(&request).await.map_err(|error| api_error(error.into()))?;
-    for fragment in room.memory_fragments(&hits) {
+    let hits = room.items().search(&request).await.map_err(|error| api_error(error.into()))?;
+    for fragment in sealroom::prompt::memory_fragments(room, &hits) {
         builder.add(fragment, room).map_err(refuse)?;
     }
     Ok(builder)
@@ -351,7 +346,7 @@ async fn read_json(mut response: reqwest::Response) -> Result<Value, Response> {
         )
     };
     while let Some(chunk) = response.chunk().await.map_err(|_| unusable())? {
-        if body.len() + chunk.len() > crate::upstream::RESPONSE_BYTES_MAX {
+        if body.len() + chunk.len() > crate::limits::UPSTREAM_RESPONSE_BYTES_MAX {
             return Err(unusable());
         }
         body.extend_from_slice(&chunk);
@@ -405,7 +400,7 @@ async fn upstream_failure(response: reqwest::Response) -> Response {
 }
 
 fn relay_stream(room: Room, response: reqwest::Response, store: Option<(ThreadId, String)>) -> Response {
-    let (sender, receiver) = futures::channel::mpsc::channel(stream::RELAY_BUFFER_CHUNKS);
+    let (sender, receiver) = futures::channel::mpsc::channel(crate::limits::RELAY_BUFFER_CHUNKS);
     tokio::spawn(async move {
         let Some(collected) = stream::relay(response, sender).await else { return };
         if let Some((thread, user_text)) = store

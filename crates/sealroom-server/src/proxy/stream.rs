@@ -12,9 +12,6 @@
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 
-/// Chunks buffered between the upstream and the client.
-pub const RELAY_BUFFER_CHUNKS: usize = 32;
-
 /// The error event that replaces an upstream's own in a stream.
 const STREAM_ERROR_EVENT: &str = r#"data: {"error":{"message":"the model upstream failed","type":"upstream_error","code":"upstream_failed","param":null}}"#;
 

@@ -9,10 +9,7 @@ use serde_json::{Map, Value};
 
 use super::config::IssuerConfig;
 use super::verifier::AuthError;
-use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, ROLES_MAX, TOKEN_LIFETIME_SECS_MAX};
-
-/// Longest single role name.
-const ROLE_BYTES_MAX: usize = 64;
+use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, ROLE_BYTES_MAX, ROLES_MAX, TOKEN_LIFETIME_SECS_MAX};
 
 /// Claims that passed every check; turned into a `Principal` by the identity module only.
 #[derive(Debug)]

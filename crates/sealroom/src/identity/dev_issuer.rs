@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use zeroize::Zeroizing;
 
 use super::config::{IssuerConfig, KeySource};
-use crate::limits::TOKEN_LIFETIME_SECS_MAX;
+use crate::limits::{DEV_ISSUER_LEEWAY_SECS, TOKEN_LIFETIME_SECS_MAX};
 use crate::secrets::write_private_file;
 use crate::vocabulary::clock::unix_now_secs;
 
@@ -24,8 +24,6 @@ pub const DEV_AUDIENCE: &str = "sealroom";
 const KEY_FILE_NAME: &str = "dev-issuer-ed25519.pk8";
 const TENANT_CLAIM: &str = "tenant";
 const ROLES_CLAIM: &str = "roles";
-/// Clock leeway for development tokens.
-const DEV_LEEWAY_SECS: u64 = 30;
 
 /// The local signing key.
 pub struct DevIssuer {
@@ -116,7 +114,7 @@ impl DevIssuer {
             audiences: vec![DEV_AUDIENCE.into()],
             keys: KeySource::InlineJwks(vec![self.public_jwk().to_string()]),
             algorithms: vec![Algorithm::EdDSA],
-            leeway_secs: DEV_LEEWAY_SECS,
+            leeway_secs: DEV_ISSUER_LEEWAY_SECS,
             tenant_claim: Some(TENANT_CLAIM.into()),
             roles_claim: Some(ROLES_CLAIM.into()),
         }

@@ -17,11 +17,8 @@ use super::config::{IssuerConfig, KeySource, VerifierConfig, VerifierConfigError
 use super::jwks::JwksKeySet;
 use super::keys::{self, VerifyingKey};
 use super::{claims, token};
+use crate::limits::{CANDIDATE_KEYS_MAX, VERIFIED_TOKEN_CACHE_ENTRIES_MAX, VERIFIED_TOKEN_CACHE_TTL_SECS};
 use crate::vocabulary::clock::unix_now_secs;
-
-/// At most this many keys are tried for one token (keys without `kid`, or a token without one),
-/// so a token cannot make the verifier run dozens of signature checks.
-const CANDIDATE_KEYS_MAX: usize = 4;
 
 /// Why a token was refused. Every variant is a 401; the variant is for metrics and logs only,
 /// and carries no token content.
@@ -85,15 +82,10 @@ pub struct Verifier {
     issuers: HashMap<String, TrustedIssuer>,
     /// Principals of recently verified tokens, keyed by the token's SHA-256. A hit is only
     /// possible for the byte-identical token, which was verified in full; expiry is checked again
-    /// on every hit, and entries live at most [`VERIFIED_CACHE_TTL_SECS`]. This spares a
+    /// on every hit, and entries live at most [`VERIFIED_TOKEN_CACHE_TTL_SECS`]. This spares a
     /// signature check per request for agents that reuse their token.
     verified: moka::sync::Cache<[u8; 32], Principal>,
 }
-
-/// Longest a verified token is remembered (a key rotation or a JWKS change takes effect within it).
-const VERIFIED_CACHE_TTL_SECS: u64 = 60;
-/// Verified tokens remembered.
-const VERIFIED_CACHE_ENTRIES_MAX: u64 = 100_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,8 +104,8 @@ impl Verifier {
             issuers.insert(issuer.issuer.clone(), TrustedIssuer { config: issuer, keys });
         }
         let verified = moka::sync::Cache::builder()
-            .max_capacity(VERIFIED_CACHE_ENTRIES_MAX)
-            .time_to_live(Duration::from_secs(VERIFIED_CACHE_TTL_SECS))
+            .max_capacity(VERIFIED_TOKEN_CACHE_ENTRIES_MAX)
+            .time_to_live(Duration::from_secs(VERIFIED_TOKEN_CACHE_TTL_SECS))
             .build();
         Ok(Verifier { issuers, verified })
     }

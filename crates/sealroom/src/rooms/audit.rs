@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::codec::{self, Owned};
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure, conflict_backoff};
-use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
+use crate::limits::{
+    AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AUDIT_FIELD_BYTES_MAX, WRITE_CONFLICT_RETRIES_MAX,
+};
 use crate::room_id::RoomId;
 use crate::seal::RoomKeys;
 use crate::store::{Check, Operation, Range};
@@ -22,13 +24,6 @@ use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::names::{InputError, PageSize};
 use crate::vocabulary::records::RoomKeyId;
 use crate::vocabulary::records::{Collection, RecordKey};
-
-/// Entries a room keeps; older ones are dropped as new ones arrive.
-pub const AUDIT_ENTRIES_PER_ROOM_MAX: u64 = 100_000;
-/// Longest field of an audit event.
-pub const AUDIT_FIELD_BYTES_MAX: usize = 512;
-/// Most events recorded in one append.
-pub const AUDIT_EVENTS_PER_APPEND_MAX: usize = 64;
 
 const HEAD_KEY: &[u8] = b"audit-head";
 const HASH_DOMAIN: &[u8] = b"sealroom.audit.v1";
@@ -65,11 +60,50 @@ fn bounded_field(text: &str) -> String {
     format!("{}{MARK}", &text[..end])
 }
 
+/// A room's audit trail: making events, appending them, reading and verifying the chain.
+pub struct Audit<'room> {
+    room: &'room Room,
+}
+
+impl<'room> Audit<'room> {
+    pub(super) fn new(room: &'room Room) -> Audit<'room> {
+        Audit { room }
+    }
+
+    /// An event this room's principal caused: the operation (`GET /v1/items/{path}`), its target
+    /// ids, and its outcome (see [`Room::audit_event`]).
+    pub fn event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
+        self.room.audit_event(operation, target, outcome, request_id)
+    }
+
+    /// Appends events to the trail (see [`Room::record_audit`]); returns how many were dropped
+    /// with an erased room.
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
+        self.room.record_audit(events).await
+    }
+
+    /// Entries of the trail in order, after sequence number `after`.
+    pub async fn entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
+        self.room.audit_entries(after, limit).await
+    }
+
+    /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
+    pub async fn verify(&self) -> Result<AuditVerdict, RoomError> {
+        self.room.verify_audit_chain().await
+    }
+}
+
 impl Room {
     /// An event this room's principal caused: the operation (`GET /v1/items/{path}`), its target
     /// ids, and its outcome. Fields longer than [`AUDIT_FIELD_BYTES_MAX`] are cut (and marked),
     /// so an entry is never lost to a long path.
-    pub fn audit_event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
+    pub(super) fn audit_event(
+        &self,
+        operation: &str,
+        target: &str,
+        outcome: &str,
+        request_id: Option<&str>,
+    ) -> AuditEvent {
         AuditEvent {
             room: self.id(),
             generation: self.generation_cell(),
@@ -224,7 +258,7 @@ impl Room {
     /// append works in no request's generation: each event is written only if the room is still
     /// in the generation its request worked in, and dropped with the room otherwise (an entry of
     /// an erased room must not recreate the room). Returns how many were dropped so.
-    pub async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
+    pub(super) async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
         if events.is_empty() {
             return Ok(0);
         }
@@ -330,7 +364,11 @@ impl Room {
     }
 
     /// Entries of the trail in order, after sequence number `after`.
-    pub async fn audit_entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
+    pub(super) async fn audit_entries(
+        &self,
+        after: Option<u64>,
+        limit: PageSize,
+    ) -> Result<Page<AuditEntry, u64>, RoomError> {
         in_one_generation!(self, self.audit_entries_once(after, limit))
     }
 
@@ -366,7 +404,7 @@ impl Room {
     }
 
     /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
-    pub async fn verify_audit_chain(&self) -> Result<AuditVerdict, RoomError> {
+    pub(super) async fn verify_audit_chain(&self) -> Result<AuditVerdict, RoomError> {
         in_one_generation!(self, self.verify_audit_chain_once())
     }
 

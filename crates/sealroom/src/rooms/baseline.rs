@@ -2,7 +2,7 @@
 //! benchmark: the same store calls, encodings, quotas and listing logic as [`super::Items`], but
 //! one shared room for everyone, unkeyed record keys, no sealing and no owner checks. It is
 //! what a typical agent-memory store does, and so what isolation is measured against. Nothing
-//! else may use it.
+//! else may use it: it exists only with the `test-hooks` feature (tests and benches).
 
 use std::sync::Arc;
 
@@ -26,7 +26,6 @@ const SHARED_ROOM: [u8; 32] = [0u8; 32];
 const BASELINE_KEY_ID: RoomKeyId = [0u8; 16];
 
 /// The benchmark baseline; see the module comment.
-#[doc(hidden)]
 pub struct PlaintextItems {
     backend: Arc<dyn Backend>,
     limits: RoomLimits,

@@ -22,7 +22,10 @@ use serde_json::Value;
 use super::canonical::{canonical_json, canonical_json_text};
 use super::codec::StoredCacheEntry;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
-use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
+use crate::limits::{
+    CACHE_EVICT_FRACTION, CACHE_FRONT_ROOM_BYTES_MAX, CACHE_VALUE_BYTES_MAX, TOOL_NAME_BYTES_MAX,
+    WRITE_CONFLICT_RETRIES_MAX,
+};
 use crate::room_id::RoomId;
 use crate::seal::RoomKeys;
 use crate::store::{Operation, Quota, Range};
@@ -30,16 +33,6 @@ use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::names::{InputError, Ttl};
 use crate::vocabulary::records::RoomKeyId;
 use crate::vocabulary::records::{Collection, RecordKey};
-
-/// Longest tool name.
-pub const TOOL_NAME_BYTES_MAX: usize = 64;
-/// Largest cached value.
-pub const CACHE_VALUE_BYTES_MAX: usize = 1024 * 1024;
-/// Most bytes of one room's in-memory front: its own hot entries, nothing more.
-pub const CACHE_FRONT_ROOM_BYTES_MAX: usize = 1024 * 1024;
-/// Share of a full cache collection evicted at once (the room's own oldest entries), so a
-/// room at its quota does not evict on every write.
-const EVICT_FRACTION: u64 = 10;
 
 /// A tool name: 1 to 64 of `[A-Za-z0-9_.:-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +83,7 @@ impl Room {
     /// This request's [`RequesterScope`], confirmed with the store (so memory holding an erased
     /// generation's key never yields that generation's scope); `None` for a room without a key,
     /// whose derived values are then not cached.
-    pub async fn requester_scope(&self) -> Result<Option<RequesterScope>, RoomError> {
+    pub(super) async fn scope_of_requester(&self) -> Result<Option<RequesterScope>, RoomError> {
         in_one_generation!(self, self.requester_scope_once())
     }
 
@@ -149,15 +142,15 @@ pub struct ResponseCache<'room> {
     room: &'room Room,
 }
 
-impl Room {
-    /// This room's tool-result cache.
-    pub fn tool_cache(&self) -> ToolCache<'_> {
-        ToolCache { room: self }
+impl<'room> ToolCache<'room> {
+    pub(super) fn new(room: &'room Room) -> ToolCache<'room> {
+        ToolCache { room }
     }
+}
 
-    /// This room's response cache.
-    pub fn response_cache(&self) -> ResponseCache<'_> {
-        ResponseCache { room: self }
+impl<'room> ResponseCache<'room> {
+    pub(super) fn new(room: &'room Room) -> ResponseCache<'room> {
+        ResponseCache { room }
     }
 }
 
@@ -282,7 +275,7 @@ impl Room {
         let mut live: Vec<(i64, RecordKey)> =
             self.range_records(keys, &range).await?.into_iter().map(|record| (record.updated_at, record.key)).collect();
         live.sort();
-        let evict = usize::try_from((max / EVICT_FRACTION).max(1)).unwrap_or(1);
+        let evict = usize::try_from((max / CACHE_EVICT_FRACTION).max(1)).unwrap_or(1);
         let mut operations = vec![Operation::DeleteExpired { collection }];
         operations.extend(live.into_iter().take(evict).map(|(_, key)| Operation::Delete { collection, key }));
         match self.commit(keys, Vec::new(), operations, Vec::new()).await {
@@ -415,7 +408,7 @@ pub struct CacheEntryMetadata {
 
 impl Room {
     /// The metadata of every live cache entry of the room (bounded by the cache quotas).
-    pub async fn cache_metadata(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
+    pub(super) async fn metadata_of_caches(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
         in_one_generation!(self, self.cache_metadata_once())
     }
 

@@ -13,14 +13,8 @@
 //! The canonical form is read from the JSON text itself (so no number is rounded on the way),
 //! and bounded: nesting, exponents and the canonical size all have limits.
 
-use crate::limits::JSON_DEPTH_MAX;
+use crate::limits::{CANONICAL_EXPONENT_MAX, CANONICAL_JSON_BYTES_MAX, JSON_DEPTH_MAX};
 use crate::vocabulary::names::InputError;
-
-/// Largest canonical arguments (or canonical request) a cache key is derived from.
-pub const CANONICAL_JSON_BYTES_MAX: usize = 256 * 1024;
-/// Largest exponent magnitude of a number: far beyond any double (10^308), small enough that
-/// no arithmetic on it can overflow.
-const EXPONENT_MAX: i64 = 1_000_000;
 
 /// The canonical form of one JSON text (see the module comment). `field` names the input in
 /// errors.
@@ -248,7 +242,7 @@ impl Reader<'_> {
             return Ok(());
         }
         exponent += i64::try_from(trailing_zeros).map_err(|_| invalid(self))?;
-        if exponent.abs() > EXPONENT_MAX {
+        if exponent.abs() > CANONICAL_EXPONENT_MAX {
             return Err(self.invalid("holds a number whose exponent is out of range"));
         }
         if negative {

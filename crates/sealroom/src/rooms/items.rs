@@ -78,6 +78,19 @@ impl<'room> Items<'room> {
         Items { room }
     }
 
+    /// Searches the room's items: lexical, vector or hybrid, filters applied before ranking.
+    pub async fn search(
+        &self,
+        request: &crate::search::SearchRequest,
+    ) -> Result<Vec<crate::search::SearchHit>, RoomError> {
+        self.room.search(request).await
+    }
+
+    /// The dimensions of the room's embeddings, if it has any.
+    pub async fn embedding_dims(&self) -> Result<Option<usize>, RoomError> {
+        self.room.embedding_dims().await
+    }
+
     /// Stores (creates or replaces) an item.
     pub async fn put(&self, namespace: &Namespace, key: &ItemKey, input: ItemInput) -> Result<Item, RoomError> {
         in_one_generation!(self.room, self.put_once(namespace, key, &input))
@@ -86,7 +99,7 @@ impl<'room> Items<'room> {
     async fn put_once(&self, namespace: &Namespace, key: &ItemKey, input: &ItemInput) -> Result<Item, RoomError> {
         self.room.require_write()?;
         if let Some(embedding) = input.embedding()
-            && let Some(dims) = self.room.embedding_dims().await?
+            && let Some(dims) = self.embedding_dims().await?
             && dims != embedding.len()
         {
             return Err(InputError::new(

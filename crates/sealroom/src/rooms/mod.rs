@@ -27,7 +27,7 @@ macro_rules! in_one_generation {
 mod admin;
 mod alarms;
 mod audit;
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod baseline;
 mod cache;
 mod canonical;
@@ -41,11 +41,11 @@ use std::sync::Arc;
 
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
-pub use audit::{AUDIT_ENTRIES_PER_ROOM_MAX, AUDIT_EVENTS_PER_APPEND_MAX, AuditEntry, AuditEvent, AuditVerdict};
+pub use audit::{Audit, AuditEntry, AuditEvent, AuditVerdict};
 pub use cache::{CacheEntryMetadata, CacheHit, RequesterScope, ResponseCache, ToolArgs, ToolCache, ToolName};
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
-pub use canonical::{CANONICAL_JSON_BYTES_MAX, canonical_json, canonical_json_text};
+pub use canonical::{canonical_json, canonical_json_text};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;
 pub use items::{ItemCursor, ItemExportCursor, Items};
@@ -58,7 +58,7 @@ pub use crate::vocabulary::names::{
 pub use threads::{ContextView, Message, Page, ThreadInfo, ThreadPatch, Threads};
 
 use crate::identity::Principal;
-use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, RoomLimits};
+use crate::limits::{IDENTITY_CLAIM_BYTES_MAX, RoomLimits, WRITE_LOCK_STRIPES};
 use crate::room_id::{RoomId, RoomIdDeriver, RoomKind};
 use crate::seal::{MasterKey, RoomKeys};
 use crate::store::{Backend, Batch, Check, Operation, Quota, Range, StoreError, StoredRecord, WriteReceipt};
@@ -175,9 +175,6 @@ pub struct ErasureReceipt {
     pub records: u64,
     pub bytes: u64,
 }
-
-/// Stripes of the in-process write locks; enough that unrelated threads rarely share one.
-const WRITE_LOCK_STRIPES: usize = 256;
 
 pub(crate) struct Shared {
     /// Serializes read-modify-write operations on one record within this process, so concurrent
@@ -405,6 +402,9 @@ impl From<RoomError> for WriteFailure {
     }
 }
 
+/// Everything a room offers, in one place. Operations on one kind of state are reached through
+/// a handle (`room.items().put(…)`, `room.audit().record(…)`); what concerns the room as a whole
+/// is a method of the room itself.
 impl Room {
     /// The room's pseudonymous id.
     pub fn id(&self) -> RoomId {
@@ -421,14 +421,52 @@ impl Room {
         self.writable
     }
 
-    /// Conversation threads.
+    /// Refuses with `Forbidden` unless the principal may write here.
+    pub fn require_write(&self) -> Result<(), RoomError> {
+        if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
+    }
+
+    /// Conversation threads and their messages.
     pub fn threads(&self) -> Threads<'_> {
         Threads::new(self)
     }
 
-    /// Items (memories and documents).
+    /// Items (memories and documents), their listing and their search.
     pub fn items(&self) -> Items<'_> {
         Items::new(self)
+    }
+
+    /// The room's hash-chained audit trail.
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit::new(self)
+    }
+
+    /// Cached tool results.
+    pub fn tool_cache(&self) -> ToolCache<'_> {
+        ToolCache::new(self)
+    }
+
+    /// Cached model responses (used by the OpenAI-compatible proxy).
+    pub fn response_cache(&self) -> ResponseCache<'_> {
+        ResponseCache::new(self)
+    }
+
+    /// The metadata (never the values) of every live cache entry of the room, for export.
+    pub async fn cache_metadata(&self) -> Result<Vec<CacheEntryMetadata>, RoomError> {
+        self.metadata_of_caches().await
+    }
+
+    /// The scope of in-memory caches of what this requester's input derives in this room (see
+    /// [`RequesterScope`]); `None` for a room without a key.
+    pub async fn requester_scope(&self) -> Result<Option<RequesterScope>, RoomError> {
+        self.scope_of_requester().await
+    }
+
+    /// Makes this request work in the room's current generation from now on (one read of the
+    /// store), for a request that answers before it reads (a streamed export). Nothing to do
+    /// for a room without a key.
+    pub async fn pin_generation(&self) -> Result<(), RoomError> {
+        in_one_generation!(self, self.pin_generation_once())
     }
 
     /// Erases the room: key first, then records. Only a user's own room can be erased this way.
@@ -441,11 +479,6 @@ impl Room {
 
     pub(crate) fn limits(&self) -> &RoomLimits {
         &self.shared.settings.limits
-    }
-
-    /// Refuses with `Forbidden` unless the principal may write here.
-    pub fn require_write(&self) -> Result<(), RoomError> {
-        if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
     }
 
     /// The room's keys for reading; `None` means the room is empty. Within a request that is
@@ -532,13 +565,6 @@ impl Room {
     fn generation_refused(&self) -> RoomError {
         self.shared.keyring.forget(&self.id);
         RoomError::Erased
-    }
-
-    /// Makes this request work in the room's current generation from now on (one read of the
-    /// store), for a request that answers before it reads (a streamed export). Nothing to do
-    /// for a room without a key.
-    pub async fn pin_generation(&self) -> Result<(), RoomError> {
-        in_one_generation!(self, self.pin_generation_once())
     }
 
     async fn pin_generation_once(&self) -> Result<(), RoomError> {

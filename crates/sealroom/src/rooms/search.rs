@@ -15,6 +15,7 @@ use futures::stream::FuturesUnordered;
 use super::codec::{self, StoredItem};
 use super::items::into_item;
 use super::{AlarmKind, Room, RoomError};
+use crate::limits::INDEX_BUILD_CHUNK_RECORDS;
 use crate::seal::RoomKeys;
 use crate::search::{
     IndexPart, IndexPartBuilder, IndexStamp, ResidentIndex, RoomIndex, SearchError, SearchHit, SearchRequest,
@@ -24,9 +25,6 @@ use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::item::Item;
 use crate::vocabulary::names::InputError;
 use crate::vocabulary::records::{Collection, RecordKey};
-
-/// Records read per store round trip while building an index.
-const BUILD_CHUNK_RECORDS: usize = 4096;
 
 /// A change to apply to a resident index after a write.
 pub(crate) enum IndexChange {
@@ -82,8 +80,8 @@ impl From<SearchError> for RoomError {
 }
 
 impl Room {
-    /// Searches this room.
-    pub async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>, RoomError> {
+    /// Searches this room's items.
+    pub(super) async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>, RoomError> {
         let Some(resident) = self.fresh_index().await? else {
             return Ok(Vec::new());
         };
@@ -92,7 +90,7 @@ impl Room {
     }
 
     /// The dimensions of this room's embeddings, if it has any (building the index if needed).
-    pub async fn embedding_dims(&self) -> Result<Option<usize>, RoomError> {
+    pub(super) async fn embedding_dims(&self) -> Result<Option<usize>, RoomError> {
         Ok(self.fresh_index().await?.and_then(|resident| resident.index.read().expect("index lock").dims()))
     }
 
@@ -199,10 +197,10 @@ impl Room {
                 end: end.clone(),
                 after: after.take(),
                 reverse: false,
-                limit: BUILD_CHUNK_RECORDS,
+                limit: INDEX_BUILD_CHUNK_RECORDS,
             };
             let chunk = self.range_records(keys, &range).await?;
-            let exhausted = chunk.len() < BUILD_CHUNK_RECORDS;
+            let exhausted = chunk.len() < INDEX_BUILD_CHUNK_RECORDS;
             after = chunk.last().map(|record| record.key.as_bytes().to_vec());
             records.extend(chunk);
             if exhausted {

@@ -7,14 +7,11 @@
 
 use super::codec::{self, StoredMessage, StoredThread};
 use super::{Room, RoomError, WriteFailure, conflict_backoff};
-use crate::limits::{MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
+use crate::limits::{CONTEXT_CHUNK_MESSAGES, MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::store::{Check, Operation, Quota, Range};
 use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
 use crate::vocabulary::records::{Collection, RecordKey};
-
-/// Messages read per store round trip while filling a context view.
-const CONTEXT_CHUNK_MESSAGES: usize = 64;
 
 /// Tokens counted per message for role and framing, on top of its content.
 const MESSAGE_OVERHEAD_TOKENS: usize = 4;

@@ -10,6 +10,7 @@ use foldhash::HashMapExt;
 
 use super::lexical::Lexical;
 use super::{Metric, SearchError, SearchHit, SearchRequest, tokens, vectors};
+use crate::limits::PARALLEL_ABSORB_ITEMS_MIN;
 use crate::vocabulary::item::Item;
 use crate::vocabulary::names::{ItemKey, Namespace, NamespacePrefix};
 use crate::vocabulary::records::RecordKey;
@@ -17,9 +18,6 @@ use crate::vocabulary::records::RoomKeyId;
 
 /// Reciprocal-rank-fusion constant (the customary 60: damps the head of each ranking).
 const RRF_K: f64 = 60.0;
-
-/// Parts this large merge their lexical index on a second thread while their items are laid out.
-const PARALLEL_ABSORB_ITEMS_MIN: usize = 2048;
 
 /// Fixed bytes counted per indexed item on top of its content.
 const ITEM_OVERHEAD_BYTES: usize = 160;

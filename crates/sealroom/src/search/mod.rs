@@ -17,16 +17,12 @@ use serde_json::{Map, Value};
 
 pub use index::{IndexPart, IndexPartBuilder, IndexStamp, RoomIndex};
 
-use crate::limits::{SEARCH_QUERY_BYTES_MAX, SEARCH_RESULTS_MAX};
+use crate::limits::{
+    FILTER_CONDITIONS_MAX, INDEX_BUILD_LOCK_STRIPES, SEARCH_QUERY_BYTES_MAX, SEARCH_RESULTS_DEFAULT, SEARCH_RESULTS_MAX,
+};
 use crate::room_id::RoomId;
 use crate::vocabulary::item::Item;
 use crate::vocabulary::names::{InputError, NamespacePrefix};
-
-/// Results a search returns when the client names no limit.
-pub const SEARCH_RESULTS_DEFAULT: usize = 10;
-
-/// Most metadata equality conditions in one filter.
-pub const FILTER_CONDITIONS_MAX: usize = 16;
 
 /// How vectors are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,9 +113,6 @@ pub(crate) struct SearchIndexes {
     build_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
-/// Stripes of the build locks.
-const BUILD_LOCK_STRIPES: usize = 64;
-
 impl SearchIndexes {
     pub(crate) fn new(resident_bytes_max: u64) -> SearchIndexes {
         let resident = moka::sync::Cache::builder()
@@ -130,7 +123,10 @@ impl SearchIndexes {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .build();
-        SearchIndexes { resident, build_locks: (0..BUILD_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect() }
+        SearchIndexes {
+            resident,
+            build_locks: (0..INDEX_BUILD_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
     }
 
     pub(crate) fn get(&self, room: &RoomId) -> Option<Arc<ResidentIndex>> {
@@ -153,7 +149,7 @@ impl SearchIndexes {
     }
 
     pub(crate) fn build_lock(&self, room: &RoomId) -> &tokio::sync::Mutex<()> {
-        let stripe = usize::from(room.as_bytes()[0]) % BUILD_LOCK_STRIPES;
+        let stripe = usize::from(room.as_bytes()[0]) % INDEX_BUILD_LOCK_STRIPES;
         &self.build_locks[stripe]
     }
 

@@ -1,12 +1,7 @@
 //! Turning text into terms: Unicode word segments (UAX #29), lowercased, bounded in length.
 
+use crate::limits::{QUERY_TERMS_MAX, TERM_CHARS_MAX};
 use unicode_segmentation::UnicodeSegmentation;
-
-/// Longest term kept, in characters; longer words are cut (they are identifiers or noise).
-pub const TERM_CHARS_MAX: usize = 64;
-
-/// Most distinct terms a query contributes; a 10,000-term query costs no more than this.
-pub const QUERY_TERMS_MAX: usize = 64;
 
 /// The terms of a text, in order, with repeats.
 pub fn terms(text: &str) -> Box<dyn Iterator<Item = String> + '_> {

@@ -28,7 +28,9 @@ fn dot_lanes(left: &[f32], right: &[f32]) -> f32 {
     total
 }
 
-/// The portable fallback: the same kernel, compiled for the baseline instruction set.
+/// The portable fallback: the same kernel, compiled for the baseline instruction set (the
+/// baseline tests and benches compare against).
+#[cfg(any(test, feature = "test-hooks"))]
 pub fn dot_portable(left: &[f32], right: &[f32]) -> f32 {
     dot_lanes(left, right)
 }
@@ -39,12 +41,6 @@ pub fn dot(left: &[f32], right: &[f32]) -> f32 {
         #[inline(always)]
         || dot_lanes(left, right),
     )
-}
-
-/// Dot products of `query` with the vectors at `slots` of `arena` (each `dims` long), written
-/// to `scores` in slot order. One dispatch covers the whole scan.
-pub fn dot_many(query: &[f32], arena: &[f32], dims: usize, slots: &[u32], scores: &mut Vec<f32>) {
-    dot_each(query, slots, |slot| &arena[slot as usize * dims..][..dims], scores);
 }
 
 /// Dot products of `query` with the vector `vector_of` finds for each of `slots`, written to
@@ -94,7 +90,7 @@ mod tests {
         let arena: Vec<f32> = (0..dims * 5).map(|index| (index % 11) as f32 - 5.0).collect();
         let query: Vec<f32> = (0..dims).map(|index| index as f32 * 0.1).collect();
         let mut scores = Vec::new();
-        dot_many(&query, &arena, dims, &[4, 0, 2], &mut scores);
+        dot_each(&query, &[4u32, 0, 2], |slot| &arena[slot as usize * dims..][..dims], &mut scores);
         for (score, slot) in scores.iter().zip([4usize, 0, 2]) {
             assert!((score - dot_portable(&query, &arena[slot * dims..(slot + 1) * dims])).abs() < 1e-3);
         }

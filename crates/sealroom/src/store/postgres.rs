@@ -27,7 +27,9 @@ use tokio_postgres::Row;
 use super::batch::{BatchMechanics, Removed, stored_count};
 use super::postgres_tls::MakeRustls;
 use super::{Backend, Batch, CollectionUsage, PurgeCounts, Range, StoreError, StoredRecord, WriteReceipt};
-use crate::limits::RECORD_KEY_BYTES_MAX;
+use crate::limits::{
+    POSTGRES_CONNECT_TIMEOUT_SECS, POSTGRES_POOL_WAIT_SECS, POSTGRES_STATEMENT_TIMEOUT_MILLIS, RECORD_KEY_BYTES_MAX,
+};
 use crate::room_id::RoomId;
 use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
@@ -36,14 +38,6 @@ use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 /// The schema version this code writes and reads.
 const SCHEMA_VERSION: i32 = 1;
 const FORMAT_MARKER: &[u8] = b"sealroom-store";
-
-/// Longest a single statement may run before the server cancels it; store operations take
-/// milliseconds, so this only stops runaway queries.
-const STATEMENT_TIMEOUT_MILLIS: u64 = 15_000;
-/// Longest a connection attempt may take.
-const CONNECT_TIMEOUT_SECS: u64 = 10;
-/// Longest a request waits for a pooled connection before the store reports unavailable.
-const POOL_WAIT_SECS: u64 = 10;
 
 /// The first thing every use of a pooled connection runs, in the same round trip as its
 /// `BEGIN`: ends any transaction a cancelled request left open, so the next request never runs
@@ -83,9 +77,9 @@ impl std::fmt::Debug for PgBackend {
 
 fn database_config(url: &str) -> Result<tokio_postgres::Config, PgOpenError> {
     let mut config = tokio_postgres::Config::from_str(url).map_err(|error| PgOpenError::Url(error.to_string()))?;
-    config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS));
+    config.connect_timeout(Duration::from_secs(POSTGRES_CONNECT_TIMEOUT_SECS));
     config.application_name("sealroom");
-    config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MILLIS}"));
+    config.options(format!("-c statement_timeout={POSTGRES_STATEMENT_TIMEOUT_MILLIS}"));
     Ok(config)
 }
 
@@ -289,9 +283,9 @@ impl PgBackend {
         );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
-            .wait_timeout(Some(Duration::from_secs(POOL_WAIT_SECS)))
-            .create_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_SECS)))
-            .recycle_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_SECS)))
+            .wait_timeout(Some(Duration::from_secs(POSTGRES_POOL_WAIT_SECS)))
+            .create_timeout(Some(Duration::from_secs(POSTGRES_CONNECT_TIMEOUT_SECS)))
+            .recycle_timeout(Some(Duration::from_secs(POSTGRES_CONNECT_TIMEOUT_SECS)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|error| PgOpenError::Connect(error.to_string()))?;
@@ -326,7 +320,7 @@ impl PgBackend {
 
     /// Test support: the room setting the next request on a pooled connection starts with,
     /// before it names its own room (must always be empty: nothing is ever set per session).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub async fn room_setting_seen_by_next_request(&self) -> Result<Option<String>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         client.batch_execute(&format!("{CLEAN_SLATE_SQL}; BEGIN READ ONLY")).await.map_err(db_error)?;
@@ -901,7 +895,7 @@ impl Backend for PgBackend {
 /// Test support: a fresh database per test in the cluster named by `SEALROOM_TEST_POSTGRES_URL`
 /// (a superuser URL; `scripts/test` starts a throwaway cluster and sets it). Without that
 /// variable the calling test fails: a test that needs PostgreSQL never passes by skipping.
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod testing {
     use super::PgBackend;
 

@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::batch::{BatchMechanics, Removed, stored_count};
 use super::{Backend, Batch, CollectionUsage, PurgeCounts, Range, StoreError, StoredRecord, WriteReceipt};
+use crate::limits::{SQLITE_BUSY_TIMEOUT_MILLIS, SQLITE_READ_CONNECTIONS, SQLITE_WRITE_QUEUE_JOBS_MAX};
 use crate::room_id::RoomId;
 use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
@@ -35,16 +36,6 @@ const FORMAT_MARKER: &[u8] = b"sealroom-store";
 /// File names inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "sealroom.db";
 const LOCK_FILE_NAME: &str = "sealroom.lock";
-
-/// Read connections. Two cores and WAL readers that never block: a handful is plenty, and each
-/// holds a page cache.
-const READ_CONNECTIONS: usize = 4;
-
-/// Writes queued for the writer before callers wait (backpressure instead of unbounded memory).
-const WRITE_QUEUE_JOBS_MAX: usize = 4096;
-
-/// How long a reader waits on a lock held during a checkpoint before reporting unavailable.
-const BUSY_TIMEOUT_MILLIS: u64 = 5_000;
 
 /// Options of the embedded backend. No `Default`: durability and integrity choices are explicit.
 #[derive(Clone, Debug)]
@@ -169,13 +160,13 @@ impl SqliteBackend {
         }
         let writer_connection = open_connection(&path).map_err(|error| refused(describe(&error)))?;
         prepare_writer(&writer_connection, deployment_fingerprint, options).map_err(refused)?;
-        let mut readers = Vec::with_capacity(READ_CONNECTIONS);
-        for _ in 0..READ_CONNECTIONS {
+        let mut readers = Vec::with_capacity(SQLITE_READ_CONNECTIONS);
+        for _ in 0..SQLITE_READ_CONNECTIONS {
             let connection = open_connection(&path).map_err(|error| refused(describe(&error)))?;
             connection.execute_batch("PRAGMA query_only = ON;").map_err(|error| refused(describe(&error)))?;
             readers.push(connection);
         }
-        let (sender, receiver) = mpsc::channel(WRITE_QUEUE_JOBS_MAX);
+        let (sender, receiver) = mpsc::channel(SQLITE_WRITE_QUEUE_JOBS_MAX);
         let group_max = options.group_commit_jobs_max;
         let writer_thread = std::thread::Builder::new()
             .name("sealroom-sqlite-writer".into())
@@ -265,7 +256,7 @@ fn acquire_lock(data_directory: &Path) -> Result<File, SqliteOpenError> {
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MILLIS))?;
+    connection.busy_timeout(std::time::Duration::from_millis(SQLITE_BUSY_TIMEOUT_MILLIS))?;
     // Every pragma is set explicitly: WAL for concurrent readers, FULL so a commit is durable
     // when acknowledged, secure_delete so erased rows are overwritten rather than left in free
     // pages, and no memory-mapped I/O so a truncated file yields errors, not SIGBUS.

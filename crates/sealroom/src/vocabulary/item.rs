@@ -54,7 +54,8 @@ impl ItemInput {
         self.text.as_deref()
     }
 
-    /// The parts to store, with the expiry computed from `now`.
+    /// The parts to store, with the expiry computed from `now` (for the benchmark baseline).
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn into_parts(self, now: i64) -> ItemParts {
         ItemParts {
             expires_at: self.ttl.map(|ttl| ttl.expires_at(now)),
@@ -74,6 +75,7 @@ impl ItemInput {
 }
 
 /// What an [`ItemInput`] stores.
+#[cfg(feature = "test-hooks")]
 pub(crate) struct ItemParts {
     pub value_json: String,
     pub text: Option<String>,

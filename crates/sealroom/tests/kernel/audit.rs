@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::support::{BACKENDS, deriver, master, sqlite_store, store, user};
 
 fn event(room: &Room, operation: &str) -> AuditEvent {
-    room.audit_event(operation, "/v1/items/a/b", "200", Some("request-1"))
+    room.audit().event(operation, "/v1/items/a/b", "200", Some("request-1"))
 }
 
 #[tokio::test]
@@ -22,39 +22,39 @@ async fn the_trail_is_chained_paged_and_verified() {
         let principal = Principal::dangerous_from_host_verified_identity("iss", "alice", Some("acme"), &[]);
         let room = store.rooms.room(&principal);
         for index in 0..30 {
-            room.record_audit(vec![event(&room, &format!("op{index}"))]).await.unwrap();
+            room.audit().record(vec![event(&room, &format!("op{index}"))]).await.unwrap();
         }
-        room.record_audit(vec![event(&room, "batch-a"), event(&room, "batch-b")]).await.unwrap();
-        let first = room.audit_entries(None, PageSize::parse(Some(20)).unwrap()).await.unwrap();
+        room.audit().record(vec![event(&room, "batch-a"), event(&room, "batch-b")]).await.unwrap();
+        let first = room.audit().entries(None, PageSize::parse(Some(20)).unwrap()).await.unwrap();
         assert_eq!(first.entries.len(), 20);
         assert_eq!(first.entries[0].sequence, 1);
         assert_eq!(first.entries[0].operation, "op0");
         assert_eq!(first.entries[0].actor_room, room.id());
-        let rest = room.audit_entries(first.next, PageSize::parse(Some(20)).unwrap()).await.unwrap();
+        let rest = room.audit().entries(first.next, PageSize::parse(Some(20)).unwrap()).await.unwrap();
         assert_eq!(rest.entries.len(), 12);
         assert_eq!(rest.entries.last().unwrap().operation, "batch-b");
-        assert_eq!(room.verify_audit_chain().await.unwrap(), AuditVerdict::Intact { entries: 32 });
+        assert_eq!(room.audit().verify().await.unwrap(), AuditVerdict::Intact { entries: 32 });
         assert_eq!(
             store.rooms.admin_verify_audit(&room.id().to_hex()).await.unwrap(),
             AuditVerdict::Intact { entries: 32 }
         );
         // A tenant reader's reads are audited in the tenant room, naming the reader's own room.
         let tenant = store.rooms.tenant_room(&principal).unwrap();
-        tenant.record_audit(vec![event(&tenant, "read")]).await.unwrap();
-        let tenant_trail = tenant.audit_entries(None, PageSize::parse(None).unwrap()).await.unwrap();
+        tenant.audit().record(vec![event(&tenant, "read")]).await.unwrap();
+        let tenant_trail = tenant.audit().entries(None, PageSize::parse(None).unwrap()).await.unwrap();
         assert_eq!(tenant_trail.entries[0].actor_room, room.id());
         // Concurrent appends never fork the chain.
         let mut tasks = Vec::new();
         for index in 0..20 {
             let room = room.clone();
             tasks.push(tokio::spawn(async move {
-                room.record_audit(vec![event(&room, &format!("c{index}"))]).await.unwrap()
+                room.audit().record(vec![event(&room, &format!("c{index}"))]).await.unwrap()
             }));
         }
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(room.verify_audit_chain().await.unwrap(), AuditVerdict::Intact { entries: 52 });
+        assert_eq!(room.audit().verify().await.unwrap(), AuditVerdict::Intact { entries: 52 });
     }
 }
 
@@ -78,12 +78,12 @@ async fn tampering_with_the_trail_is_detected() {
         let store = sqlite_store(RoomsSettings::standard()).await;
         let room = store.rooms.room(&user("iss", "alice"));
         for index in 0..10 {
-            room.record_audit(vec![event(&room, &format!("op{index}"))]).await.unwrap();
+            room.audit().record(vec![event(&room, &format!("op{index}"))]).await.unwrap();
         }
-        assert_eq!(room.verify_audit_chain().await.unwrap(), AuditVerdict::Intact { entries: 10 });
+        assert_eq!(room.audit().verify().await.unwrap(), AuditVerdict::Intact { entries: 10 });
         let connection = rusqlite::Connection::open(store.sqlite.as_ref().unwrap().path()).unwrap();
         assert_eq!(connection.execute(tampering, []).unwrap(), 1, "{name}");
-        let verdict = room.verify_audit_chain().await.unwrap();
+        let verdict = room.audit().verify().await.unwrap();
         assert!(matches!(verdict, AuditVerdict::Broken { .. }), "{name}: {verdict:?}");
     }
 }
@@ -154,7 +154,7 @@ async fn attack_51_events_appended_together_keep_their_own_actors() {
         let mut batch = Vec::new();
         for round in 0..8 {
             for (index, member) in members.iter().enumerate() {
-                batch.push(member.audit_event(
+                batch.push(member.audit().event(
                     "GET /v1/tenant/items/{*path}",
                     &format!("/r{round}/m{index}"),
                     "200",
@@ -163,8 +163,8 @@ async fn attack_51_events_appended_together_keep_their_own_actors() {
             }
         }
         // Appended in one batch through the first member's view of the tenant room.
-        members[0].record_audit(batch.drain(..32).collect()).await.unwrap();
-        let trail = members[0].audit_entries(None, PageSize::parse(Some(100)).unwrap()).await.unwrap();
+        members[0].audit().record(batch.drain(..32).collect()).await.unwrap();
+        let trail = members[0].audit().entries(None, PageSize::parse(Some(100)).unwrap()).await.unwrap();
         assert_eq!(trail.entries.len(), 32);
         for entry in &trail.entries {
             let index: usize = entry.target.rsplit("/m").next().unwrap().parse().unwrap();

@@ -44,7 +44,7 @@ async fn everything_alice_sees(rooms: &Rooms) -> String {
     let alice = user("iss", "alice");
     let room = rooms.room(&alice);
     let mut seen = format!("{:?}", listed_texts(&room).await);
-    seen.push_str(&format!("{:?}", room.search(&lexical("canary")).await.unwrap()));
+    seen.push_str(&format!("{:?}", room.items().search(&lexical("canary")).await.unwrap()));
     for index in 0..4 {
         seen.push_str(&format!("{:?}", room.items().get(&path(), &key(index)).await));
     }
@@ -76,7 +76,7 @@ async fn attack_48_another_node_never_serves_an_erased_room_from_memory() {
             .put(&weather, &tool_args(&json!({"city": "Lisbon"})), &json!("canary-erased"), ttl())
             .await
             .unwrap();
-        assert_eq!(node_two.room(&alice).search(&lexical("canary")).await.unwrap().len(), 3);
+        assert_eq!(node_two.room(&alice).items().search(&lexical("canary")).await.unwrap().len(), 3);
         assert!(
             node_two
                 .room(&alice)
@@ -121,7 +121,7 @@ async fn attack_49_a_request_in_flight_during_erasure_never_recreates_the_room()
         let thread = store.rooms.room(&alice).threads().create(None, Metadata::default()).await.unwrap();
         // The slow request reads the room (a recall), then waits for its model answer ...
         let slow = store.rooms.room(&alice);
-        assert_eq!(slow.search(&lexical("canary")).await.unwrap().len(), 1);
+        assert_eq!(slow.items().search(&lexical("canary")).await.unwrap().len(), 1);
         // ... while another request of Alice's erases her room.
         store.rooms.room(&alice).erase().await.unwrap();
         // Everything the slow request still tries is refused; nothing recreates the room.
@@ -131,14 +131,14 @@ async fn attack_49_a_request_in_flight_during_erasure_never_recreates_the_room()
             slow.response_cache().put(&json!({"q": 1}), &json!("canary-erased answer"), ttl()).await,
             put_result(&slow, "canary-erased derived").await,
             slow.threads().append(&thread.id, vec![message()]).await.map(|_| ()),
-            slow.search(&lexical("canary")).await.map(|_| ()),
+            slow.items().search(&lexical("canary")).await.map(|_| ()),
         ];
         for attempt in attempts {
             assert!(matches!(attempt, Err(RoomError::Erased)), "{kind:?}: {attempt:?}");
         }
         // Its audit entry is dropped with the room rather than recreating it.
-        let entry = slow.audit_event("GET /v1/items/{*path}", "/v1/items/notes/k0", "200", None);
-        assert_eq!(slow.record_audit(vec![entry]).await.unwrap(), 1, "{kind:?}: the entry was dropped");
+        let entry = slow.audit().event("GET /v1/items/{*path}", "/v1/items/notes/k0", "200", None);
+        assert_eq!(slow.audit().record(vec![entry]).await.unwrap(), 1, "{kind:?}: the entry was dropped");
         assert!(store.backend.room_key(&slow.id()).await.unwrap().is_none(), "{kind:?}: the room was recreated");
         // A new request works in a new, empty room.
         let fresh = store.rooms.room(&alice);

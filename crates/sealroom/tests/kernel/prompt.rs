@@ -20,8 +20,8 @@ async fn fragments_of_another_room_are_refused() {
     }
     let request =
         SearchRequest::parse(Some("canary".into()), None, NamespacePrefix::everything(), None, None, None).unwrap();
-    let bob_fragments = bob.memory_fragments(&bob.search(&request).await.unwrap());
-    let alice_fragments = alice.memory_fragments(&alice.search(&request).await.unwrap());
+    let bob_fragments = sealroom::prompt::memory_fragments(&bob, &bob.items().search(&request).await.unwrap());
+    let alice_fragments = sealroom::prompt::memory_fragments(&alice, &alice.items().search(&request).await.unwrap());
     let mut builder = PromptBuilder::for_rooms(&alice, None).unwrap();
     builder.add(alice_fragments[0].clone(), &alice).unwrap();
     let before = store.rooms.isolation_alarms();
@@ -33,7 +33,7 @@ async fn fragments_of_another_room_are_refused() {
     let tenant = store.rooms.tenant_room(&writer).unwrap();
     let input = ItemInput::parse(&json!(1), Some("team canary".into()), None, None, None).unwrap();
     tenant.items().put(&namespace, &ItemKey::parse("t").unwrap(), input).await.unwrap();
-    let tenant_fragments = tenant.memory_fragments(&tenant.search(&request).await.unwrap());
+    let tenant_fragments = sealroom::prompt::memory_fragments(&tenant, &tenant.items().search(&request).await.unwrap());
     let own = store.rooms.room(&writer);
     let mut with_tenant = PromptBuilder::for_rooms(&own, Some(&tenant)).unwrap();
     with_tenant.add(tenant_fragments[0].clone(), &own).unwrap();

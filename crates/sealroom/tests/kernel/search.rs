@@ -58,7 +58,7 @@ async fn lexical_search_ranks_and_filters_before_ranking() {
         )
         .await;
         put(&room, "notes/work", "d", "nothing relevant here", None, json!({})).await;
-        let hits = room.search(&lexical("window train", 10)).await.unwrap();
+        let hits = room.items().search(&lexical("window train", 10)).await.unwrap();
         assert_eq!(keys_of(&hits), ["a", "c"]);
         assert!(hits[0].lexical.is_some() && hits[0].vector.is_none());
         let travel = SearchRequest::parse(
@@ -70,7 +70,7 @@ async fn lexical_search_ranks_and_filters_before_ranking() {
             None,
         )
         .unwrap();
-        assert_eq!(keys_of(&room.search(&travel).await.unwrap()).len(), 2);
+        assert_eq!(keys_of(&room.items().search(&travel).await.unwrap()).len(), 2);
         let facts = SearchRequest::parse(
             Some("window".into()),
             None,
@@ -80,9 +80,9 @@ async fn lexical_search_ranks_and_filters_before_ranking() {
             None,
         )
         .unwrap();
-        assert_eq!(keys_of(&room.search(&facts).await.unwrap()), ["c"]);
-        assert_eq!(room.search(&lexical("window train", 1)).await.unwrap().len(), 1);
-        assert!(room.search(&lexical("zeppelin", 10)).await.unwrap().is_empty());
+        assert_eq!(keys_of(&room.items().search(&facts).await.unwrap()), ["c"]);
+        assert_eq!(room.items().search(&lexical("window train", 1)).await.unwrap().len(), 1);
+        assert!(room.items().search(&lexical("zeppelin", 10)).await.unwrap().is_empty());
     }
 }
 
@@ -105,7 +105,7 @@ async fn vector_search_has_exact_recall() {
             let request =
                 SearchRequest::parse(None, Some(query.clone()), NamespacePrefix::everything(), None, Some(10), None)
                     .unwrap();
-            let found = keys_of(&room.search(&request).await.unwrap());
+            let found = keys_of(&room.items().search(&request).await.unwrap());
             let norm = |vector: &[f32]| vector.iter().map(|value| value * value).sum::<f32>().sqrt();
             let mut brute: Vec<(f32, String)> = vectors
                 .iter()
@@ -124,7 +124,7 @@ async fn vector_search_has_exact_recall() {
         let request =
             SearchRequest::parse(None, Some(query.clone()), NamespacePrefix::everything(), None, Some(3), Some("dot"))
                 .unwrap();
-        let hits = room.search(&request).await.unwrap();
+        let hits = room.items().search(&request).await.unwrap();
         assert!(hits.windows(2).all(|pair| pair[0].vector.unwrap().1 >= pair[1].vector.unwrap().1));
     }
 }
@@ -146,7 +146,7 @@ async fn hybrid_search_fuses_both_rankings() {
             None,
         )
         .unwrap();
-        let hits = room.search(&request).await.unwrap();
+        let hits = room.items().search(&request).await.unwrap();
         assert_eq!(hits[0].item.key.as_str(), "both", "an item high in both rankings wins");
         assert!(hits[0].lexical.is_some() && hits[0].vector.is_some());
         assert_eq!(hits.len(), 3);
@@ -193,15 +193,15 @@ async fn searches_never_cross_rooms() {
             None,
         )
         .unwrap();
-        let hits = alice.search(&hybrid).await.unwrap();
+        let hits = alice.items().search(&hybrid).await.unwrap();
         assert_eq!(hits.len(), 3);
         assert!(hits.iter().all(|hit| hit.item.key.as_str().starts_with('a')));
         // ATTACKS 32: a term only Bob's data contains: no hit, no count.
-        assert!(alice.search(&lexical("canary-bob", 10)).await.unwrap().is_empty());
-        assert!(alice.search(&lexical("canary", 10)).await.unwrap().is_empty());
+        assert!(alice.items().search(&lexical("canary-bob", 10)).await.unwrap().is_empty());
+        assert!(alice.items().search(&lexical("canary", 10)).await.unwrap().is_empty());
         // An empty room searches empty, without creating anything.
         let carol = store.rooms.room(&user("iss", "carol"));
-        assert!(carol.search(&lexical("quarterly", 10)).await.unwrap().is_empty());
+        assert!(carol.items().search(&lexical("quarterly", 10)).await.unwrap().is_empty());
         assert_eq!(store.rooms.isolation_alarms(), 0);
     }
 }
@@ -216,21 +216,21 @@ async fn deleted_and_expired_items_never_come_back() {
         let short =
             ItemInput::parse(&json!(1), Some("expiring pelican".into()), Some(vec![0.9, 0.0]), None, Some(1)).unwrap();
         room.items().put(&namespace("n"), &ItemKey::parse("brief").unwrap(), short).await.unwrap();
-        assert_eq!(room.search(&lexical("pelican", 10)).await.unwrap().len(), 3);
+        assert_eq!(room.items().search(&lexical("pelican", 10)).await.unwrap().len(), 3);
         room.items().delete(&namespace("n"), &ItemKey::parse("gone").unwrap()).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let vector =
             SearchRequest::parse(None, Some(vec![1.0, 0.05]), NamespacePrefix::everything(), None, Some(10), None)
                 .unwrap();
-        assert_eq!(keys_of(&room.search(&lexical("pelican", 10)).await.unwrap()), ["keep"]);
-        assert_eq!(keys_of(&room.search(&vector).await.unwrap()), ["keep"]);
+        assert_eq!(keys_of(&room.items().search(&lexical("pelican", 10)).await.unwrap()), ["keep"]);
+        assert_eq!(keys_of(&room.items().search(&vector).await.unwrap()), ["keep"]);
         // A fresh process (no resident index) rebuilds from the store: still gone.
         let rooms = sealroom::Rooms::new(store.backend.clone(), master(), None, deriver(), RoomsSettings::standard())
             .await
             .unwrap();
         let reopened = rooms.room(&user("iss", "alice"));
-        assert_eq!(keys_of(&reopened.search(&lexical("pelican", 10)).await.unwrap()), ["keep"]);
-        assert_eq!(keys_of(&reopened.search(&vector).await.unwrap()), ["keep"]);
+        assert_eq!(keys_of(&reopened.items().search(&lexical("pelican", 10)).await.unwrap()), ["keep"]);
+        assert_eq!(keys_of(&reopened.items().search(&vector).await.unwrap()), ["keep"]);
     }
 }
 
@@ -247,7 +247,7 @@ async fn embedding_dimensions_must_agree() {
         ));
         let request =
             SearchRequest::parse(None, Some(vec![1.0; 5]), NamespacePrefix::everything(), None, None, None).unwrap();
-        assert!(matches!(room.search(&request).await, Err(RoomError::InvalidInput(_))));
+        assert!(matches!(room.items().search(&request).await, Err(RoomError::InvalidInput(_))));
     }
 }
 
@@ -277,13 +277,13 @@ async fn indexes_stay_coherent_across_nodes() {
     let node_two = another_node(&database, 2).await;
     let alice = user("iss", "alice");
     put(&node_one.rooms.room(&alice), "n", "one", "lighthouse keeper", None, json!({})).await;
-    assert_eq!(node_one.rooms.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
-    assert_eq!(node_two.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
+    assert_eq!(node_one.rooms.room(&alice).items().search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
+    assert_eq!(node_two.room(&alice).items().search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
     // Both nodes now hold an index; a write through node two must show on node one.
     put(&node_two.room(&alice), "n", "two", "second lighthouse", None, json!({})).await;
-    assert_eq!(node_one.rooms.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 2);
+    assert_eq!(node_one.rooms.room(&alice).items().search(&lexical("lighthouse", 10)).await.unwrap().len(), 2);
     node_one.rooms.room(&alice).items().delete(&namespace("n"), &ItemKey::parse("one").unwrap()).await.unwrap();
-    assert_eq!(keys_of(&node_two.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap()), ["two"]);
+    assert_eq!(keys_of(&node_two.room(&alice).items().search(&lexical("lighthouse", 10)).await.unwrap()), ["two"]);
     // Listings are answered from the same index, and are as fresh.
     let listed = |rooms: sealroom::Rooms| async move {
         let page = rooms
@@ -300,7 +300,7 @@ async fn indexes_stay_coherent_across_nodes() {
     // Thread writes do not invalidate the item index (its version is per collection).
     let thread = node_two.room(&alice).threads().create(None, Metadata::default()).await.unwrap();
     assert_eq!(thread.message_count, 0);
-    assert_eq!(node_two.room(&alice).search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
+    assert_eq!(node_two.room(&alice).items().search(&lexical("lighthouse", 10)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -310,13 +310,13 @@ async fn the_resident_set_stays_within_its_budget() {
     for index in 0..40 {
         let room = store.rooms.room(&user("iss", &format!("user{index}")));
         put(&room, "n", "k", &format!("{} unique{index}", "filler ".repeat(200)), Some(vec![1.0; 64]), json!({})).await;
-        assert_eq!(room.search(&lexical(&format!("unique{index}"), 10)).await.unwrap().len(), 1);
+        assert_eq!(room.items().search(&lexical(&format!("unique{index}"), 10)).await.unwrap().len(), 1);
     }
     let resident = store.rooms.resident_search_indexes();
     assert!(resident < 40, "{resident} rooms resident within a 64 KiB budget");
     // Evicted rooms rebuild on demand and are still right.
     let first = store.rooms.room(&user("iss", "user0"));
-    assert_eq!(first.search(&lexical("unique0", 10)).await.unwrap().len(), 1);
+    assert_eq!(first.items().search(&lexical("unique0", 10)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -330,7 +330,7 @@ async fn an_item_stamped_with_another_owner_is_never_indexed_read_or_exported() 
         plant_foreign_item(&bob, &alice, &path, &key, "canary-alice shared word").await.unwrap();
         let before = store.rooms.isolation_alarms();
         // The cold build opens the planted record, refuses it and counts it; Bob's own item stays.
-        let hits = bob.search(&lexical("shared word", 10)).await.unwrap();
+        let hits = bob.items().search(&lexical("shared word", 10)).await.unwrap();
         assert_eq!(keys_of(&hits), ["own"]);
         assert_eq!(store.rooms.isolation_alarms(), before + 1);
         let listed = bob.items().list(&NamespacePrefix::everything(), None, PageSize::parse(None).unwrap()).await;

@@ -117,19 +117,20 @@ const KERNEL_LAYERS: &[(&str, &[&str])] = &[
 
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("config", &[]),
+    ("limits", &["config"]),
     ("outbound", &[]),
-    ("audit", &[]),
-    ("telemetry", &["config"]),
-    ("limiter", &["config"]),
-    ("listener", &["config"]),
-    ("embeddings", &["config", "outbound"]),
-    ("upstream", &["config", "outbound"]),
-    ("error", &["embeddings"]),
-    ("state", &["audit", "config", "embeddings", "limiter", "upstream"]),
-    ("extract", &["audit", "error", "limiter", "state"]),
-    ("http", &["audit", "config", "embeddings", "error", "extract", "limiter", "state"]),
-    ("proxy", &["config", "embeddings", "error", "extract", "state", "upstream"]),
-    ("router", &["error", "http", "proxy", "state"]),
+    ("audit", &["limits"]),
+    ("telemetry", &["config", "limits"]),
+    ("limiter", &["config", "limits"]),
+    ("listener", &["config", "limits"]),
+    ("embeddings", &["config", "limits", "outbound"]),
+    ("upstream", &["config", "limits", "outbound"]),
+    ("error", &["embeddings", "limits"]),
+    ("state", &["audit", "config", "embeddings", "limiter", "limits", "upstream"]),
+    ("extract", &["audit", "error", "limiter", "limits", "state"]),
+    ("http", &["audit", "config", "embeddings", "error", "extract", "limiter", "limits", "state"]),
+    ("proxy", &["config", "embeddings", "error", "extract", "limits", "state", "upstream"]),
+    ("router", &["error", "http", "limits", "proxy", "state"]),
     (
         "app",
         &[
@@ -139,6 +140,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "error",
             "http",
             "limiter",
+            "limits",
             "listener",
             "router",
             "state",
@@ -146,7 +148,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "upstream",
         ],
     ),
-    ("cli", &["app", "config", "limiter", "state", "telemetry"]),
+    ("cli", &["app", "config", "limiter", "limits", "state", "telemetry"]),
 ];
 
 /// Kernel modules the server's request handling may use: rooms and what they speak, never the
@@ -252,6 +254,56 @@ fn request_handling_reaches_state_only_through_rooms() {
                 "{} uses sealroom::{kernel_module}; request handling reaches state only through rooms",
                 relative(&path)
             );
+        }
+    }
+}
+
+/// STYLE rule 5: every limit is a named constant in a `limits.rs` (or a setting, with its
+/// default in `config.rs`), where its reason is written. A constant named like a limit
+/// (`…_MAX`, `…_MIN`, `…_SECS`, `…_MILLIS`) anywhere else fails.
+#[test]
+fn limits_live_in_limits_files() {
+    for (path, text) in sources() {
+        let name = relative(&path);
+        if name.ends_with("/limits.rs") || name.ends_with("/config.rs") {
+            continue;
+        }
+        let before_tests = text.split("#[cfg(test)]").next().unwrap_or("");
+        for line in before_tests.lines() {
+            let Some(rest) = line.trim_start().split("const ").nth(1).filter(|_| line.contains("const ")) else {
+                continue;
+            };
+            let constant: String =
+                rest.chars().take_while(|character| character.is_ascii_uppercase() || *character == '_').collect();
+            // Histogram buckets are measured in seconds, but bound nothing.
+            let not_a_limit = constant == "LATENCY_BUCKETS_SECS";
+            let is_limit = ["_MAX", "_MIN", "_SECS", "_MILLIS"].iter().any(|suffix| constant.ends_with(suffix));
+            let is_limit = is_limit && !not_a_limit;
+            assert!(!is_limit, "{name}: {constant} is a limit; declare it in limits.rs with its reason");
+        }
+    }
+}
+
+/// A room's public operations are listed in one place (`rooms/mod.rs`): other files may add
+/// crate-private helpers to `Room`, and public operations on handles, never public methods of
+/// `Room` itself.
+#[test]
+fn a_rooms_public_operations_are_listed_in_one_place() {
+    for (path, text) in sources() {
+        let name = relative(&path);
+        if name == "crates/sealroom/src/rooms/mod.rs" {
+            continue;
+        }
+        let mut in_room_impl = false;
+        for line in text.lines() {
+            if line.starts_with("impl Room {") {
+                in_room_impl = true;
+            } else if line.starts_with('}') {
+                in_room_impl = false;
+            } else if in_room_impl {
+                let public = line.starts_with("    pub fn ") || line.starts_with("    pub async fn ");
+                assert!(!public, "{name}: a public method of Room outside rooms/mod.rs: {}", line.trim());
+            }
         }
     }
 }
