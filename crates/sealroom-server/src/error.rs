@@ -59,23 +59,49 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let retry_after_secs = self.retry_after_secs;
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
-        let mut response = (self.status, Json(body)).into_response();
-        if unauthorized {
+    /// Asks the client to wait this long before retrying.
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// The same error in OpenAI's shape (`error.message`, `type`, `code`, `param`), which the
+    /// OpenAI SDKs surface: the proxy's routes answer every error so, the API's routes never.
+    pub fn into_openai_response(self) -> Response {
+        let kind = match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            502 | 504 => "upstream_error",
+            _ => "server_error",
+        };
+        let body =
+            serde_json::json!({"error": {"message": &self.message, "type": kind, "code": self.code, "param": null}});
+        let response = (self.status, Json(body)).into_response();
+        self.with_headers(response)
+    }
+
+    fn with_headers(&self, mut response: Response) -> Response {
+        if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
         }
-        if let Some(secs) = retry_after_secs {
+        if let Some(secs) = self.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message.clone() } };
+        let response = (self.status, Json(body)).into_response();
+        self.with_headers(response)
     }
 }
 

@@ -77,3 +77,10 @@ pub const METRICS_CONNECTION_LIMITS: crate::config::ConnectionLimits = crate::co
     connections_per_address_max: 16,
     header_read_timeout_secs: 10,
 };
+
+/// Characters of the last user message used as the recall query: enough for any question,
+/// short enough that a pasted document does not become a query of thousands of terms.
+pub const RECALL_QUERY_CHARS_MAX: usize = 1_000;
+
+/// Longest `Retry-After` passed on from the model upstream (an hour; longer is not a pause).
+pub const UPSTREAM_RETRY_AFTER_SECS_MAX: u64 = 3_600;

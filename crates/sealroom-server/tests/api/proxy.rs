@@ -378,3 +378,44 @@ async fn attack_56_only_allow_listed_fields_go_upstream_and_errors_are_mapped() 
     assert_eq!(failed.json()["error"]["code"], "upstream_rejected_request");
     assert!(!failed.text.contains(LOUD_ERROR_TEXT), "{}", failed.text);
 }
+
+/// One endpoint, one error shape: refusals before the handler runs (no token, a body that is
+/// not JSON) answer in OpenAI's shape like everything else the proxy says.
+#[tokio::test]
+async fn every_proxy_error_answers_in_the_openai_shape() {
+    let upstream = FakeUpstream::start().await;
+    let (app, _directory) = proxy_app(&upstream, UpstreamFlavour::OpenAi).await;
+    let alice = app.user("alice");
+    let openai_shaped = |reply: &crate::support::Reply, code: &str| {
+        let error = &reply.json()["error"];
+        assert_eq!(error["code"], code, "{}", reply.text);
+        assert!(
+            error["type"].is_string() && error["message"].is_string() && error.get("param").is_some(),
+            "{}",
+            reply.text
+        );
+    };
+    let anonymous = app.anonymous(reqwest::Method::POST, "/v1/chat/completions").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    openai_shaped(&anonymous, "invalid_token");
+    assert_eq!(anonymous.json()["error"]["type"], "authentication_error");
+    let not_json = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let text = not_json.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{text}");
+    let models = app.anonymous(reqwest::Method::GET, "/v1/models").await;
+    openai_shaped(&models, "invalid_token");
+    let unknown = alice
+        .post("/v1/chat/completions", json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    openai_shaped(&unknown, "model_not_found");
+}
