@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
 
-use super::batch::{BatchMechanics, Removed, stored_count};
+use super::batch::stored_count;
 use super::postgres_tls::MakeRustls;
 use super::{Backend, Batch, CollectionUsage, PurgeCounts, Range, StoreError, StoredRecord, WriteReceipt};
 use crate::limits::{
@@ -35,8 +35,18 @@ use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::records::{Collection, ErasureEntry, RecordKey, RoomSummary};
 use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 
+mod batch;
+mod schema;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
+
+use batch::PgBatch;
+pub use schema::ROOM_TABLES;
+use schema::{checked_identifier, migration_v1};
+
 /// The schema version this code writes and reads.
 const SCHEMA_VERSION: i32 = 1;
+
 const FORMAT_MARKER: &[u8] = b"sealroom-store";
 
 /// The first thing every use of a pooled connection runs, in the same round trip as its
@@ -117,95 +127,6 @@ fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
 
 fn tag(collection: Collection) -> i16 {
     i16::from(collection.tag())
-}
-
-/// A role name safe to interpolate into DDL (which cannot take parameters).
-fn checked_identifier(name: &str) -> Result<&str, PgOpenError> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|character: char| character.is_ascii_lowercase() || character == '_')
-        && name
-            .chars()
-            .all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '_');
-    if valid {
-        Ok(name)
-    } else {
-        Err(PgOpenError::Migration(format!("role name {name:?} must match [a-z_][a-z0-9_]*")))
-    }
-}
-
-/// The tables holding room data: each gets row-level security, enabled and forced.
-pub const ROOM_TABLES: [&str; 4] = ["rooms", "records", "usage", "erasures"];
-
-fn migration_v1(owner: &str, app: &str) -> String {
-    let mut sql = String::from(
-        "CREATE SCHEMA IF NOT EXISTS sealroom;
-         CREATE TABLE sealroom.meta (name text PRIMARY KEY, value bytea NOT NULL);
-         CREATE TABLE sealroom.rooms (
-             room text PRIMARY KEY, master_key_id bytea NOT NULL, key_id bytea NOT NULL,
-             wrapped_key bytea NOT NULL, created_at bigint NOT NULL, version bigint NOT NULL);
-         CREATE TABLE sealroom.records (
-             room text NOT NULL, collection smallint NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
-             version bigint NOT NULL, expires_at bigint, updated_at bigint NOT NULL,
-             PRIMARY KEY (room, collection, key));
-         CREATE INDEX records_expiry ON sealroom.records (expires_at) WHERE expires_at IS NOT NULL;
-         CREATE TABLE sealroom.usage (
-             room text NOT NULL, collection smallint NOT NULL, records bigint NOT NULL, bytes bigint NOT NULL,
-             version bigint NOT NULL, PRIMARY KEY (room, collection));
-         CREATE TABLE sealroom.erasures (
-             sequence bigserial PRIMARY KEY, room text NOT NULL, erased_at bigint NOT NULL, purged boolean NOT NULL);
-        ",
-    );
-    for table in ROOM_TABLES {
-        sql.push_str(&format!(
-            "ALTER TABLE sealroom.{table} ENABLE ROW LEVEL SECURITY;
-             ALTER TABLE sealroom.{table} FORCE ROW LEVEL SECURITY;
-             CREATE POLICY room_isolation ON sealroom.{table}
-                 USING (room = NULLIF(current_setting('sealroom.room', true), ''))
-                 WITH CHECK (room = NULLIF(current_setting('sealroom.room', true), ''));
-             CREATE POLICY maintenance ON sealroom.{table} TO {owner} USING (true) WITH CHECK (true);
-            "
-        ));
-    }
-    sql.push_str(&format!(
-        "CREATE FUNCTION sealroom.rooms_page(after_room text, page_size integer)
-             RETURNS TABLE (room text, created_at bigint, version bigint, records bigint, bytes bigint)
-             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-             SELECT r.room, r.created_at, r.version, coalesce(sum(u.records), 0)::bigint, coalesce(sum(u.bytes), 0)::bigint
-             FROM sealroom.rooms r LEFT JOIN sealroom.usage u ON u.room = r.room
-             WHERE after_room IS NULL OR r.room > after_room
-             GROUP BY r.room ORDER BY r.room LIMIT page_size $$;
-         CREATE FUNCTION sealroom.erasures_page(after_sequence bigint, page_size integer)
-             RETURNS TABLE (room text, erased_at bigint, purged boolean)
-             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-             SELECT room, erased_at, purged FROM sealroom.erasures WHERE sequence > after_sequence
-             ORDER BY sequence LIMIT page_size $$;
-         CREATE FUNCTION sealroom.sweep_expired(now_secs bigint, batch integer) RETURNS bigint
-             LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-             WITH expired AS (
-                 DELETE FROM sealroom.records WHERE ctid IN (
-                     SELECT ctid FROM sealroom.records
-                     WHERE expires_at IS NOT NULL AND expires_at <= now_secs LIMIT batch)
-                 RETURNING room, collection, octet_length(value) + octet_length(key) AS bytes),
-             totals AS (
-                 SELECT room, collection, count(*) AS records, sum(bytes) AS bytes FROM expired GROUP BY room, collection),
-             adjusted AS (
-                 UPDATE sealroom.usage u SET records = u.records - t.records, bytes = u.bytes - t.bytes
-                 FROM totals t WHERE u.room = t.room AND u.collection = t.collection RETURNING 1)
-             SELECT count(*) FROM expired $$;
-         REVOKE ALL ON SCHEMA sealroom FROM PUBLIC;
-         REVOKE ALL ON ALL TABLES IN SCHEMA sealroom FROM PUBLIC;
-         REVOKE ALL ON ALL FUNCTIONS IN SCHEMA sealroom FROM PUBLIC;
-         GRANT USAGE ON SCHEMA sealroom TO {app};
-         GRANT SELECT ON sealroom.meta TO {app};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON sealroom.rooms, sealroom.records, sealroom.usage TO {app};
-         GRANT SELECT, INSERT, UPDATE ON sealroom.erasures TO {app};
-         GRANT USAGE ON SEQUENCE sealroom.erasures_sequence_seq TO {app};
-         GRANT EXECUTE ON FUNCTION sealroom.rooms_page(text, integer), sealroom.erasures_page(bigint, integer),
-             sealroom.sweep_expired(bigint, integer) TO {app};
-        "
-    ));
-    sql
 }
 
 impl PgBackend {
@@ -423,176 +344,6 @@ fn room_from_text(text: &str) -> Result<RoomId, StoreError> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(text, &mut bytes).map_err(|_| StoreError::Refused("a stored room id is malformed".into()))?;
     Ok(RoomId::from_stored_bytes(bytes))
-}
-
-/// PostgreSQL's statements for one batch of one room, inside the transaction `write` opened
-/// (scoped to the room by its transaction-local setting).
-struct PgBatch<'client> {
-    client: &'client Object,
-    room: String,
-}
-
-impl PgBatch<'_> {
-    async fn query_opt(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        let statement = self.client.prepare_cached(sql).await.map_err(db_error)?;
-        self.client.query_opt(&statement, parameters).await.map_err(db_error)
-    }
-
-    async fn query_one(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Row, StoreError> {
-        let statement = self.client.prepare_cached(sql).await.map_err(db_error)?;
-        self.client.query_one(&statement, parameters).await.map_err(db_error)
-    }
-}
-
-impl BatchMechanics for PgBatch<'_> {
-    async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        // Locking the room's row serializes writers of one room across every node, as the
-        // SQLite writer thread does within one process: checks, usage and versions stay exact.
-        let row = self.query_opt("SELECT key_id FROM sealroom.rooms WHERE room = $1 FOR UPDATE", &[&self.room]).await?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    async fn live_version(
-        &mut self,
-        collection: Collection,
-        key: &RecordKey,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .query_opt(
-                "SELECT version FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
-                 AND (expires_at IS NULL OR expires_at > $4)",
-                &[&self.room, &tag(collection), &key.as_bytes(), &now],
-            )
-            .await?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    async fn put(
-        &mut self,
-        collection: Collection,
-        key: &RecordKey,
-        value: &[u8],
-        expires_at: Option<i64>,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let replaced = self
-            .query_opt(
-                "SELECT octet_length(value) + octet_length(key) FROM sealroom.records
-                 WHERE room = $1 AND collection = $2 AND key = $3",
-                &[&self.room, &tag(collection), &key.as_bytes()],
-            )
-            .await?
-            .map(|row| i64::from(row.get::<_, i32>(0)));
-        let statement = self
-            .client
-            .prepare_cached(
-                "INSERT INTO sealroom.records (room, collection, key, value, version, expires_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 1, $5, $6)
-                 ON CONFLICT (room, collection, key) DO UPDATE SET
-                 value = EXCLUDED.value, version = sealroom.records.version + 1,
-                 expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
-            )
-            .await
-            .map_err(db_error)?;
-        self.client
-            .execute(&statement, &[&self.room, &tag(collection), &key.as_bytes(), &value, &expires_at, &now])
-            .await
-            .map_err(db_error)?;
-        Ok(replaced)
-    }
-
-    async fn delete(&mut self, collection: Collection, key: &RecordKey) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .query_opt(
-                "DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key = $3
-                 RETURNING octet_length(value) + octet_length(key)",
-                &[&self.room, &tag(collection), &key.as_bytes()],
-            )
-            .await?;
-        Ok(row.map(|row| i64::from(row.get::<_, i32>(0))))
-    }
-
-    async fn delete_range(
-        &mut self,
-        collection: Collection,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-    ) -> Result<Removed, StoreError> {
-        let row = self
-            .query_one(
-                "WITH removed AS (
-                     DELETE FROM sealroom.records WHERE room = $1 AND collection = $2 AND key >= $3
-                     AND ($4::bytea IS NULL OR key < $4) RETURNING octet_length(value) + octet_length(key) AS bytes)
-                 SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
-                &[&self.room, &tag(collection), &lower, &upper],
-            )
-            .await?;
-        Ok(Removed { records: row.get(0), bytes: row.get(1) })
-    }
-
-    async fn delete_expired(&mut self, collection: Collection, now: i64) -> Result<Removed, StoreError> {
-        let row = self
-            .query_one(
-                "WITH removed AS (
-                     DELETE FROM sealroom.records WHERE room = $1 AND collection = $2
-                     AND expires_at IS NOT NULL AND expires_at <= $3
-                     RETURNING octet_length(value) + octet_length(key) AS bytes)
-                 SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM removed",
-                &[&self.room, &tag(collection), &now],
-            )
-            .await?;
-        Ok(Removed { records: row.get(0), bytes: row.get(1) })
-    }
-
-    async fn add_usage(&mut self, collection: Collection, records: i64, bytes: i64) -> Result<i64, StoreError> {
-        let row = self
-            .query_one(
-                "INSERT INTO sealroom.usage (room, collection, records, bytes, version) VALUES ($1, $2, $3, $4, 1)
-                 ON CONFLICT (room, collection) DO UPDATE SET
-                 records = sealroom.usage.records + EXCLUDED.records, bytes = sealroom.usage.bytes + EXCLUDED.bytes,
-                 version = sealroom.usage.version + 1
-                 RETURNING version",
-                &[&self.room, &tag(collection), &records, &bytes],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
-    async fn records(&mut self, collection: Collection) -> Result<i64, StoreError> {
-        let row = self
-            .query_opt(
-                "SELECT records FROM sealroom.usage WHERE room = $1 AND collection = $2",
-                &[&self.room, &tag(collection)],
-            )
-            .await?;
-        Ok(row.map_or(0, |row| row.get(0)))
-    }
-
-    async fn room_bytes(&mut self) -> Result<i64, StoreError> {
-        let row = self
-            .query_one("SELECT coalesce(sum(bytes), 0)::bigint FROM sealroom.usage WHERE room = $1", &[&self.room])
-            .await?;
-        Ok(row.get(0))
-    }
-
-    async fn bump_room_version(&mut self) -> Result<i64, StoreError> {
-        let row = self
-            .query_one(
-                "UPDATE sealroom.rooms SET version = version + 1 WHERE room = $1 RETURNING version",
-                &[&self.room],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
 }
 
 #[async_trait]
@@ -889,81 +640,5 @@ impl Backend for PgBackend {
                 Ok(ErasureEntry { room: room_from_text(row.get(0))?, erased_at: row.get(1), purged: row.get(2) })
             })
             .collect()
-    }
-}
-
-/// Test support: a fresh database per test in the cluster named by `SEALROOM_TEST_POSTGRES_URL`
-/// (a superuser URL; `scripts/test` starts a throwaway cluster and sets it). Without that
-/// variable the calling test fails: a test that needs PostgreSQL never passes by skipping.
-#[cfg(feature = "test-hooks")]
-pub mod testing {
-    use super::PgBackend;
-
-    /// The owner and application roles the tests use, created once per cluster.
-    pub const OWNER_ROLE: &str = "sealroom_test_owner";
-    pub const APP_ROLE: &str = "sealroom_test_app";
-
-    /// A migrated database and the URLs of its roles.
-    #[derive(Clone, Debug)]
-    pub struct TestDatabase {
-        pub name: String,
-        pub admin_url: String,
-        pub owner_url: String,
-        pub app_url: String,
-    }
-
-    pub fn admin_url() -> String {
-        std::env::var("SEALROOM_TEST_POSTGRES_URL").expect(
-            "SEALROOM_TEST_POSTGRES_URL is not set: run ./scripts/test, which starts a throwaway PostgreSQL cluster",
-        )
-    }
-
-    fn url_for(admin_url: &str, role: &str, database: &str) -> String {
-        let mut url = reqwest::Url::parse(admin_url).expect("SEALROOM_TEST_POSTGRES_URL is a URL");
-        url.set_username(role).expect("the URL takes a user name");
-        url.set_path(&format!("/{database}"));
-        url.to_string()
-    }
-
-    async fn admin_client(url: &str) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to the test cluster");
-        tokio::spawn(connection);
-        client
-    }
-
-    impl TestDatabase {
-        /// Creates the roles if needed, a new database owned by the owner role, and migrates it.
-        pub async fn create(deployment_fingerprint: &[u8; 32]) -> TestDatabase {
-            let admin_url = admin_url();
-            let admin = admin_client(&admin_url).await;
-            for (role, attributes) in [
-                (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS"),
-                (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
-            ] {
-                admin
-                    .batch_execute(&format!(
-                        "DO $$ BEGIN CREATE ROLE {role} {attributes};
-                         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-                    ))
-                    .await
-                    .expect("create test role");
-            }
-            let name = format!("sealroom_test_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
-                .await
-                .expect("create test database");
-            let database = TestDatabase {
-                owner_url: url_for(&admin_url, OWNER_ROLE, &name),
-                app_url: url_for(&admin_url, APP_ROLE, &name),
-                admin_url: url_for(&admin_url, "postgres", &name),
-                name,
-            };
-            PgBackend::migrate(&database.owner_url, APP_ROLE, deployment_fingerprint)
-                .await
-                .expect("migrate the test database");
-            database
-        }
     }
 }
