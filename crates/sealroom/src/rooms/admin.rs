@@ -49,7 +49,7 @@ impl Rooms {
             actor: Actor { room: id, token_id: None },
             generation: Default::default(),
         };
-        room.verify_audit_chain().await
+        room.audit().verify().await
     }
 
     /// Re-wraps the keys of one page of rooms from the previous master key to the current one.

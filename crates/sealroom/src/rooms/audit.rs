@@ -71,49 +71,50 @@ impl<'room> Audit<'room> {
     }
 
     /// An event this room's principal caused: the operation (`GET /v1/items/{path}`), its target
-    /// ids, and its outcome (see [`Room::audit_event`]).
-    pub fn event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
-        self.room.audit_event(operation, target, outcome, request_id)
-    }
-
-    /// Appends events to the trail (see [`Room::record_audit`]); returns how many were dropped
-    /// with an erased room.
-    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
-        self.room.record_audit(events).await
-    }
-
-    /// Entries of the trail in order, after sequence number `after`.
-    pub async fn entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
-        self.room.audit_entries(after, limit).await
-    }
-
-    /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
-    pub async fn verify(&self) -> Result<AuditVerdict, RoomError> {
-        self.room.verify_audit_chain().await
-    }
-}
-
-impl Room {
-    /// An event this room's principal caused: the operation (`GET /v1/items/{path}`), its target
     /// ids, and its outcome. Fields longer than [`AUDIT_FIELD_BYTES_MAX`] are cut (and marked),
     /// so an entry is never lost to a long path.
-    pub(super) fn audit_event(
-        &self,
-        operation: &str,
-        target: &str,
-        outcome: &str,
-        request_id: Option<&str>,
-    ) -> AuditEvent {
+    pub fn event(&self, operation: &str, target: &str, outcome: &str, request_id: Option<&str>) -> AuditEvent {
+        let room = self.room;
         AuditEvent {
-            room: self.id(),
-            generation: self.generation_cell(),
-            actor_room: self.actor_room(),
-            token_id: self.actor_token_id().map(bounded_field),
+            room: room.id(),
+            generation: room.generation_cell(),
+            actor_room: room.actor_room(),
+            token_id: room.actor_token_id().map(bounded_field),
             operation: bounded_field(operation),
             target: bounded_field(target),
             outcome: bounded_field(outcome),
             request_id: request_id.map(bounded_field),
         }
+    }
+
+    /// Appends events to the trail, each naming its own actor; returns how many were dropped
+    /// with an erased room. System-written: tenant members without the writer role are audited
+    /// too. Every event must have been made for this room (a programming error otherwise).
+    ///
+    /// The events may come from many requests (reads are queued and appended together), so the
+    /// append works in no request's generation: each event is written only if the room is still
+    /// in the generation its request worked in, and dropped with the room otherwise (an entry of
+    /// an erased room must not recreate the room).
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        if events.len() > AUDIT_EVENTS_PER_APPEND_MAX {
+            return Err(InputError::new("events", format!("at most {AUDIT_EVENTS_PER_APPEND_MAX} per append")).into());
+        }
+        assert!(events.iter().all(|event| event.room == self.room.id()), "an audit event is appended to its own room");
+        let appender = self.room.in_a_new_request();
+        in_one_generation!(appender, appender.record_audit_once(&events))
+    }
+
+    /// Entries of the trail in order, after sequence number `after`.
+    pub async fn entries(&self, after: Option<u64>, limit: PageSize) -> Result<Page<AuditEntry, u64>, RoomError> {
+        in_one_generation!(self.room, self.room.audit_entries_once(after, limit))
+    }
+
+    /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
+    pub async fn verify(&self) -> Result<AuditVerdict, RoomError> {
+        in_one_generation!(self.room, self.room.verify_audit_chain_once())
     }
 }
 
@@ -250,26 +251,6 @@ fn chain_hash(entry: &StoredAuditEntry) -> [u8; 32] {
 }
 
 impl Room {
-    /// Appends events to the room's trail, each naming its own actor. System-written: tenant
-    /// members without the writer role are audited too. Every event must have been made for
-    /// this room (a programming error otherwise).
-    ///
-    /// The events may come from many requests (reads are queued and appended together), so the
-    /// append works in no request's generation: each event is written only if the room is still
-    /// in the generation its request worked in, and dropped with the room otherwise (an entry of
-    /// an erased room must not recreate the room). Returns how many were dropped so.
-    pub(super) async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<usize, RoomError> {
-        if events.is_empty() {
-            return Ok(0);
-        }
-        if events.len() > AUDIT_EVENTS_PER_APPEND_MAX {
-            return Err(InputError::new("events", format!("at most {AUDIT_EVENTS_PER_APPEND_MAX} per append")).into());
-        }
-        assert!(events.iter().all(|event| event.room == self.id()), "an audit event is appended to its own room");
-        let appender = self.in_a_new_request();
-        in_one_generation!(appender, appender.record_audit_once(&events))
-    }
-
     /// The events that belong to the room's current keys (`None`: the room has no key), reading
     /// the keys from the store when memory disagrees with an event's generation.
     async fn events_of_current_generation<'events>(
@@ -363,15 +344,6 @@ impl Room {
         Err(RoomError::Conflict)
     }
 
-    /// Entries of the trail in order, after sequence number `after`.
-    pub(super) async fn audit_entries(
-        &self,
-        after: Option<u64>,
-        limit: PageSize,
-    ) -> Result<Page<AuditEntry, u64>, RoomError> {
-        in_one_generation!(self, self.audit_entries_once(after, limit))
-    }
-
     async fn audit_entries_once(
         &self,
         after: Option<u64>,
@@ -401,11 +373,6 @@ impl Room {
         }
         let next = (records.len() > limit.get()).then(|| entries.last().map(|entry| entry.sequence)).flatten();
         Ok(Page { entries, next })
-    }
-
-    /// Checks the whole kept chain: links, hashes, sequence numbers and the head.
-    pub(super) async fn verify_audit_chain(&self) -> Result<AuditVerdict, RoomError> {
-        in_one_generation!(self, self.verify_audit_chain_once())
     }
 
     async fn verify_audit_chain_once(&self) -> Result<AuditVerdict, RoomError> {

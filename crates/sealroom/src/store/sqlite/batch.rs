@@ -1,6 +1,7 @@
 //! SQLite's statements for the one batch algorithm (`store/batch.rs`).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, OptionalExtension, Params, params};
 
 use super::{collection_tag, unavailable};
 use crate::store::batch::{BatchMechanics, Removed};
@@ -9,21 +10,41 @@ use crate::vocabulary::records::{Collection, RecordKey};
 
 /// SQLite's statements for one batch of one room, on the writer connection inside the group
 /// transaction (the writer thread alone writes, so the room needs no lock of its own).
-pub(super) struct SqliteBatch<'connection> {
+struct SqliteBatch<'connection> {
     connection: &'connection Connection,
     room: Vec<u8>,
 }
 
-pub(super) fn sql(error: rusqlite::Error) -> StoreError {
-    unavailable(&error)
+impl SqliteBatch<'_> {
+    /// The first column of the row a statement returns, if it returns one.
+    fn value<T: FromSql>(&self, sql: &str, parameters: impl Params) -> Result<Option<T>, StoreError> {
+        let mut statement = self.connection.prepare_cached(sql).map_err(|error| unavailable(&error))?;
+        statement.query_row(parameters, |row| row.get(0)).optional().map_err(|error| unavailable(&error))
+    }
+
+    /// Counts and removes the records a condition selects (the condition follows `room = ?1
+    /// AND collection = ?2` and may use `?3` and `?4`).
+    fn remove_where(&self, condition: &str, parameters: impl Params + Copy) -> Result<Removed, StoreError> {
+        let select = format!(
+            "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
+             WHERE room = ?1 AND collection = ?2 AND {condition}"
+        );
+        let sql_error = |error: rusqlite::Error| unavailable(&error);
+        let mut statement = self.connection.prepare_cached(&select).map_err(sql_error)?;
+        let (records, bytes) =
+            statement.query_row(parameters, |row| Ok((row.get(0)?, row.get(1)?))).map_err(sql_error)?;
+        let delete = format!("DELETE FROM records WHERE room = ?1 AND collection = ?2 AND {condition}");
+        self.connection
+            .prepare_cached(&delete)
+            .and_then(|mut statement| statement.execute(parameters))
+            .map_err(sql_error)?;
+        Ok(Removed { records, bytes })
+    }
 }
 
 impl BatchMechanics for SqliteBatch<'_> {
     async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.connection
-            .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")
-            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)).optional())
-            .map_err(sql)
+        self.value("SELECT key_id FROM rooms WHERE room = ?1", params![self.room])
     }
 
     async fn live_version(
@@ -32,17 +53,11 @@ impl BatchMechanics for SqliteBatch<'_> {
         key: &RecordKey,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        self.connection
-            .prepare_cached(
-                "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
-                 AND (expires_at IS NULL OR expires_at > ?4)",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![self.room, collection_tag(collection), key.as_bytes(), now], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(sql)
+        self.value(
+            "SELECT version FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
+             AND (expires_at IS NULL OR expires_at > ?4)",
+            params![self.room, collection_tag(collection), key.as_bytes(), now],
+        )
     }
 
     async fn put(
@@ -53,17 +68,10 @@ impl BatchMechanics for SqliteBatch<'_> {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let replaced: Option<i64> = self
-            .connection
-            .prepare_cached(
-                "SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![self.room, collection_tag(collection), key.as_bytes()], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(sql)?;
+        let replaced = self.value(
+            "SELECT length(value) + length(key) FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3",
+            params![self.room, collection_tag(collection), key.as_bytes()],
+        )?;
         self.connection
             .prepare_cached(
                 "INSERT INTO records (room, collection, key, value, version, expires_at, updated_at)
@@ -82,22 +90,15 @@ impl BatchMechanics for SqliteBatch<'_> {
                     now
                 ])
             })
-            .map_err(sql)?;
+            .map_err(|error| unavailable(&error))?;
         Ok(replaced)
     }
 
     async fn delete(&mut self, collection: Collection, key: &RecordKey) -> Result<Option<i64>, StoreError> {
-        self.connection
-            .prepare_cached(
-                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3
-                 RETURNING length(value) + length(key)",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![self.room, collection_tag(collection), key.as_bytes()], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(sql)
+        self.value(
+            "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key = ?3 RETURNING length(value) + length(key)",
+            params![self.room, collection_tag(collection), key.as_bytes()],
+        )
     }
 
     async fn delete_range(
@@ -106,80 +107,43 @@ impl BatchMechanics for SqliteBatch<'_> {
         lower: &[u8],
         upper: Option<&[u8]>,
     ) -> Result<Removed, StoreError> {
-        let bounds = params![self.room, collection_tag(collection), lower, upper];
-        let (records, bytes) = self
-            .connection
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
-                 WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
-            )
-            .and_then(|mut statement| statement.query_row(bounds, |row| Ok((row.get(0)?, row.get(1)?))))
-            .map_err(sql)?;
-        self.connection
-            .prepare_cached(
-                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)",
-            )
-            .and_then(|mut statement| statement.execute(bounds))
-            .map_err(sql)?;
-        Ok(Removed { records, bytes })
+        self.remove_where(
+            "key >= ?3 AND (?4 IS NULL OR key < ?4)",
+            params![self.room, collection_tag(collection), lower, upper],
+        )
     }
 
     async fn delete_expired(&mut self, collection: Collection, now: i64) -> Result<Removed, StoreError> {
-        let expired = params![self.room, collection_tag(collection), now];
-        let (records, bytes) = self
-            .connection
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records
-                 WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
-            )
-            .and_then(|mut statement| statement.query_row(expired, |row| Ok((row.get(0)?, row.get(1)?))))
-            .map_err(sql)?;
-        self.connection
-            .prepare_cached(
-                "DELETE FROM records WHERE room = ?1 AND collection = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
-            )
-            .and_then(|mut statement| statement.execute(expired))
-            .map_err(sql)?;
-        Ok(Removed { records, bytes })
+        self.remove_where(
+            "expires_at IS NOT NULL AND expires_at <= ?3",
+            params![self.room, collection_tag(collection), now],
+        )
     }
 
     async fn add_usage(&mut self, collection: Collection, records: i64, bytes: i64) -> Result<i64, StoreError> {
-        self.connection
-            .prepare_cached(
-                "INSERT INTO usage (room, collection, records, bytes, version) VALUES (?1, ?2, ?3, ?4, 1)
-                 ON CONFLICT (room, collection) DO UPDATE SET
-                 records = records + excluded.records, bytes = bytes + excluded.bytes, version = version + 1
-                 RETURNING version",
-            )
-            .and_then(|mut statement| {
-                statement.query_row(params![self.room, collection_tag(collection), records, bytes], |row| row.get(0))
-            })
-            .map_err(sql)
+        let version = self.value(
+            "INSERT INTO usage (room, collection, records, bytes, version) VALUES (?1, ?2, ?3, ?4, 1)
+             ON CONFLICT (room, collection) DO UPDATE SET
+             records = records + excluded.records, bytes = bytes + excluded.bytes, version = version + 1
+             RETURNING version",
+            params![self.room, collection_tag(collection), records, bytes],
+        )?;
+        Ok(version.expect("an upsert returns its row"))
     }
 
     async fn records(&mut self, collection: Collection) -> Result<i64, StoreError> {
-        let records: Option<i64> = self
-            .connection
-            .prepare_cached("SELECT records FROM usage WHERE room = ?1 AND collection = ?2")
-            .and_then(|mut statement| {
-                statement.query_row(params![self.room, collection_tag(collection)], |row| row.get(0)).optional()
-            })
-            .map_err(sql)?;
-        Ok(records.unwrap_or(0))
+        let sql = "SELECT records FROM usage WHERE room = ?1 AND collection = ?2";
+        Ok(self.value(sql, params![self.room, collection_tag(collection)])?.unwrap_or(0))
     }
 
     async fn room_bytes(&mut self) -> Result<i64, StoreError> {
-        self.connection
-            .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM usage WHERE room = ?1")
-            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)))
-            .map_err(sql)
+        let bytes = self.value("SELECT coalesce(sum(bytes), 0) FROM usage WHERE room = ?1", params![self.room])?;
+        Ok(bytes.expect("an aggregate returns a row"))
     }
 
     async fn bump_room_version(&mut self) -> Result<i64, StoreError> {
-        self.connection
-            .prepare_cached("UPDATE rooms SET version = version + 1 WHERE room = ?1 RETURNING version")
-            .and_then(|mut statement| statement.query_row(params![self.room], |row| row.get(0)))
-            .map_err(sql)
+        let sql = "UPDATE rooms SET version = version + 1 WHERE room = ?1 RETURNING version";
+        Ok(self.value(sql, params![self.room])?.expect("the room's key row exists: the batch checked it"))
     }
 }
 
