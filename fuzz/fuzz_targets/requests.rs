@@ -36,6 +36,7 @@ fn fixture() -> &'static Fixture {
         let body_max = state.config().limits.request_body_bytes_max;
         let (router, _) = sealroom_server::router::router(state.clone(), body_max);
         let request = DevTokenRequest {
+            audience: None,
             subject: "fuzzer".into(),
             tenant: Some("acme".into()),
             roles: Vec::new(),

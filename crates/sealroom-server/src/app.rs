@@ -168,6 +168,15 @@ impl App {
         } else {
             None
         };
+        // Tokens minted for the MCP resource (RFC 8707) are accepted by every issuer; only
+        // `/mcp` requires that audience.
+        if let Some(resource) = &config.mcp.resource {
+            for issuer in &mut issuers {
+                if !issuer.audiences.contains(resource) {
+                    issuer.audiences.push(resource.clone());
+                }
+            }
+        }
         let embedder = config.embeddings.as_ref().map(Embedder::new).transpose()?;
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
         let admin_digest = match (config.admin_token_sha256, config.dev_issuer_enabled) {
@@ -221,6 +230,8 @@ impl App {
             admin_digest,
             in_flight,
             openapi_json: std::sync::OnceLock::new(),
+            address,
+            stopping: tokio_util::sync::CancellationToken::new(),
         };
         let state = AppState::new(shared);
         let (router, api) = crate::router::router(state.clone(), body_bytes_max);
@@ -252,8 +263,11 @@ impl App {
         tokio::spawn(async move { verifier_state.verifier().prefetch().await });
         tracing::info!(address = %self.address, "sealroom is listening");
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopping = self.state.stopping().clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Streams that would otherwise outlive the drain (MCP sessions) end first.
+            stopping.cancel();
             let _ = stop.send(true);
         });
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

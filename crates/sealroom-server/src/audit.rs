@@ -116,7 +116,7 @@ impl AuditQueue {
         AuditQueue { sender }
     }
 
-    async fn enqueue(&self, room: Room, event: AuditEvent) {
+    pub(crate) async fn enqueue(&self, room: Room, event: AuditEvent) {
         if self.sender.send(Queued::Event(Box::new((room, event)))).await.is_err() {
             tracing::error!("the audit queue is closed; an entry was not recorded");
         }
@@ -169,7 +169,7 @@ async fn drain(mut receiver: mpsc::Receiver<Queued>) {
     }
 }
 
-async fn append(room: &Room, events: Vec<AuditEvent>) {
+pub(crate) async fn append(room: &Room, events: Vec<AuditEvent>) {
     match room.audit().record(events).await {
         Ok(0) => {}
         Ok(dropped) => {

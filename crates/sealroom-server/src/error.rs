@@ -60,6 +60,16 @@ impl ApiError {
         self.status
     }
 
+    /// The stable code (`not_found`), for answers in other shapes (MCP tool results).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The explanation (never stored content).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Asks the client to wait this long before retrying.
     pub fn with_retry_after(mut self, secs: u64) -> ApiError {
         self.retry_after_secs = Some(secs);

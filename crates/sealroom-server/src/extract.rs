@@ -52,7 +52,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller<P>, ApiError> {
         let state = AppState::from_ref(state);
-        let token = bearer_token(parts)?;
+        let token = bearer_token(&parts.headers)?;
         let principal = state.verifier().verify(token).await?;
         let room = state.rooms().room(&principal);
         tracing::Span::current().record("room", tracing::field::display(room.id()));
@@ -71,8 +71,8 @@ where
 }
 
 /// The token from `Authorization: Bearer <token>`, bounded in size before any parsing.
-fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     if value.len() > TOKEN_BYTES_MAX + 16 {
         return Err(AuthError::TooLarge);
     }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod limiter;
 pub mod limits;
 pub mod listener;
+pub mod mcp;
 pub mod outbound;
 pub mod proxy;
 pub mod router;

@@ -84,3 +84,7 @@ pub const RECALL_QUERY_CHARS_MAX: usize = 1_000;
 
 /// Longest `Retry-After` passed on from the model upstream (an hour; longer is not a pause).
 pub const UPSTREAM_RETRY_AFTER_SECS_MAX: u64 = 3_600;
+
+/// Largest MCP tool result, in bytes of JSON: a model's context could not hold more, and a larger
+/// page is asked for with a smaller `limit`.
+pub const MCP_TOOL_RESULT_BYTES_MAX: usize = 1024 * 1024;

@@ -80,6 +80,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         );
     }
     let router = router
+        .merge(crate::mcp::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_bytes_max))

@@ -47,6 +47,10 @@ pub struct Shared {
     pub in_flight: Semaphore,
     /// Rendered once from the router it describes, right after the router is built.
     pub openapi_json: std::sync::OnceLock<Bytes>,
+    /// The address the server is bound to (the MCP resource URL falls back to it).
+    pub address: std::net::SocketAddr,
+    /// Cancelled when the server begins to stop: long-lived streams (MCP sessions) end with it.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// State shared by every handler.
@@ -91,6 +95,12 @@ impl AppState {
     }
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.shared.address
+    }
+    pub fn stopping(&self) -> &tokio_util::sync::CancellationToken {
+        &self.shared.stopping
     }
     pub fn in_flight(&self) -> &Semaphore {
         &self.shared.in_flight

@@ -8,14 +8,34 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Installs the global log subscriber (`RUST_LOG` overrides the default `info`).
+/// Installs the global log subscriber (`RUST_LOG` overrides the default `info`; it cannot lift
+/// [`payload_guard`]).
 pub fn init_logs(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .finish()
+            .with(payload_guard())
+            .try_init(),
+        LogFormat::Pretty => builder.compact().finish().with(payload_guard()).try_init(),
     };
+}
+
+/// Drops a dependency's events that may carry request payloads, whatever `RUST_LOG` asks for:
+/// rmcp logs whole JSON-RPC messages (tool arguments and results, which are users' content) at
+/// debug level, and session ids at info. Only its warnings and errors reach the log.
+pub fn payload_guard() -> tracing_subscriber::filter::FilterFn {
+    fn allowed(metadata: &tracing::Metadata<'_>) -> bool {
+        !metadata.target().starts_with("rmcp") || *metadata.level() <= tracing::Level::WARN
+    }
+    tracing_subscriber::filter::FilterFn::new(allowed as fn(&tracing::Metadata<'_>) -> bool)
 }
 
 /// Histogram buckets: from half a millisecond (a cached read) to ten seconds (a slow upstream).

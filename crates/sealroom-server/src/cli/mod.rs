@@ -82,6 +82,10 @@ pub struct TokenArgs {
     /// The tenant the user belongs to.
     #[arg(long)]
     pub tenant: Option<String>,
+    /// The audience the token names (default: the API's). For the MCP endpoint of a server
+    /// configured with `[mcp] resource`, that resource URL.
+    #[arg(long)]
+    pub aud: Option<String>,
     /// Roles, comma-separated (for example tenant-writer).
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
@@ -163,8 +167,13 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
         );
     }
     let (issuer, _) = DevIssuer::load_or_generate(&args.data_dir)?;
-    let request =
-        DevTokenRequest { subject: args.sub.clone(), tenant: args.tenant.clone(), roles: args.roles.clone(), ttl_secs };
+    let request = DevTokenRequest {
+        subject: args.sub.clone(),
+        audience: args.aud.clone(),
+        tenant: args.tenant.clone(),
+        roles: args.roles.clone(),
+        ttl_secs,
+    };
     println!("{}", issuer.mint(&request)?);
     Ok(())
 }

@@ -41,3 +41,8 @@ pub const CACHE_FRONT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const EMBEDDINGS_TIMEOUT_SECS: u64 = 10;
 /// Texts per embeddings request: OpenAI accepts 2,048; 64 keeps requests small.
 pub const EMBEDDINGS_BATCH_MAX: usize = 64;
+/// 8 MCP sessions per principal: a person runs a few assistants at once; each session holds a
+/// task and a channel on the server until it ends or goes idle.
+pub const MCP_SESSIONS_PER_PRINCIPAL_MAX: usize = 8;
+/// 5 minutes of silence ends an MCP session (clients that never send DELETE are the rule).
+pub const MCP_SESSION_IDLE_SECS: u64 = 300;

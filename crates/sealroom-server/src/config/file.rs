@@ -35,6 +35,24 @@ pub(super) struct FileConfig {
     pub(super) embeddings: Option<EmbeddingsSection>,
     #[serde(default)]
     pub(super) metrics: MetricsSection,
+    #[serde(default)]
+    pub(super) mcp: McpSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct McpSection {
+    /// The canonical URL of the MCP endpoint (`https://host/mcp`): tokens must name it in `aud`.
+    pub(super) resource: Option<String>,
+    /// Host names the endpoint answers to (DNS-rebinding protection); loopback and the resource's
+    /// host are always allowed.
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    /// Scopes advertised in the protected-resource metadata.
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) sessions_per_principal_max: Option<usize>,
+    pub(super) session_idle_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -157,6 +157,25 @@ pub struct ServerConfig {
     /// A separate address serving only `/metrics`, without a credential (for a private network);
     /// on the main address `/metrics` needs the admin credential.
     pub metrics_listen: Option<SocketAddr>,
+    /// The MCP endpoint at `/mcp`.
+    pub mcp: McpConfig,
+}
+
+/// The MCP endpoint's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McpConfig {
+    /// The canonical resource URL (`https://host/mcp`). When set, a token must name it in `aud`
+    /// to be accepted at `/mcp` (RFC 8707), and the protected-resource metadata names it; when
+    /// not, the metadata derives it from the request's host.
+    pub resource: Option<String>,
+    /// Host names `/mcp` answers to besides loopback and the resource's host.
+    pub allowed_hosts: Vec<String>,
+    /// Scopes to advertise in the protected-resource metadata (none: the field is left out).
+    pub scopes: Vec<String>,
+    /// Open MCP sessions one principal may hold.
+    pub sessions_per_principal_max: usize,
+    /// Seconds an MCP session may stay idle before it is closed.
+    pub session_idle_secs: u64,
 }
 
 /// Where to compute embeddings. The API key is read from an environment variable or a file,
@@ -256,7 +275,9 @@ impl ServerConfig {
                 ConfigError::new(file, "metrics.listen", format!("{text:?} is not an address like 127.0.0.1:9464"))
             })?),
         };
+        let mcp = sections::mcp_config(parsed.mcp, file)?;
         Ok(ServerConfig {
+            mcp,
             metrics_listen,
             listen,
             data_dir,

@@ -7,10 +7,10 @@ use sealroom::identity::{Algorithm, IssuerConfig, KeySource};
 use sealroom::limits::{LEEWAY_SECS_MAX, RoomLimits};
 use sealroom::secrets::SecretSource;
 
-use super::file::{EmbeddingsSection, IssuerSection, LimitsSection, StorageSection, UpstreamSection};
+use super::file::{EmbeddingsSection, IssuerSection, LimitsSection, McpSection, StorageSection, UpstreamSection};
 use super::{
-    ConfigError, ConnectionLimits, EmbeddingsConfig, PrincipalLimits, ServerLimits, StorageConfig, UpstreamConfig,
-    UpstreamFlavour, defaults,
+    ConfigError, ConnectionLimits, EmbeddingsConfig, McpConfig, PrincipalLimits, ServerLimits, StorageConfig,
+    UpstreamConfig, UpstreamFlavour, defaults,
 };
 
 pub(super) fn secret_source(
@@ -261,4 +261,27 @@ pub(super) fn limits_config(section: LimitsSection, path: Option<&Path>) -> Resu
         return Err(ConfigError::new(path, "limits.principal_requests_in_flight_max", "must be greater than zero"));
     }
     Ok(limits)
+}
+
+pub(super) fn mcp_config(section: McpSection, path: Option<&Path>) -> Result<McpConfig, ConfigError> {
+    if let Some(resource) = &section.resource {
+        let url = reqwest::Url::parse(resource)
+            .map_err(|error| ConfigError::new(path, "mcp.resource", format!("is not a URL: {error}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.fragment().is_some() {
+            return Err(ConfigError::new(path, "mcp.resource", "must be an http(s) URL with a host and no fragment"));
+        }
+    }
+    let sessions_per_principal_max =
+        section.sessions_per_principal_max.unwrap_or(defaults::MCP_SESSIONS_PER_PRINCIPAL_MAX);
+    let session_idle_secs = section.session_idle_secs.unwrap_or(defaults::MCP_SESSION_IDLE_SECS);
+    if sessions_per_principal_max == 0 || session_idle_secs == 0 {
+        return Err(ConfigError::new(path, "mcp", "sessions_per_principal_max and session_idle_secs must be positive"));
+    }
+    Ok(McpConfig {
+        resource: section.resource,
+        allowed_hosts: section.allowed_hosts,
+        scopes: section.scopes,
+        sessions_per_principal_max,
+        session_idle_secs,
+    })
 }

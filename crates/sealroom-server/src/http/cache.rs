@@ -36,15 +36,7 @@ pub async fn lookup_tool_result(
     let tool = ToolName::parse(&tool)?;
     let args = ToolArgs::parse_json_text(request.args.get())?;
     let hit = caller.room.tool_cache().lookup(&tool, &args).await?;
-    Ok(Json(match hit {
-        Some(hit) => ToolLookupResponse {
-            hit: true,
-            result: Some(hit.value),
-            age_secs: Some(hit.age_secs),
-            expires_at: Some(hit.expires_at),
-        },
-        None => ToolLookupResponse { hit: false, result: None, age_secs: None, expires_at: None },
-    }))
+    Ok(Json(ToolLookupResponse::from(hit)))
 }
 
 /// Deletes every cached result of a tool.

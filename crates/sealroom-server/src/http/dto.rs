@@ -55,7 +55,7 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ThreadResponse {
     pub id: String,
     pub title: Option<String>,
@@ -79,7 +79,7 @@ impl From<&ThreadInfo> for ThreadResponse {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ThreadListResponse {
     pub threads: Vec<ThreadResponse>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -111,7 +111,7 @@ pub struct AppendMessagesRequest {
     pub messages: Vec<MessageInput>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct MessageResponse {
     pub thread_id: String,
     /// Position in the thread from 1; pass as `after` to page.
@@ -160,7 +160,7 @@ pub struct ContextQuery {
     pub max_tokens: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ContextResponse {
     pub messages: Vec<MessageResponse>,
     pub tokens_estimated: usize,
@@ -193,7 +193,7 @@ pub struct PutItemRequest {
     pub ttl_secs: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ItemResponse {
     pub namespace: Vec<String>,
     pub key: String,
@@ -225,7 +225,7 @@ impl From<&Item> for ItemResponse {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ItemListResponse {
     pub items: Vec<ItemResponse>,
     pub next_cursor: Option<String>,
@@ -259,7 +259,7 @@ pub struct SearchRequestBody {
     pub metric: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct SearchResult {
     pub item: ItemResponse,
     /// The fused score (reciprocal rank fusion when both rankings ran).
@@ -283,7 +283,7 @@ impl From<&sealroom::search::SearchHit> for SearchResult {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct SearchResponse {
     pub results: Vec<SearchResult>,
 }
@@ -310,13 +310,27 @@ pub struct ToolLookupRequest {
     pub args: Box<serde_json::value::RawValue>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ToolLookupResponse {
     pub hit: bool,
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub age_secs: Option<i64>,
     pub expires_at: Option<i64>,
+}
+
+impl From<Option<sealroom::rooms::CacheHit>> for ToolLookupResponse {
+    fn from(hit: Option<sealroom::rooms::CacheHit>) -> ToolLookupResponse {
+        match hit {
+            Some(hit) => ToolLookupResponse {
+                hit: true,
+                result: Some(hit.value),
+                age_secs: Some(hit.age_secs),
+                expires_at: Some(hit.expires_at),
+            },
+            None => ToolLookupResponse { hit: false, result: None, age_secs: None, expires_at: None },
+        }
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

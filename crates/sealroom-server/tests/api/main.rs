@@ -13,6 +13,7 @@ mod external_jwt;
 mod fake_upstream;
 mod identity;
 mod limits;
+mod mcp;
 mod proxy;
 mod scoping;
 mod search;

@@ -37,11 +37,16 @@ impl Write for CaptureWriter {
 fn init_log_capture() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        // Everything the server logs at any level, less only what production can never log.
         let _ = tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
             .with_writer(|| CaptureWriter)
+            .finish()
+            .with(sealroom_server::telemetry::payload_guard())
             .try_init();
     });
 }
@@ -147,6 +152,7 @@ impl TestApp {
     /// Mints a development token.
     pub fn token(&self, subject: &str, tenant: Option<&str>, roles: &[&str]) -> String {
         let request = DevTokenRequest {
+            audience: None,
             subject: subject.to_owned(),
             tenant: tenant.map(str::to_owned),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),

@@ -18,6 +18,8 @@ pub(crate) struct VerifiedClaims {
     pub subject: String,
     pub tenant: Option<String>,
     pub roles: Vec<String>,
+    /// The audiences the token names that its issuer accepts.
+    pub audiences: Vec<String>,
     pub token_id: Option<String>,
     pub expires_at: i64,
 }
@@ -29,7 +31,7 @@ pub(crate) fn read(claims: &Map<String, Value>, issuer: &IssuerConfig, now: i64)
         _ => return Err(AuthError::InvalidClaims("iss")),
     }
     let subject = identity_string(claims.get("sub")).ok_or(AuthError::InvalidClaims("sub"))?;
-    check_audience(claims.get("aud"), &issuer.audiences)?;
+    let audiences = check_audience(claims.get("aud"), &issuer.audiences)?;
     let expires_at = integer(claims.get("exp")).ok_or(AuthError::InvalidClaims("exp"))?;
     if expires_at.saturating_add(leeway) <= now {
         return Err(AuthError::Expired);
@@ -57,7 +59,7 @@ pub(crate) fn read(claims: &Map<String, Value>, issuer: &IssuerConfig, now: i64)
         None | Some(Value::Null) => Vec::new(),
         Some(value) => read_roles(value).ok_or(AuthError::InvalidClaims("roles"))?,
     };
-    Ok(VerifiedClaims { issuer: issuer.issuer.clone(), subject, tenant, roles, token_id, expires_at })
+    Ok(VerifiedClaims { issuer: issuer.issuer.clone(), subject, audiences, tenant, roles, token_id, expires_at })
 }
 
 /// A non-empty string of bounded length without control characters.
@@ -82,7 +84,8 @@ fn integer(value: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn check_audience(value: Option<&Value>, accepted: &[String]) -> Result<(), AuthError> {
+/// The audiences the token names that the issuer accepts (at least one, or the token is refused).
+fn check_audience(value: Option<&Value>, accepted: &[String]) -> Result<Vec<String>, AuthError> {
     let named: Vec<&str> = match value {
         Some(Value::String(audience)) => vec![audience.as_str()],
         Some(Value::Array(audiences)) if !audiences.is_empty() && audiences.len() <= 16 => {
@@ -97,11 +100,12 @@ fn check_audience(value: Option<&Value>, accepted: &[String]) -> Result<(), Auth
         }
         _ => return Err(AuthError::InvalidClaims("aud")),
     };
-    if named.iter().any(|audience| accepted.iter().any(|expected| expected == audience)) {
-        Ok(())
-    } else {
-        Err(AuthError::InvalidClaims("aud"))
-    }
+    let kept: Vec<String> = named
+        .into_iter()
+        .filter(|audience| accepted.iter().any(|expected| expected == audience))
+        .map(str::to_owned)
+        .collect();
+    if kept.is_empty() { Err(AuthError::InvalidClaims("aud")) } else { Ok(kept) }
 }
 
 fn valid_role(role: &str) -> bool {

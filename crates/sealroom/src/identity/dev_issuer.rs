@@ -56,6 +56,9 @@ pub enum DevIssuerError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DevTokenRequest {
     pub subject: String,
+    /// The audience the token names (`None`: the API's, [`DEV_AUDIENCE`]). An MCP client needs a
+    /// token for the MCP resource when the server is configured with one.
+    pub audience: Option<String>,
     pub tenant: Option<String>,
     pub roles: Vec<String>,
     pub ttl_secs: i64,
@@ -133,7 +136,7 @@ impl DevIssuer {
         }
         let now = unix_now_secs();
         let mut claims = serde_json::json!({
-            "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": request.subject,
+            "iss": DEV_ISSUER, "aud": request.audience.as_deref().unwrap_or(DEV_AUDIENCE), "sub": request.subject,
             "iat": now, "nbf": now, "exp": now + request.ttl_secs,
             "jti": uuid::Uuid::new_v4().to_string(),
         });

@@ -28,6 +28,9 @@ pub struct Principal {
     subject: String,
     tenant: Option<String>,
     roles: Vec<String>,
+    /// The accepted audiences the token names (a resource server such as the MCP endpoint may
+    /// require its own, RFC 8707).
+    audiences: Vec<String>,
     token_id: Option<String>,
     expires_at: i64,
 }
@@ -53,6 +56,7 @@ impl Principal {
             subject: claims.subject,
             tenant: claims.tenant,
             roles: claims.roles,
+            audiences: claims.audiences,
             token_id: claims.token_id,
             expires_at: claims.expires_at,
         }
@@ -74,6 +78,7 @@ impl Principal {
             subject: subject.to_owned(),
             tenant: tenant.map(str::to_owned),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            audiences: Vec::new(),
             token_id: None,
             expires_at: i64::MAX,
         }
@@ -102,6 +107,11 @@ impl Principal {
     /// Whether the principal holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|held| held == role)
+    }
+
+    /// Whether the token names `audience` (one its issuer accepts).
+    pub fn has_audience(&self, audience: &str) -> bool {
+        self.audiences.iter().any(|named| named == audience)
     }
 
     /// The token's `jti`, for the audit trail.

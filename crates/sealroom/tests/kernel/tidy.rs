@@ -130,7 +130,8 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("extract", &["audit", "error", "limiter", "limits", "state"]),
     ("http", &["audit", "config", "embeddings", "error", "extract", "limiter", "limits", "state"]),
     ("proxy", &["config", "embeddings", "error", "extract", "limits", "state", "upstream"]),
-    ("router", &["error", "http", "limits", "proxy", "state"]),
+    ("mcp", &["audit", "error", "extract", "http", "limits", "state"]),
+    ("router", &["error", "http", "limits", "mcp", "proxy", "state"]),
     (
         "app",
         &[

@@ -105,8 +105,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut users = Vec::with_capacity(args.users);
     let bar = bar(args.users as u64, "creating users");
     for index in 0..args.users {
-        let request =
-            DevTokenRequest { subject: format!("bench-user-{index}"), tenant: None, roles: Vec::new(), ttl_secs: 3600 };
+        let request = DevTokenRequest {
+            subject: format!("bench-user-{index}"),
+            audience: None,
+            tenant: None,
+            roles: Vec::new(),
+            ttl_secs: 3600,
+        };
         let token = issuer.mint(&request)?;
         let thread = seed(&target, &token, index, args.proxy).await?;
         users.push(User { token, thread });
