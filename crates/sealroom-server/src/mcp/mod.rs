@@ -49,6 +49,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let transport = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(state))
         .with_max_request_body_bytes(state.config().limits.request_body_bytes_max)
+        // Per-request (2026-07-28) calls are answered as plain JSON when they can be.
+        .with_json_response(true)
         .with_cancellation_token(state.stopping().child_token());
     let handler_state = state.clone();
     let service =

@@ -293,3 +293,40 @@ async fn the_endpoint_refuses_other_hosts_and_serves_metadata_at_both_locations(
         assert!(metadata.json().get("scopes_supported").is_none());
     }
 }
+
+#[tokio::test]
+async fn idle_sessions_expire_and_requests_and_results_are_bounded() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.mcp.session_idle_secs = 1;
+    config.limits.request_body_bytes_max = 64 * 1024;
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    let mut idle = RawMcp::new(&alice);
+    idle.initialize().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let expired = idle.post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    assert_eq!(expired.status, StatusCode::NOT_FOUND, "an idle session ends");
+
+    let mut mcp = RawMcp::new(&alice);
+    mcp.initialize().await;
+    let oversized = mcp
+        .post(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "memory_put",
+            "arguments": {"namespace": ["big"], "key": "k", "value": "x".repeat(100 * 1024)}}}))
+        .await;
+    assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Results are bounded too: twenty items of 60 KB are more than one result may hold (1 MiB),
+    // and a smaller page is the way to read them.
+    let value = "y".repeat(60 * 1024);
+    for index in 0..20 {
+        let stored =
+            mcp.call("memory_put", json!({"namespace": ["big"], "key": format!("k{index}"), "value": value})).await;
+        assert_eq!(stored["isError"], false, "{stored}");
+    }
+    let listed = mcp.call("memory_list", json!({"prefix": ["big"], "limit": 200})).await;
+    assert_eq!(listed["isError"], true);
+    assert_eq!(listed["structuredContent"]["error"]["code"], "result_too_large");
+    let page = mcp.call("memory_list", json!({"prefix": ["big"], "limit": 5})).await;
+    assert_eq!(page["structuredContent"]["items"].as_array().unwrap().len(), 5);
+    app.assert_logs_clean();
+}

@@ -5,8 +5,10 @@
 //!
 //! `--flood` measures noisy neighbours instead: other users' latency with and without one user
 //! sending ten times its rate limit. `--proxy` measures the latency the OpenAI-compatible proxy
-//! adds over calling its upstream directly.
+//! adds over calling its upstream directly. `--mcp` measures a `memory_search` tool call against
+//! the same search over `/v1`.
 
+mod mcp;
 mod proxy;
 mod stats;
 
@@ -41,8 +43,11 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "proxy")]
     pub flood: bool,
     /// Measure the latency the chat proxy adds over calling a local upstream directly.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mcp")]
     pub proxy: bool,
+    /// Measure a memory_search call over MCP against the same search over /v1.
+    #[arg(long, conflicts_with = "flood")]
+    pub mcp: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -124,6 +129,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             proxy::measure(&target.http, &target.base, *address, users, args.clients, args.seconds).await?
         }
         None if args.flood => flood(&args, &target, users).await?,
+        None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
         None => throughput(&args, &target, users).await?,
     };
     if let Some(path) = &args.json {
