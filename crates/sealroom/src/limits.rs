@@ -101,6 +101,30 @@ pub const CONTEXT_TOKENS_MAX: usize = 1_000_000;
 /// Longest opaque record key handed to the store (an HMAC or an id plus a sequence number).
 pub const RECORD_KEY_BYTES_MAX: usize = 64;
 
+/// Longest checkpoint label (thread id, namespace, checkpoint id, task id, task path, channel):
+/// LangGraph's are UUIDs and short node paths; 512 bytes leaves room for nesting.
+pub const CHECKPOINT_LABEL_BYTES_MAX: usize = 512;
+
+/// Longest serializer type tag of a checkpoint blob (`msgpack`, `msgpack+aes`, `null`).
+pub const CHECKPOINT_TYPE_TAG_BYTES_MAX: usize = 64;
+
+/// Largest serialized checkpoint or pending write: a whole conversation's state, and still far
+/// below a record the store reads whole.
+pub const CHECKPOINT_BLOB_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Largest checkpoint metadata (`source`, `step`, `parents`, `run_id` and the run's scalars).
+pub const CHECKPOINT_METADATA_BYTES_MAX: usize = 64 * 1024;
+
+/// Most pending writes stored in one call (a step writes one per channel it touched).
+pub const CHECKPOINT_WRITES_PER_CALL_MAX: usize = 1_000;
+
+/// Records written per batch when an operation spans many (copying or pruning a thread): one
+/// batch stays a bounded transaction.
+pub const CHECKPOINT_RECORDS_PER_BATCH_MAX: usize = 256;
+
+/// Records read per store round trip while scanning checkpoints.
+pub const CHECKPOINT_SCAN_PAGE: usize = 256;
+
 /// How many times a write retries after losing an optimistic-concurrency race.
 pub const WRITE_CONFLICT_RETRIES_MAX: usize = 16;
 
@@ -127,6 +151,9 @@ pub struct RoomLimits {
     pub cache_entries_per_room_max: u64,
     /// Longest time-to-live of a cache entry: caches hold derived data and must expire.
     pub cache_ttl_secs_max: u64,
+    /// Most checkpoints, and most pending writes, one room may hold (each a step of an agent's
+    /// run; a pruned thread keeps one).
+    pub checkpoints_per_room_max: u64,
 }
 
 impl RoomLimits {
@@ -140,6 +167,7 @@ impl RoomLimits {
             room_bytes_max: 512 * 1024 * 1024,
             cache_entries_per_room_max: 10_000,
             cache_ttl_secs_max: 7 * 24 * 3600,
+            checkpoints_per_room_max: 100_000,
         }
     }
 }

@@ -180,6 +180,7 @@ pub(super) struct LimitsSection {
     pub(super) requests_in_flight_max: Option<usize>,
     pub(super) items_per_room_max: Option<u64>,
     pub(super) threads_per_room_max: Option<u64>,
+    pub(super) checkpoints_per_room_max: Option<u64>,
     pub(super) messages_per_thread_max: Option<u64>,
     pub(super) room_bytes_max: Option<u64>,
     pub(super) cache_entries_per_room_max: Option<u64>,

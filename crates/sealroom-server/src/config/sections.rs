@@ -222,6 +222,7 @@ pub(super) fn limits_config(section: LimitsSection, path: Option<&Path>) -> Resu
         rooms: RoomLimits {
             items_per_room_max: section.items_per_room_max.unwrap_or(standard.items_per_room_max),
             threads_per_room_max: section.threads_per_room_max.unwrap_or(standard.threads_per_room_max),
+            checkpoints_per_room_max: section.checkpoints_per_room_max.unwrap_or(standard.checkpoints_per_room_max),
             messages_per_thread_max: section.messages_per_thread_max.unwrap_or(standard.messages_per_thread_max),
             room_bytes_max: section.room_bytes_max.unwrap_or(standard.room_bytes_max),
             cache_entries_per_room_max: section
@@ -242,6 +243,7 @@ pub(super) fn limits_config(section: LimitsSection, path: Option<&Path>) -> Resu
         ("limits.requests_in_flight_max", limits.requests_in_flight_max as u64),
         ("limits.items_per_room_max", limits.rooms.items_per_room_max),
         ("limits.threads_per_room_max", limits.rooms.threads_per_room_max),
+        ("limits.checkpoints_per_room_max", limits.rooms.checkpoints_per_room_max),
         ("limits.messages_per_thread_max", limits.rooms.messages_per_thread_max),
         ("limits.room_bytes_max", limits.rooms.room_bytes_max),
         ("limits.cache_entries_per_room_max", limits.rooms.cache_entries_per_room_max),

@@ -171,6 +171,45 @@ pub(crate) struct StoredCacheEntry {
     pub expires_at: i64,
 }
 
+/// A checkpoint as stored: its names (checked against the record key's on every read), its
+/// parent, the client's serialized blob, and its metadata as JSON text.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredCheckpoint {
+    pub owner: [u8; 32],
+    pub thread_id: String,
+    pub namespace: String,
+    pub checkpoint_id: String,
+    pub parent_checkpoint_id: Option<String>,
+    pub type_tag: String,
+    pub bytes: Vec<u8>,
+    pub metadata_json: String,
+    pub created_at: i64,
+}
+
+/// A pending write as stored, with every name that addresses it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredCheckpointWrite {
+    pub owner: [u8; 32],
+    pub thread_id: String,
+    pub namespace: String,
+    pub checkpoint_id: String,
+    pub task_id: String,
+    pub task_path: String,
+    pub channel: String,
+    pub index: i64,
+    pub type_tag: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The greatest checkpoint id of one thread and namespace.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct StoredCheckpointHead {
+    pub owner: [u8; 32],
+    pub thread_id: String,
+    pub namespace: String,
+    pub latest: String,
+}
+
 macro_rules! owned {
     ($($kind:ty),*) => {
         $(impl Owned for $kind {
@@ -180,8 +219,19 @@ macro_rules! owned {
         })*
     };
 }
-owned!(StoredThread, StoredMessage, StoredItem, StoredCacheEntry);
+owned!(
+    StoredThread,
+    StoredMessage,
+    StoredItem,
+    StoredCacheEntry,
+    StoredCheckpoint,
+    StoredCheckpointWrite,
+    StoredCheckpointHead
+);
 
+impl Payload for StoredCheckpoint {}
+impl Payload for StoredCheckpointWrite {}
+impl Payload for StoredCheckpointHead {}
 impl Payload for StoredThread {}
 impl Payload for StoredMessage {}
 impl Payload for StoredCacheEntry {}

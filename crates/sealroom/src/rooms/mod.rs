@@ -31,6 +31,7 @@ mod audit;
 pub mod baseline;
 mod cache;
 mod canonical;
+mod checkpoints;
 mod codec;
 mod items;
 mod keyring;
@@ -46,6 +47,7 @@ pub use cache::{CacheEntryMetadata, CacheHit, RequesterScope, ResponseCache, Too
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
 pub use canonical::{canonical_json, canonical_json_text};
+pub use checkpoints::{CheckpointExportCursor, Checkpoints};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;
 pub use items::{ItemCursor, ItemExportCursor, Items};
@@ -429,6 +431,11 @@ impl Room {
     /// Conversation threads and their messages.
     pub fn threads(&self) -> Threads<'_> {
         Threads::new(self)
+    }
+
+    /// Agent-framework checkpoints and their pending writes (LangGraph's model).
+    pub fn checkpoints(&self) -> Checkpoints<'_> {
+        Checkpoints::new(self)
     }
 
     /// Items (memories and documents), their listing and their search.

@@ -5,6 +5,7 @@
 //! search, rooms); every layer above may import from here. `tests/kernel/tidy.rs` holds the
 //! table and checks it.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod item;
 pub mod names;

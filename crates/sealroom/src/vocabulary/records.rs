@@ -23,11 +23,17 @@ pub enum Collection {
     Audit,
     /// Small per-room bookkeeping records (the audit chain head).
     RoomMeta,
+    /// Agent-framework checkpoints, keyed by HMACs of thread, namespace and checkpoint id.
+    Checkpoints,
+    /// Their pending writes, keyed by the checkpoint's key, an HMAC of the task and an index.
+    CheckpointWrites,
+    /// The latest checkpoint id of each thread and namespace, keyed by their HMACs.
+    CheckpointHeads,
 }
 
 impl Collection {
     /// Every collection, for export and erasure.
-    pub const ALL: [Collection; 7] = [
+    pub const ALL: [Collection; 10] = [
         Collection::Threads,
         Collection::Messages,
         Collection::Items,
@@ -35,6 +41,9 @@ impl Collection {
         Collection::ResponseCache,
         Collection::Audit,
         Collection::RoomMeta,
+        Collection::Checkpoints,
+        Collection::CheckpointWrites,
+        Collection::CheckpointHeads,
     ];
 
     /// The stored tag.
@@ -47,6 +56,9 @@ impl Collection {
             Collection::ResponseCache => 5,
             Collection::Audit => 6,
             Collection::RoomMeta => 7,
+            Collection::Checkpoints => 8,
+            Collection::CheckpointWrites => 9,
+            Collection::CheckpointHeads => 10,
         }
     }
 
@@ -65,6 +77,9 @@ impl Collection {
             Collection::ResponseCache => "response_cache",
             Collection::Audit => "audit",
             Collection::RoomMeta => "room_meta",
+            Collection::Checkpoints => "checkpoints",
+            Collection::CheckpointWrites => "checkpoint_writes",
+            Collection::CheckpointHeads => "checkpoint_heads",
         }
     }
 }

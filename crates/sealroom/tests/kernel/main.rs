@@ -4,6 +4,7 @@
 
 mod audit;
 mod cache;
+mod checkpoints;
 mod erasure;
 mod model;
 mod postgres;
