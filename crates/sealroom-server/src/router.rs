@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::http::{admin, cache, items, me, middleware, system, threads};
+use crate::http::{admin, cache, checkpoints, items, me, middleware, system, threads};
 use crate::state::AppState;
 
 /// Paths whose axum route uses a wildcard, documented separately (utoipa cannot describe
@@ -52,8 +52,18 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(items::list_tenant_items))
         .routes(routes!(items::search_items))
         .routes(routes!(items::search_tenant_items))
+        .routes(routes!(items::list_namespaces))
+        .routes(routes!(items::list_tenant_namespaces))
         .routes(routes!(cache::put_tool_result, cache::delete_tool_results))
         .routes(routes!(cache::lookup_tool_result))
+        .routes(routes!(checkpoints::put_checkpoint))
+        .routes(routes!(checkpoints::put_writes))
+        .routes(routes!(checkpoints::get_checkpoint))
+        .routes(routes!(checkpoints::list_checkpoints))
+        .routes(routes!(checkpoints::delete_thread))
+        .routes(routes!(checkpoints::delete_runs))
+        .routes(routes!(checkpoints::copy_thread))
+        .routes(routes!(checkpoints::prune))
         .routes(routes!(admin::rooms))
         .routes(routes!(admin::stats))
         .routes(routes!(admin::erasures, admin::erase))

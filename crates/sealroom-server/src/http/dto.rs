@@ -500,3 +500,211 @@ pub struct RotationResponse {
 pub struct HealthResponse {
     pub status: &'static str,
 }
+
+/// A serialized value: the client serializer's type tag and its bytes, base64 (standard
+/// alphabet, padded). The server never parses it.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlobBody {
+    #[serde(rename = "type")]
+    pub type_tag: String,
+    pub data: String,
+}
+
+impl BlobBody {
+    pub fn from_blob(blob: &sealroom::vocabulary::checkpoint::TypedBlob) -> BlobBody {
+        use base64::Engine;
+        BlobBody {
+            type_tag: blob.type_tag.clone(),
+            data: base64::engine::general_purpose::STANDARD.encode(&blob.bytes),
+        }
+    }
+
+    pub fn parse(
+        self,
+        field: &'static str,
+    ) -> Result<sealroom::vocabulary::checkpoint::TypedBlob, sealroom::rooms::InputError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.data.as_bytes())
+            .map_err(|_| sealroom::rooms::InputError::new(field, "data must be standard base64"))?;
+        sealroom::vocabulary::checkpoint::TypedBlob::parse(field, &self.type_tag, bytes)
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutCheckpointRequest {
+    pub thread_id: String,
+    /// The namespace (`""`, the root, when absent).
+    #[serde(default)]
+    pub checkpoint_ns: String,
+    pub checkpoint_id: String,
+    pub parent_checkpoint_id: Option<String>,
+    pub checkpoint: BlobBody,
+    /// JSON object; listings filter on its top-level keys.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointAddressResponse {
+    pub thread_id: String,
+    pub checkpoint_ns: String,
+    pub checkpoint_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingWriteInput {
+    pub channel: String,
+    /// The write's index in its task; negative for special channels (error -1, interrupt -3,
+    /// resume -4, …), which replace, where a write at a non-negative index is kept only if first.
+    pub index: i64,
+    pub value: BlobBody,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutWritesRequest {
+    pub thread_id: String,
+    #[serde(default)]
+    pub checkpoint_ns: String,
+    pub checkpoint_id: String,
+    pub task_id: String,
+    #[serde(default)]
+    pub task_path: String,
+    pub writes: Vec<PendingWriteInput>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetCheckpointRequest {
+    pub thread_id: String,
+    #[serde(default)]
+    pub checkpoint_ns: String,
+    /// The checkpoint; the thread's latest (greatest id) when absent.
+    pub checkpoint_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingWriteResponse {
+    pub task_id: String,
+    pub task_path: String,
+    pub channel: String,
+    pub index: i64,
+    pub value: BlobBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointResponse {
+    pub thread_id: String,
+    pub checkpoint_ns: String,
+    pub checkpoint_id: String,
+    pub parent_checkpoint_id: Option<String>,
+    pub checkpoint: BlobBody,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// Sorted by task path, task id and index.
+    pub pending_writes: Vec<PendingWriteResponse>,
+    pub created_at: i64,
+}
+
+impl From<&sealroom::vocabulary::checkpoint::CheckpointTuple> for CheckpointResponse {
+    fn from(tuple: &sealroom::vocabulary::checkpoint::CheckpointTuple) -> CheckpointResponse {
+        CheckpointResponse {
+            thread_id: tuple.thread.thread_id.clone(),
+            checkpoint_ns: tuple.thread.namespace.clone(),
+            checkpoint_id: tuple.checkpoint_id.clone(),
+            parent_checkpoint_id: tuple.parent_checkpoint_id.clone(),
+            checkpoint: BlobBody::from_blob(&tuple.checkpoint),
+            metadata: tuple.metadata.as_map().clone(),
+            pending_writes: tuple.pending_writes.iter().map(PendingWriteResponse::from).collect(),
+            created_at: tuple.created_at,
+        }
+    }
+}
+
+impl From<&sealroom::vocabulary::checkpoint::PendingWrite> for PendingWriteResponse {
+    fn from(write: &sealroom::vocabulary::checkpoint::PendingWrite) -> PendingWriteResponse {
+        PendingWriteResponse {
+            task_id: write.task_id.clone(),
+            task_path: write.task_path.clone(),
+            channel: write.channel.clone(),
+            index: write.index,
+            value: BlobBody::from_blob(&write.value),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListCheckpointsRequest {
+    /// Only this thread (every thread of your room when absent).
+    pub thread_id: Option<String>,
+    /// Only this namespace (every namespace when absent).
+    pub checkpoint_ns: Option<String>,
+    pub checkpoint_id: Option<String>,
+    /// Only checkpoint ids strictly less than this one.
+    pub before: Option<String>,
+    /// Metadata values every returned checkpoint has (top-level keys; numbers by value).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// Page size (default 50, at most 200).
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointListResponse {
+    /// Greatest checkpoint id first.
+    pub checkpoints: Vec<CheckpointResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointThreadRequest {
+    pub thread_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRunsRequest {
+    pub run_ids: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyThreadRequest {
+    pub source_thread_id: String,
+    pub target_thread_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    pub thread_ids: Vec<String>,
+    /// `keep_latest` (each namespace's latest checkpoint stays) or `delete`.
+    pub strategy: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacesRequest {
+    /// Leading segments; `*` matches any one segment.
+    pub prefix: Option<Vec<String>>,
+    /// Trailing segments; `*` matches any one segment.
+    pub suffix: Option<Vec<String>>,
+    /// Cut namespaces to this many segments (then each is listed once).
+    pub max_depth: Option<i64>,
+    /// At most this many (default 100, at most 200).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NamespacesResponse {
+    /// Sorted segment by segment.
+    pub namespaces: Vec<Vec<String>>,
+}

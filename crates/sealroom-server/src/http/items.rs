@@ -6,11 +6,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use percent_encoding::percent_decode_str;
 use sealroom::Room;
-use sealroom::rooms::{ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, PageSize, parse_item_path};
+use sealroom::rooms::{
+    ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, NamespaceQuery, PageSize, parse_item_path,
+};
 use sealroom::search::SearchRequest;
 
 use super::dto::{
-    ItemListQuery, ItemListResponse, ItemResponse, PutItemRequest, SearchRequestBody, SearchResponse, SearchResult,
+    ItemListQuery, ItemListResponse, ItemResponse, NamespacesRequest, NamespacesResponse, PutItemRequest,
+    SearchRequestBody, SearchResponse, SearchResult,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AuditPolicy, Caller, JsonBody, QueryParams, Reads, Writes};
@@ -114,6 +117,39 @@ pub async fn search_tenant_items(
     JsonBody(body): JsonBody<SearchRequestBody>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     search(state, caller, Scope::Tenant, body).await
+}
+
+/// The namespaces of the caller's items (for LangGraph's `list_namespaces`).
+#[utoipa::path(post, path = "/v1/items/namespaces", tag = "items", security(("bearer" = [])), request_body = NamespacesRequest,
+    responses((status = 200, body = NamespacesResponse), (status = 400, body = ErrorBody)))]
+pub async fn list_namespaces(
+    State(state): State<AppState>,
+    caller: Caller<Reads>,
+    JsonBody(body): JsonBody<NamespacesRequest>,
+) -> Result<Json<NamespacesResponse>, ApiError> {
+    namespaces(state, caller, Scope::Own, body).await
+}
+
+/// The namespaces of the caller's tenant room.
+#[utoipa::path(post, path = "/v1/tenant/items/namespaces", tag = "tenant", security(("bearer" = [])), request_body = NamespacesRequest,
+    responses((status = 200, body = NamespacesResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_tenant_namespaces(
+    State(state): State<AppState>,
+    caller: Caller<Reads>,
+    JsonBody(body): JsonBody<NamespacesRequest>,
+) -> Result<Json<NamespacesResponse>, ApiError> {
+    namespaces(state, caller, Scope::Tenant, body).await
+}
+
+async fn namespaces(
+    state: AppState,
+    caller: Caller<Reads>,
+    scope: Scope,
+    body: NamespacesRequest,
+) -> Result<Json<NamespacesResponse>, ApiError> {
+    let query = NamespaceQuery::parse(body.prefix, body.suffix, body.max_depth, body.limit, body.offset)?;
+    let namespaces = room_for(&state, caller, scope)?.items().namespaces(&query).await?;
+    Ok(Json(NamespacesResponse { namespaces }))
 }
 
 async fn get(

@@ -109,6 +109,8 @@ struct ExportCounts {
     threads: u64,
     messages: u64,
     items: u64,
+    checkpoints: u64,
+    checkpoint_writes: u64,
     cache_entries: u64,
     audit_entries: u64,
 }
@@ -154,6 +156,34 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
             counts.items += 1;
         }
         match items.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = room.checkpoints().export_checkpoints(after.as_ref(), page_size).await?;
+        for checkpoint in &page.entries {
+            send(tagged("checkpoint", &super::dto::CheckpointResponse::from(checkpoint))).await?;
+            counts.checkpoints += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = room.checkpoints().export_writes(after.as_ref(), page_size).await?;
+        for (at, checkpoint_id, write) in &page.entries {
+            let mut line = tagged("checkpoint_write", &super::dto::PendingWriteResponse::from(write));
+            line["thread_id"] = json!(at.thread_id);
+            line["checkpoint_ns"] = json!(at.namespace);
+            line["checkpoint_id"] = json!(checkpoint_id);
+            send(line).await?;
+            counts.checkpoint_writes += 1;
+        }
+        match page.next {
             Some(next) => after = Some(next),
             None => break,
         }

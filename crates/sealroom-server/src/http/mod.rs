@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod checkpoints;
 pub mod dto;
 pub mod items;
 pub mod me;

@@ -7,6 +7,7 @@ mod admin;
 mod bad_input;
 mod bench;
 mod cache;
+mod checkpoints;
 mod crash;
 mod damage;
 mod external_jwt;

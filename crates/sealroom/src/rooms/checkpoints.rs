@@ -156,7 +156,10 @@ impl<'room> Checkpoints<'room> {
                 });
             }
             let quotas = vec![
-                Quota::Records { collection: Collection::Checkpoints, max: self.room.limits().checkpoints_per_room_max },
+                Quota::Records {
+                    collection: Collection::Checkpoints,
+                    max: self.room.limits().checkpoints_per_room_max,
+                },
                 self.room.room_bytes_quota(),
             ];
             match self.room.commit(&keys, checks, operations, quotas).await {
@@ -226,7 +229,12 @@ impl<'room> Checkpoints<'room> {
                     bytes: write.value.bytes.clone(),
                 };
                 let value = self.room.seal(&keys, Collection::CheckpointWrites, &key, &stored)?;
-                operations.push(Operation::Put { collection: Collection::CheckpointWrites, key, value, expires_at: None });
+                operations.push(Operation::Put {
+                    collection: Collection::CheckpointWrites,
+                    key,
+                    value,
+                    expires_at: None,
+                });
             }
             if operations.is_empty() {
                 return Ok(());
@@ -308,9 +316,8 @@ impl<'room> Checkpoints<'room> {
             (Some(thread_id), None) => make.thread(thread_id),
             (None, _) => Vec::new(),
         };
-        let order = |tuple: &StoredCheckpoint| {
-            (tuple.checkpoint_id.clone(), tuple.thread_id.clone(), tuple.namespace.clone())
-        };
+        let order =
+            |tuple: &StoredCheckpoint| (tuple.checkpoint_id.clone(), tuple.thread_id.clone(), tuple.namespace.clone());
         let after = after.map(|cursor| {
             (cursor.checkpoint_id.clone(), cursor.thread.thread_id.clone(), cursor.thread.namespace.clone())
         });
@@ -475,7 +482,10 @@ impl<'room> Checkpoints<'room> {
         }
         let quotas = vec![
             Quota::Records { collection: Collection::Checkpoints, max: self.room.limits().checkpoints_per_room_max },
-            Quota::Records { collection: Collection::CheckpointWrites, max: self.room.limits().checkpoints_per_room_max },
+            Quota::Records {
+                collection: Collection::CheckpointWrites,
+                max: self.room.limits().checkpoints_per_room_max,
+            },
             self.room.room_bytes_quota(),
         ];
         self.commit_in_batches(&keys, operations, quotas).await.map_err(|failure| match failure {
@@ -528,8 +538,7 @@ impl<'room> Checkpoints<'room> {
         let mut operations = Vec::new();
         for (at, checkpoint_id) in doomed {
             let key = make.checkpoint(at, checkpoint_id);
-            operations
-                .push(Operation::DeletePrefix { collection: Collection::CheckpointWrites, prefix: key.clone() });
+            operations.push(Operation::DeletePrefix { collection: Collection::CheckpointWrites, prefix: key.clone() });
             operations.push(Operation::Delete { collection: Collection::Checkpoints, key: record_key(key) });
         }
         for (at, latest) in heads {
@@ -638,7 +647,9 @@ impl<'room> Checkpoints<'room> {
         let mut writes = Vec::new();
         for record in self.scan(keys, Collection::CheckpointWrites, prefix).await? {
             let stored = self.open_write(keys, &record).await?;
-            if stored.thread_id == at.thread_id && stored.namespace == at.namespace && stored.checkpoint_id == checkpoint_id
+            if stored.thread_id == at.thread_id
+                && stored.namespace == at.namespace
+                && stored.checkpoint_id == checkpoint_id
             {
                 writes.push(pending_write_of(stored));
             }
@@ -677,7 +688,11 @@ impl<'room> Checkpoints<'room> {
     }
 
     /// Opens a checkpoint and checks that its names are the ones its record key was made of.
-    async fn open_checkpoint(&self, keys: &Arc<RoomKeys>, record: &StoredRecord) -> Result<StoredCheckpoint, RoomError> {
+    async fn open_checkpoint(
+        &self,
+        keys: &Arc<RoomKeys>,
+        record: &StoredRecord,
+    ) -> Result<StoredCheckpoint, RoomError> {
         let stored: StoredCheckpoint = self.room.open(keys, Collection::Checkpoints, record).await?;
         let at = CheckpointThread { thread_id: stored.thread_id.clone(), namespace: stored.namespace.clone() };
         if KeyMaker(keys).checkpoint(&at, &stored.checkpoint_id) != record.key.as_bytes() {
@@ -688,7 +703,11 @@ impl<'room> Checkpoints<'room> {
     }
 
     /// Opens a pending write and checks its names against its record key.
-    async fn open_write(&self, keys: &Arc<RoomKeys>, record: &StoredRecord) -> Result<StoredCheckpointWrite, RoomError> {
+    async fn open_write(
+        &self,
+        keys: &Arc<RoomKeys>,
+        record: &StoredRecord,
+    ) -> Result<StoredCheckpointWrite, RoomError> {
         let stored: StoredCheckpointWrite = self.room.open(keys, Collection::CheckpointWrites, record).await?;
         let at = CheckpointThread { thread_id: stored.thread_id.clone(), namespace: stored.namespace.clone() };
         if KeyMaker(keys).write(&at, &stored.checkpoint_id, &stored.task_id, stored.index) != record.key.as_bytes() {

@@ -20,7 +20,7 @@ use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
 use crate::seal::RoomKeys;
 use crate::store::{Check, Operation, Quota, Range, StoredRecord};
 use crate::vocabulary::clock::unix_now_secs;
-use crate::vocabulary::item::{Item, ItemInput};
+use crate::vocabulary::item::{Item, ItemInput, NamespaceQuery};
 use crate::vocabulary::names::{InputError, ItemKey, Metadata, Namespace, NamespacePrefix, PageSize};
 use crate::vocabulary::records::{Collection, RecordKey};
 
@@ -244,6 +244,13 @@ impl<'room> Items<'room> {
             None
         };
         Ok(Page { entries, next })
+    }
+
+    /// The namespaces of the room's live items that `query` selects (see [`NamespaceQuery`]).
+    pub async fn namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>, RoomError> {
+        let Some(resident) = self.room.fresh_index().await? else { return Ok(Vec::new()) };
+        let index = resident.index.read().expect("index lock");
+        Ok(query.select(index.namespaces(unix_now_secs())))
     }
 
     /// A page of the room's live items with their embeddings, in record order, after `after`

@@ -52,7 +52,7 @@ pub use checkpoints::{CheckpointExportCursor, Checkpoints};
 pub use items::plant_foreign_item;
 pub use items::{ItemCursor, ItemExportCursor, Items};
 // The vocabulary a room's operations take and return, re-exported where callers meet it.
-pub use crate::vocabulary::item::{Item, ItemInput, check_embedding};
+pub use crate::vocabulary::item::{Item, ItemInput, NamespaceQuery, check_embedding};
 pub use crate::vocabulary::names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
     TokenBudget, Ttl, parse_item_path,

@@ -511,6 +511,14 @@ impl RoomIndex {
         (members.into_iter().map(|slot| self.hit(slot).item).collect(), has_more)
     }
 
+    /// The namespace of every live item (repeated once per item).
+    pub fn namespaces(&self, now: i64) -> impl Iterator<Item = &[String]> {
+        self.slots.iter().filter_map(move |indexed| {
+            let item = &indexed.as_ref()?.item;
+            item.expires_at.is_none_or(|expires_at| expires_at > now).then(|| item.namespace.segments())
+        })
+    }
+
     fn hit(&self, slot: u32) -> SearchHit {
         let indexed = self.slots[slot as usize].as_ref().expect("ranked slots are live");
         let mut item = indexed.item.clone();

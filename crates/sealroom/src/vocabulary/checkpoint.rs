@@ -234,7 +234,8 @@ mod tests {
 
     #[test]
     fn metadata_filters_compare_numbers_by_value_and_need_every_key() {
-        let metadata = CheckpointMetadata::parse(Some(json!({"step": 1, "source": "loop", "score": 4.0}))).expect("valid in the test");
+        let metadata = CheckpointMetadata::parse(Some(json!({"step": 1, "source": "loop", "score": 4.0})))
+            .expect("valid in the test");
         let filter = |value: Value| value.as_object().expect("valid in the test").clone();
         assert!(metadata.matches(&filter(json!({"step": 1.0, "source": "loop"}))));
         assert!(metadata.matches(&filter(json!({"score": 4}))));

@@ -108,3 +108,84 @@ pub struct Item {
     pub updated_at: i64,
     pub expires_at: Option<i64>,
 }
+
+/// Which namespaces a namespace listing returns (LangGraph's `list_namespaces`): those with a
+/// live item that match every condition, cut to `max_depth` segments and deduplicated, in
+/// segment order, from `offset`, at most `limit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceQuery {
+    /// Leading segments, `*` matching any one segment.
+    pub prefix: Option<Vec<String>>,
+    /// Trailing segments, `*` matching any one segment.
+    pub suffix: Option<Vec<String>>,
+    pub max_depth: Option<usize>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl NamespaceQuery {
+    /// Checks the sizes of a query a client sent.
+    pub fn parse(
+        prefix: Option<Vec<String>>,
+        suffix: Option<Vec<String>>,
+        max_depth: Option<i64>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<NamespaceQuery, InputError> {
+        use crate::limits::{NAMESPACE_DEPTH_MAX, NAMESPACE_SEGMENT_BYTES_MAX, PAGE_SIZE_MAX};
+        for (field, path) in [("prefix", &prefix), ("suffix", &suffix)] {
+            if let Some(path) = path
+                && (path.len() > NAMESPACE_DEPTH_MAX
+                    || path.iter().any(|segment| segment.len() > NAMESPACE_SEGMENT_BYTES_MAX))
+            {
+                return Err(InputError::new(
+                    field,
+                    format!(
+                        "must have at most {NAMESPACE_DEPTH_MAX} segments of at most {NAMESPACE_SEGMENT_BYTES_MAX} bytes"
+                    ),
+                ));
+            }
+        }
+        let max_depth = match max_depth {
+            None => None,
+            Some(depth) => {
+                Some(usize::try_from(depth).map_err(|_| InputError::new("max_depth", "must not be negative"))?)
+            }
+        };
+        let limit = match limit {
+            None => 100,
+            Some(limit) => usize::try_from(limit)
+                .ok()
+                .filter(|limit| (1..=PAGE_SIZE_MAX).contains(limit))
+                .ok_or_else(|| InputError::new("limit", format!("must be between 1 and {PAGE_SIZE_MAX}")))?,
+        };
+        let offset =
+            usize::try_from(offset.unwrap_or(0)).map_err(|_| InputError::new("offset", "must not be negative"))?;
+        Ok(NamespaceQuery { prefix, suffix, max_depth, limit, offset })
+    }
+
+    /// The page of `namespaces` (each once, any order) this query returns.
+    pub fn select<'a>(&self, namespaces: impl IntoIterator<Item = &'a [String]>) -> Vec<Vec<String>> {
+        let segments_match = |pattern: &[String], segments: &[String]| {
+            pattern.iter().zip(segments).all(|(want, have)| want == "*" || want == have)
+        };
+        let mut selected: Vec<Vec<String>> = namespaces
+            .into_iter()
+            .filter(|namespace| {
+                self.prefix.as_ref().is_none_or(|prefix| {
+                    namespace.len() >= prefix.len() && segments_match(prefix, &namespace[..prefix.len()])
+                }) && self.suffix.as_ref().is_none_or(|suffix| {
+                    namespace.len() >= suffix.len()
+                        && segments_match(suffix, &namespace[namespace.len() - suffix.len()..])
+                })
+            })
+            .map(|namespace| match self.max_depth {
+                Some(depth) => namespace[..depth.min(namespace.len())].to_vec(),
+                None => namespace.to_vec(),
+            })
+            .collect();
+        selected.sort();
+        selected.dedup();
+        selected.into_iter().skip(self.offset).take(self.limit).collect()
+    }
+}

@@ -137,7 +137,10 @@ async fn thread_operations_delete_copy_prune_and_runs() {
             ("t1", "child", "c3", "run-1"),
             ("t2", "", "c4", "run-2"),
         ] {
-            checkpoints.put(&at(thread, namespace), id, None, &blob(id), &metadata(json!({"run_id": run}))).await.unwrap();
+            checkpoints
+                .put(&at(thread, namespace), id, None, &blob(id), &metadata(json!({"run_id": run})))
+                .await
+                .unwrap();
             checkpoints.put_writes(&at(thread, namespace), id, &task, &[write("ch", 0, id)]).await.unwrap();
         }
         checkpoints.copy_thread("t1", "copy").await.unwrap();
@@ -169,7 +172,14 @@ async fn thread_operations_delete_copy_prune_and_runs() {
         checkpoints.prune(&["copy".into()], false).await.unwrap();
         checkpoints.delete_thread("never existed").await.unwrap();
         checkpoints.delete_for_runs(&[]).await.unwrap();
-        assert!(checkpoints.list(&CheckpointQuery::default(), None, PageSize::parse(None).unwrap()).await.unwrap().entries.is_empty());
+        assert!(
+            checkpoints
+                .list(&CheckpointQuery::default(), None, PageSize::parse(None).unwrap())
+                .await
+                .unwrap()
+                .entries
+                .is_empty()
+        );
     }
 }
 
