@@ -8,6 +8,7 @@ imported here, so this package needs nothing but ``httpx``.
 
 from ._async import (
     AsyncAudit,
+    AsyncCheckpoints,
     AsyncItems,
     AsyncMessages,
     AsyncSealroom,
@@ -15,7 +16,7 @@ from ._async import (
     AsyncToolCache,
 )
 from ._core import UNSET
-from ._sync import Audit, Items, Messages, Sealroom, Threads, ToolCache
+from ._sync import Audit, Checkpoints, Items, Messages, Sealroom, Threads, ToolCache
 from .errors import (
     AuthError,
     Conflict,
@@ -39,11 +40,13 @@ __all__ = [
     "Items",
     "ToolCache",
     "Audit",
+    "Checkpoints",
     "AsyncThreads",
     "AsyncMessages",
     "AsyncItems",
     "AsyncToolCache",
     "AsyncAudit",
+    "AsyncCheckpoints",
     "UNSET",
     "SealroomError",
     "InvalidRequest",

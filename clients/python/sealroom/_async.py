@@ -17,9 +17,14 @@ import httpx
 
 from . import _core
 from ._core import UNSET, Call, ItemRoutes, Namespace, Pages, _Unset
+from .errors import NotFound
 from .types import (
     AuditEntry,
     AuditPage,
+    Blob,
+    Checkpoint,
+    CheckpointAddress,
+    CheckpointPage,
     Context,
     ErasureReceipt,
     Item,
@@ -28,6 +33,7 @@ from .types import (
     Message,
     MessageInput,
     MessagePage,
+    PendingWriteInput,
     SearchResult,
     Thread,
     ThreadPage,
@@ -76,6 +82,7 @@ class AsyncSealroom:
         self.tenant = AsyncItems(self, _core.TENANT_ITEMS)
         self.tool_cache = AsyncToolCache(self)
         self.audit = AsyncAudit(self)
+        self.checkpoints = AsyncCheckpoints(self)
 
     def __repr__(self) -> str:
         return f"AsyncSealroom({str(self._http.base_url)!r})"
@@ -258,6 +265,19 @@ class AsyncItems(_AsyncResource):
         """Every item under a namespace prefix, fetching pages of ``limit`` as needed."""
         return self._client._iterate(_core.item_pages(self._routes, prefix, limit))
 
+    async def namespaces(
+        self,
+        *,
+        prefix: Namespace | None = None,
+        suffix: Namespace | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> builtins.list[builtins.list[str]]:
+        """The namespaces holding items; see :meth:`sealroom.Items.namespaces`."""
+        call = self._routes.namespaces(prefix=prefix, suffix=suffix, max_depth=max_depth, limit=limit, offset=offset)
+        return await self._client._run(call)
+
     async def search(
         self,
         query: str | None = None,
@@ -271,6 +291,110 @@ class AsyncItems(_AsyncResource):
         """Searches the room's items by text, by ``embedding``, or both."""
         call = self._routes.search(query, embedding=embedding, prefix=prefix, filter=filter, limit=limit, metric=metric)
         return await self._client._run(call)
+
+
+class AsyncCheckpoints(_AsyncResource):
+    """Checkpoints; see :class:`~sealroom.Checkpoints`. An agent framework's checkpoints (``/v1/checkpoints``; LangGraph's checkpointer model):
+    addressed by thread id, namespace (``""`` is the root) and checkpoint id, inside the
+    caller's room only. Blobs (:func:`sealroom._core.blob`) are stored as they come."""
+
+    async def put(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        checkpoint: Blob,
+        *,
+        parent_checkpoint_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CheckpointAddress:
+        """Stores (or replaces) a checkpoint."""
+        call = _core.put_checkpoint(
+            thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata or {}
+        )
+        return await self._client._run(call)
+
+    async def put_writes(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[PendingWriteInput],
+        *,
+        task_path: str = "",
+    ) -> None:
+        """Stores a task's pending writes for a checkpoint."""
+        call = _core.put_checkpoint_writes(thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+        await self._client._run(call)
+
+    async def get(self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None) -> Checkpoint | None:
+        """A checkpoint with its pending writes (the thread's latest without ``checkpoint_id``),
+        or ``None``."""
+        try:
+            return await self._client._run(_core.get_checkpoint(thread_id, checkpoint_ns, checkpoint_id))
+        except NotFound:
+            return None
+
+    async def list(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """One page of checkpoints, greatest id first; pass ``next_cursor`` as ``cursor``."""
+        call = _core.checkpoint_page(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            filter=filter,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._client._run(call)
+
+    def iter(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Checkpoint]:
+        """Every matching checkpoint, greatest id first, fetching pages of ``limit`` as needed."""
+        pages = _core.checkpoint_pages(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            filter=filter,
+            limit=limit,
+        )
+        return self._client._iterate(pages)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Deletes a thread's checkpoints and writes in every namespace."""
+        await self._client._run(_core.delete_checkpoint_thread(thread_id))
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Deletes the checkpoints whose metadata ``run_id`` is one of these."""
+        await self._client._run(_core.delete_checkpoint_runs(run_ids))
+
+    async def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copies a thread's checkpoints and writes to another thread id."""
+        await self._client._run(_core.copy_checkpoint_thread(source_thread_id, target_thread_id))
+
+    async def prune(self, thread_ids: Sequence[str], strategy: str = "keep_latest") -> None:
+        """``keep_latest`` keeps each namespace's latest checkpoint; ``delete`` deletes."""
+        await self._client._run(_core.prune_checkpoints(thread_ids, strategy))
 
 
 class AsyncToolCache(_AsyncResource):

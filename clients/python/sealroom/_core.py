@@ -9,6 +9,7 @@ so no URL normalization can act on it). The server validates what the segments m
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,10 @@ from .errors import AuthError, ExportIncomplete, SealroomError, TransportError, 
 from .types import (
     AuditEntry,
     AuditPage,
+    Blob,
+    Checkpoint,
+    CheckpointAddress,
+    CheckpointPage,
     Context,
     ErasureReceipt,
     Item,
@@ -30,6 +35,7 @@ from .types import (
     Message,
     MessageInput,
     MessagePage,
+    PendingWriteInput,
     SearchResult,
     Thread,
     ThreadPage,
@@ -268,6 +274,24 @@ class ItemRoutes:
     def page(self, prefix: Namespace = (), *, limit: int | None = None, cursor: str | None = None) -> Call[ItemPage]:
         return _call("GET", self.base, params={"prefix": _prefix(prefix), "limit": limit, "cursor": cursor})
 
+    def namespaces(
+        self,
+        *,
+        prefix: Namespace | None,
+        suffix: Namespace | None,
+        max_depth: int | None,
+        limit: int | None,
+        offset: int | None,
+    ) -> Call[list[list[str]]]:
+        body = _body(
+            prefix=None if prefix is None else _segments(prefix, "prefix"),
+            suffix=None if suffix is None else _segments(suffix, "suffix"),
+            max_depth=max_depth,
+            limit=limit,
+            offset=offset,
+        )
+        return _call("POST", self.base + "/namespaces", _read_field("namespaces"), json=body, idempotent=True)
+
     def search(
         self,
         query: str | None,
@@ -291,6 +315,127 @@ class ItemRoutes:
 
 ITEMS = ItemRoutes("/v1/items")
 TENANT_ITEMS = ItemRoutes("/v1/tenant/items")
+
+# Routes: checkpoints (thread ids and namespaces travel in bodies: they are free text)
+
+
+def blob(type_tag: str, data: bytes) -> Blob:
+    """A serialized value as the API carries it: its type tag and base64 bytes."""
+    return {"type": type_tag, "data": base64.b64encode(data).decode("ascii")}
+
+
+def blob_bytes(value: Blob) -> tuple[str, bytes]:
+    """The type tag and bytes of a blob the API returned."""
+    return value["type"], base64.b64decode(value["data"])
+
+
+def put_checkpoint(
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    parent_checkpoint_id: str | None,
+    checkpoint: Blob,
+    metadata: dict[str, Any],
+) -> Call[CheckpointAddress]:
+    body = {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "parent_checkpoint_id": parent_checkpoint_id,
+        "checkpoint": checkpoint,
+        "metadata": metadata,
+    }
+    # Storing the same checkpoint again replaces it with itself: safe to retry.
+    return _call("POST", "/v1/checkpoints", json=body, idempotent=True)
+
+
+def put_checkpoint_writes(
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    writes: Sequence[PendingWriteInput],
+) -> Call[None]:
+    body = {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "task_id": task_id,
+        "task_path": task_path,
+        "writes": list(writes),
+    }
+    # A repeated write at the same index is kept once; a special index is replaced by itself.
+    return _call("POST", "/v1/checkpoints/writes", _read_nothing, json=body, idempotent=True)
+
+
+def get_checkpoint(thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Call[Checkpoint]:
+    body = _body(thread_id=thread_id, checkpoint_ns=checkpoint_ns, checkpoint_id=checkpoint_id)
+    return _call("POST", "/v1/checkpoints/get", json=body, idempotent=True)
+
+
+def checkpoint_page(
+    *,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    checkpoint_id: str | None,
+    before: str | None,
+    filter: dict[str, Any] | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[CheckpointPage]:
+    body = _body(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint_id,
+        before=before,
+        filter=filter,
+        limit=limit,
+        cursor=cursor,
+    )
+    return _call("POST", "/v1/checkpoints/list", json=body, idempotent=True)
+
+
+def checkpoint_pages(
+    *,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    checkpoint_id: str | None,
+    before: str | None,
+    filter: dict[str, Any] | None,
+    limit: int | None,
+) -> Pages[Checkpoint]:
+    def page(cursor: str | None) -> Call[CheckpointPage]:
+        return checkpoint_page(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            filter=filter,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    return Pages(page, "checkpoints", "next_cursor")
+
+
+def delete_checkpoint_thread(thread_id: str) -> Call[None]:
+    return _call("POST", "/v1/checkpoints/delete-thread", _read_nothing, json={"thread_id": thread_id}, idempotent=True)
+
+
+def delete_checkpoint_runs(run_ids: Sequence[str]) -> Call[None]:
+    return _call("POST", "/v1/checkpoints/delete-runs", _read_nothing, json={"run_ids": list(run_ids)}, idempotent=True)
+
+
+def copy_checkpoint_thread(source_thread_id: str, target_thread_id: str) -> Call[None]:
+    body = {"source_thread_id": source_thread_id, "target_thread_id": target_thread_id}
+    return _call("POST", "/v1/checkpoints/copy-thread", _read_nothing, json=body, idempotent=True)
+
+
+def prune_checkpoints(thread_ids: Sequence[str], strategy: str) -> Call[None]:
+    body = {"thread_ids": list(thread_ids), "strategy": strategy}
+    return _call("POST", "/v1/checkpoints/prune", _read_nothing, json=body, idempotent=True)
+
 
 # ---------------------------------------------------------------------------------------------
 # Paged listings

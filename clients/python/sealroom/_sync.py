@@ -17,9 +17,14 @@ import httpx
 
 from . import _core
 from ._core import UNSET, Call, ItemRoutes, Namespace, Pages, _Unset
+from .errors import NotFound
 from .types import (
     AuditEntry,
     AuditPage,
+    Blob,
+    Checkpoint,
+    CheckpointAddress,
+    CheckpointPage,
     Context,
     ErasureReceipt,
     Item,
@@ -28,6 +33,7 @@ from .types import (
     Message,
     MessageInput,
     MessagePage,
+    PendingWriteInput,
     SearchResult,
     Thread,
     ThreadPage,
@@ -60,6 +66,7 @@ class Sealroom:
         tenant: items of the caller's tenant's shared room (:class:`Items`); reading needs a
             token naming a tenant, writing also the ``tenant-writer`` role.
         tool_cache: cached tool results (:class:`ToolCache`).
+        checkpoints: an agent framework's checkpoints (:class:`Checkpoints`).
         audit: the room's audit trail (:class:`Audit`).
 
     Args:
@@ -92,6 +99,7 @@ class Sealroom:
         self.tenant = Items(self, _core.TENANT_ITEMS)
         self.tool_cache = ToolCache(self)
         self.audit = Audit(self)
+        self.checkpoints = Checkpoints(self)
 
     def __repr__(self) -> str:
         return f"Sealroom({str(self._http.base_url)!r})"
@@ -284,6 +292,20 @@ class Items(_Resource):
         """Every item under a namespace prefix, fetching pages of ``limit`` as needed."""
         return self._client._iterate(_core.item_pages(self._routes, prefix, limit))
 
+    def namespaces(
+        self,
+        *,
+        prefix: Namespace | None = None,
+        suffix: Namespace | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> builtins.list[builtins.list[str]]:
+        """The namespaces holding items, sorted, matching ``prefix`` and ``suffix`` (``"*"``
+        matches any one segment), cut to ``max_depth`` segments (each listed once)."""
+        call = self._routes.namespaces(prefix=prefix, suffix=suffix, max_depth=max_depth, limit=limit, offset=offset)
+        return self._client._run(call)
+
     def search(
         self,
         query: str | None = None,
@@ -299,6 +321,110 @@ class Items(_Resource):
         default) or ``dot``; ``limit`` defaults to 10."""
         call = self._routes.search(query, embedding=embedding, prefix=prefix, filter=filter, limit=limit, metric=metric)
         return self._client._run(call)
+
+
+class Checkpoints(_Resource):
+    """An agent framework's checkpoints (``/v1/checkpoints``; LangGraph's checkpointer model):
+    addressed by thread id, namespace (``""`` is the root) and checkpoint id, inside the
+    caller's room only. Blobs (:func:`sealroom._core.blob`) are stored as they come."""
+
+    def put(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        checkpoint: Blob,
+        *,
+        parent_checkpoint_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CheckpointAddress:
+        """Stores (or replaces) a checkpoint."""
+        call = _core.put_checkpoint(
+            thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata or {}
+        )
+        return self._client._run(call)
+
+    def put_writes(
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[PendingWriteInput],
+        *,
+        task_path: str = "",
+    ) -> None:
+        """Stores a task's pending writes for a checkpoint."""
+        call = _core.put_checkpoint_writes(thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, writes)
+        self._client._run(call)
+
+    def get(self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None) -> Checkpoint | None:
+        """A checkpoint with its pending writes (the thread's latest without ``checkpoint_id``),
+        or ``None``."""
+        try:
+            return self._client._run(_core.get_checkpoint(thread_id, checkpoint_ns, checkpoint_id))
+        except NotFound:
+            return None
+
+    def list(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """One page of checkpoints, greatest id first; pass ``next_cursor`` as ``cursor``."""
+        call = _core.checkpoint_page(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            filter=filter,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._client._run(call)
+
+    def iter(
+        self,
+        *,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Checkpoint]:
+        """Every matching checkpoint, greatest id first, fetching pages of ``limit`` as needed."""
+        pages = _core.checkpoint_pages(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            before=before,
+            filter=filter,
+            limit=limit,
+        )
+        return self._client._iterate(pages)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Deletes a thread's checkpoints and writes in every namespace."""
+        self._client._run(_core.delete_checkpoint_thread(thread_id))
+
+    def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Deletes the checkpoints whose metadata ``run_id`` is one of these."""
+        self._client._run(_core.delete_checkpoint_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copies a thread's checkpoints and writes to another thread id."""
+        self._client._run(_core.copy_checkpoint_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], strategy: str = "keep_latest") -> None:
+        """``keep_latest`` keeps each namespace's latest checkpoint; ``delete`` deletes."""
+        self._client._run(_core.prune_checkpoints(thread_ids, strategy))
 
 
 class ToolCache(_Resource):

@@ -23,6 +23,12 @@ __all__ = [
     "AuditEntry",
     "AuditPage",
     "ErasureReceipt",
+    "Blob",
+    "PendingWriteInput",
+    "PendingWrite",
+    "Checkpoint",
+    "CheckpointAddress",
+    "CheckpointPage",
 ]
 
 
@@ -159,3 +165,44 @@ class ErasureReceipt(TypedDict):
     #: Records and bytes purged after the room's key was destroyed.
     records: int
     bytes: int
+
+
+class Blob(TypedDict):
+    """A serialized value: its serializer's type tag and the bytes, base64. The server stores
+    and returns it as it came."""
+
+    type: str
+    data: str
+
+
+class PendingWriteInput(TypedDict):
+    channel: str
+    #: The write's index in its task; negative for special channels (which replace).
+    index: int
+    value: Blob
+
+
+class PendingWrite(PendingWriteInput):
+    task_id: str
+    task_path: str
+
+
+class CheckpointAddress(TypedDict):
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+
+
+class Checkpoint(CheckpointAddress):
+    parent_checkpoint_id: str | None
+    checkpoint: Blob
+    metadata: dict[str, Any]
+    #: Sorted by task path, task id and index.
+    pending_writes: list[PendingWrite]
+    created_at: int
+
+
+class CheckpointPage(TypedDict):
+    #: Greatest checkpoint id first.
+    checkpoints: list[Checkpoint]
+    next_cursor: str | None

@@ -4,7 +4,10 @@ error codes, token callables, export and erasure."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -400,6 +403,8 @@ def test_export_is_ndjson_of_the_whole_room(make_user: MakeUser) -> None:
         "threads": 1,
         "messages": 2,
         "items": 1,
+        "checkpoints": 0,
+        "checkpoint_writes": 0,
         "cache_entries": 1,
         "audit_entries": kinds.count("audit"),
     }
@@ -437,4 +442,6 @@ def test_erase(server: Server, make_user: MakeUser) -> None:
 def test_public_names() -> None:
     for name in sealroom.__all__:
         assert hasattr(sealroom, name)
-    assert "langgraph" not in dir(sealroom)
+    # The base package needs only httpx: importing it loads nothing of LangGraph.
+    code = "import sys, sealroom; sys.exit('langgraph' in sys.modules or 'sealroom.langgraph' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

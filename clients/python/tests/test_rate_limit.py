@@ -15,6 +15,9 @@ from sealroom import RateLimited, Sealroom
 from .conftest import Server, start_server, unique
 
 LIMITS = """
+[dev_issuer]
+enabled = true
+
 [limits]
 principal_requests_per_sec = 2.0
 principal_burst = 2.0
