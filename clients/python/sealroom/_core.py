@@ -148,6 +148,16 @@ def _prefix(prefix: Namespace) -> str | None:
     return "/".join(segments) or None
 
 
+def _pattern(segments: Namespace, what: str) -> str:
+    """A namespace pattern as the query string carries it: segments (``*`` for any one) joined
+    by ``/``."""
+    parts = _segments(segments, what)
+    for segment in parts:
+        if not isinstance(segment, str) or segment == "" or "/" in segment:
+            raise ValueError(f"{what} segments must be non-empty strings without '/'")
+    return "/".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Routes: the account
 
@@ -283,14 +293,14 @@ class ItemRoutes:
         limit: int | None,
         offset: int | None,
     ) -> Call[list[list[str]]]:
-        body = _body(
-            prefix=None if prefix is None else _segments(prefix, "prefix"),
-            suffix=None if suffix is None else _segments(suffix, "suffix"),
-            max_depth=max_depth,
-            limit=limit,
-            offset=offset,
-        )
-        return _call("POST", self.base + "/namespaces", _read_field("namespaces"), json=body, idempotent=True)
+        params = {
+            "prefix": None if prefix is None else _pattern(prefix, "prefix"),
+            "suffix": None if suffix is None else _pattern(suffix, "suffix"),
+            "max_depth": max_depth,
+            "limit": limit,
+            "offset": offset,
+        }
+        return _call("GET", self.base + "/namespaces", _read_field("namespaces"), params=params)
 
     def search(
         self,

@@ -20,7 +20,6 @@ searchable text. Needs the ``langgraph`` extra (``pip install "sealroom[langgrap
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -63,8 +62,16 @@ from .types import Checkpoint as CheckpointRecord
 
 __all__ = ["SealroomSaver", "SealroomStore"]
 
-#: Checkpoints listed per request while iterating (the server's largest page).
+#: Checkpoints listed per request while iterating, ids sent per request, namespaces listed per
+#: request: the server's largest page.
 _LIST_PAGE = 200
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[list[str]]:
+    """Ids as the server takes them: strings, at most a page per request."""
+    texts = [str(value) for value in values]
+    for start in range(0, len(texts), _LIST_PAGE):
+        yield texts[start : start + _LIST_PAGE]
 
 
 class _Clients:
@@ -98,11 +105,28 @@ class _Clients:
         if self._sync is not None:
             self._sync.close()
 
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async[1].aclose()
+            self._async = None
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` as plain JSON: tuples as lists, non-finite floats and other types as strings."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(inner) for inner in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
 
 def _json_metadata(metadata: CheckpointMetadata) -> dict[str, Any]:
     """Metadata as JSON (the server filters on it); values JSON cannot hold become strings."""
-    text = json.dumps(metadata, default=str)
-    value = json.loads(text)
+    value = _json_safe(metadata)
     return value if isinstance(value, dict) else {}
 
 
@@ -137,6 +161,10 @@ class SealroomSaver(BaseCheckpointSaver[str]):
     def close(self) -> None:
         """Closes the sync client's connections."""
         self._clients.close()
+
+    async def aclose(self) -> None:
+        """Closes the async client's connections (of the running event loop)."""
+        await self._clients.aclose()
 
     # -- conversions --------------------------------------------------------------------------
 
@@ -254,13 +282,15 @@ class SealroomSaver(BaseCheckpointSaver[str]):
         self._clients.sync().checkpoints.delete_thread(str(thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._clients.sync().checkpoints.delete_runs([str(run) for run in run_ids])
+        for chunk in _chunks(run_ids):
+            self._clients.sync().checkpoints.delete_runs(chunk)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._clients.sync().checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._clients.sync().checkpoints.prune([str(thread) for thread in thread_ids], strategy)
+        for chunk in _chunks(thread_ids):
+            self._clients.sync().checkpoints.prune(chunk, strategy)
 
     # -- async --------------------------------------------------------------------------------
 
@@ -308,13 +338,15 @@ class SealroomSaver(BaseCheckpointSaver[str]):
         await self._clients.async_().checkpoints.delete_thread(str(thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._clients.async_().checkpoints.delete_runs([str(run) for run in run_ids])
+        for chunk in _chunks(run_ids):
+            await self._clients.async_().checkpoints.delete_runs(chunk)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await self._clients.async_().checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._clients.async_().checkpoints.prune([str(thread) for thread in thread_ids], strategy)
+        for chunk in _chunks(thread_ids):
+            await self._clients.async_().checkpoints.prune(chunk, strategy)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Versions as LangGraph's own savers make them: a counter, then a random suffix (two
@@ -401,7 +433,12 @@ class SealroomStore(BaseStore):
         self.ttl_config = {**(ttl or {}), "refresh_on_read": False}  # type: ignore[typeddict-item]
 
     def close(self) -> None:
+        """Closes the sync client's connections."""
         self._clients.close()
+
+    async def aclose(self) -> None:
+        """Closes the async client's connections (of the running event loop)."""
+        await self._clients.aclose()
 
     # -- op plans, shared by batch and abatch -------------------------------------------------
 
@@ -481,7 +518,13 @@ class SealroomStore(BaseStore):
                     found = [(item, None) for item in client.items.iter(op.namespace_prefix)]  # type: ignore[misc]
                 results.append(self._search_results(op, found))  # type: ignore[arg-type]
             elif isinstance(op, ListNamespacesOp):
-                results.append(self._namespaces(client.items.namespaces(**self._namespace_args(op))))
+                found: list[list[str]] = []
+                for arguments in self._namespace_pages(op):
+                    page = client.items.namespaces(**arguments)
+                    found.extend(page)
+                    if len(page) < arguments["limit"]:
+                        break
+                results.append(self._namespaces(op, found))
             elif isinstance(op, PutOp):
                 results.append(None)
             else:
@@ -518,7 +561,13 @@ class SealroomStore(BaseStore):
                     found = [(item, None) async for item in client.items.iter(op.namespace_prefix)]
                 results.append(self._search_results(op, found))  # type: ignore[arg-type]
             elif isinstance(op, ListNamespacesOp):
-                results.append(self._namespaces(await client.items.namespaces(**self._namespace_args(op))))
+                found = []
+                for arguments in self._namespace_pages(op):
+                    page = await client.items.namespaces(**arguments)
+                    found.extend(page)
+                    if len(page) < arguments["limit"]:
+                        break
+                results.append(self._namespaces(op, found))
             elif isinstance(op, PutOp):
                 results.append(None)
             else:
@@ -536,17 +585,48 @@ class SealroomStore(BaseStore):
         return results
 
     @staticmethod
-    def _namespace_args(op: ListNamespacesOp) -> dict[str, Any]:
-        prefix = suffix = None
+    def _namespace_pages(op: ListNamespacesOp) -> Iterator[dict[str, Any]]:
+        """The server requests for a listing: its first prefix and suffix conditions go to the
+        server (any further ones are applied here), in pages of the server's largest size. With
+        further conditions the whole listing is fetched, then cut to the op's offset and limit."""
+        prefixes = [c.path for c in op.match_conditions or () if c.match_type == "prefix"]
+        suffixes = [c.path for c in op.match_conditions or () if c.match_type == "suffix"]
         for condition in op.match_conditions or ():
-            if condition.match_type == "prefix":
-                prefix = list(condition.path)
-            elif condition.match_type == "suffix":
-                suffix = list(condition.path)
-            else:
+            if condition.match_type not in ("prefix", "suffix"):
                 raise ValueError(f"unsupported match type: {condition.match_type}")
-        return {"prefix": prefix, "suffix": suffix, "max_depth": op.max_depth, "limit": op.limit, "offset": op.offset}
+        local = len(prefixes) > 1 or len(suffixes) > 1
+        offset = 0 if local else op.offset
+        wanted = None if local else op.limit
+        while wanted is None or wanted > 0:
+            size = _LIST_PAGE if wanted is None else min(wanted, _LIST_PAGE)
+            yield {
+                "prefix": list(prefixes[0]) if prefixes else None,
+                "suffix": list(suffixes[0]) if suffixes else None,
+                "max_depth": None if local else op.max_depth,
+                "limit": size,
+                "offset": offset,
+            }
+            offset += size
+            if wanted is not None:
+                wanted -= size
 
     @staticmethod
-    def _namespaces(found: list[list[str]]) -> list[tuple[str, ...]]:
-        return [tuple(namespace) for namespace in found]
+    def _namespaces(op: ListNamespacesOp, found: list[list[str]]) -> list[tuple[str, ...]]:
+        conditions = list(op.match_conditions or ())
+        prefixes = [c for c in conditions if c.match_type == "prefix"]
+        suffixes = [c for c in conditions if c.match_type == "suffix"]
+        if len(prefixes) <= 1 and len(suffixes) <= 1:
+            return [tuple(namespace) for namespace in found]
+
+        def matches(namespace: tuple[str, ...], path: tuple[str, ...], at_end: bool) -> bool:
+            if len(namespace) < len(path):
+                return False
+            part = namespace[len(namespace) - len(path) :] if at_end else namespace[: len(path)]
+            return all(want in ("*", have) for want, have in zip(path, part, strict=True))
+
+        kept = {
+            tuple(namespace)[: op.max_depth] if op.max_depth is not None else tuple(namespace)
+            for namespace in found
+            if all(matches(tuple(namespace), c.path, c.match_type == "suffix") for c in conditions)
+        }
+        return sorted(kept)[op.offset : op.offset + op.limit]

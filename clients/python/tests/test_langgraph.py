@@ -350,3 +350,25 @@ def test_the_example_agent_runs_and_keeps_users_apart(lg_server: Server) -> None
     assert "window seat" in alice_first and "[2 messages" in alice_first
     assert "I know: []" in bob and "[2 messages" in bob
     assert "window seat" in alice_again and "[4 messages" in alice_again
+
+
+def test_requests_beyond_a_server_page_are_split(lg_server: Server) -> None:
+    token = lg_server.token(unique("pages"))
+    saver = SealroomSaver(lg_server.url, token)
+    saver.delete_for_runs([f"run-{index}" for index in range(450)])  # three requests
+    saver.prune([f"thread-{index}" for index in range(201)], strategy="delete")
+    store = SealroomStore(lg_server.url, token)
+    for index in range(210):
+        store.put(("many", f"n{index:03}"), "k", {"i": index})
+    found = store.list_namespaces(prefix=("many",), limit=500)
+    assert len(found) == 210 and found == sorted(found)
+    assert store.list_namespaces(prefix=("many",), offset=205, limit=500) == found[205:]
+    both = ListNamespacesOp(
+        (MatchCondition("prefix", ("many",)), MatchCondition("prefix", ("*", "n001")), MatchCondition("suffix", ("n001",))),
+        None,
+        10,
+        0,
+    )
+    assert store.batch([both]) == [[("many", "n001")]]
+    saver.close()
+    store.close()

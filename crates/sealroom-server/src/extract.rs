@@ -54,6 +54,18 @@ where
         let state = AppState::from_ref(state);
         let token = bearer_token(&parts.headers)?;
         let principal = state.verifier().verify(token).await?;
+        // A token minted only for the MCP resource is for `/mcp` alone (RFC 8707): its holder,
+        // an MCP client, may not export, erase or call the proxy with it.
+        if let Some(resource) = &state.config().mcp.resource
+            && !principal.has_audience_other_than(resource)
+        {
+            metrics::counter!("sealroom_auth_failures_total", "reason" => "audience").increment(1);
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is for the MCP endpoint only",
+            ));
+        }
         let room = state.rooms().room(&principal);
         tracing::Span::current().record("room", tracing::field::display(room.id()));
         // A request refused here touched nothing of the room, so it is counted, not audited (an

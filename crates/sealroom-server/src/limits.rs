@@ -88,3 +88,13 @@ pub const UPSTREAM_RETRY_AFTER_SECS_MAX: u64 = 3_600;
 /// Largest MCP tool result, in bytes of JSON: a model's context could not hold more, and a larger
 /// page is asked for with a smaller `limit`.
 pub const MCP_TOOL_RESULT_BYTES_MAX: usize = 1024 * 1024;
+
+/// Largest arguments of an MCP tool that writes: its result restates what it stored (plus ids
+/// and times), so arguments this size leave room for a result within
+/// [`MCP_TOOL_RESULT_BYTES_MAX`]. Checked before anything is stored, so a write is never
+/// committed and then reported as failed for the size of its answer.
+pub const MCP_WRITE_ARGUMENTS_BYTES_MAX: usize = MCP_TOOL_RESULT_BYTES_MAX - 64 * 1024;
+
+/// Largest request to the checkpoint routes: a serialized checkpoint of
+/// `CHECKPOINT_BLOB_BYTES_MAX` (8 MiB) as base64, in JSON.
+pub const CHECKPOINT_REQUEST_BYTES_MAX: usize = 12 * 1024 * 1024;

@@ -30,7 +30,8 @@ pub fn init_logs(format: LogFormat) {
 
 /// Drops a dependency's events that may carry request payloads, whatever `RUST_LOG` asks for:
 /// rmcp logs whole JSON-RPC messages (tool arguments and results, which are users' content) at
-/// debug level, and session ids at info. Only its warnings and errors reach the log.
+/// debug level. Only its warnings and errors reach the log (some name a session id, which is
+/// neither content nor a credential: a session answers only its owner's token).
 pub fn payload_guard() -> tracing_subscriber::filter::FilterFn {
     fn allowed(metadata: &tracing::Metadata<'_>) -> bool {
         !metadata.target().starts_with("rmcp") || *metadata.level() <= tracing::Level::WARN

@@ -115,8 +115,13 @@ pub const CHECKPOINT_BLOB_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Largest checkpoint metadata (`source`, `step`, `parents`, `run_id` and the run's scalars).
 pub const CHECKPOINT_METADATA_BYTES_MAX: usize = 64 * 1024;
 
-/// Most pending writes stored in one call (a step writes one per channel it touched).
-pub const CHECKPOINT_WRITES_PER_CALL_MAX: usize = 1_000;
+/// Most pending writes stored in one call (a step writes one per channel it touched), so one
+/// call is one bounded batch.
+pub const CHECKPOINT_WRITES_PER_CALL_MAX: usize = CHECKPOINT_RECORDS_PER_BATCH_MAX;
+
+/// Blob bytes one listing page carries at most (past it the page ends early, with a cursor):
+/// a page of 200 large checkpoints must not be one 1.6 GB answer.
+pub const CHECKPOINT_PAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Records written per batch when an operation spans many (copying or pruning a thread): one
 /// batch stays a bounded transaction.

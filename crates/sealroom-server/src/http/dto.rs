@@ -689,13 +689,13 @@ pub struct PruneRequest {
     pub strategy: String,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct NamespacesRequest {
-    /// Leading segments; `*` matches any one segment.
-    pub prefix: Option<Vec<String>>,
-    /// Trailing segments; `*` matches any one segment.
-    pub suffix: Option<Vec<String>>,
+pub struct NamespacesQuery {
+    /// Leading segments, `/`-separated; `*` matches any one segment.
+    pub prefix: Option<String>,
+    /// Trailing segments, `/`-separated; `*` matches any one segment.
+    pub suffix: Option<String>,
     /// Cut namespaces to this many segments (then each is listed once).
     pub max_depth: Option<i64>,
     /// At most this many (default 100, at most 200).

@@ -12,7 +12,7 @@ use sealroom::rooms::{
 use sealroom::search::SearchRequest;
 
 use super::dto::{
-    ItemListQuery, ItemListResponse, ItemResponse, NamespacesRequest, NamespacesResponse, PutItemRequest,
+    ItemListQuery, ItemListResponse, ItemResponse, NamespacesQuery, NamespacesResponse, PutItemRequest,
     SearchRequestBody, SearchResponse, SearchResult,
 };
 use crate::error::{ApiError, ErrorBody};
@@ -120,34 +120,45 @@ pub async fn search_tenant_items(
 }
 
 /// The namespaces of the caller's items (for LangGraph's `list_namespaces`).
-#[utoipa::path(post, path = "/v1/items/namespaces", tag = "items", security(("bearer" = [])), request_body = NamespacesRequest,
+#[utoipa::path(get, path = "/v1/items/namespaces", tag = "items", security(("bearer" = [])), params(NamespacesQuery),
     responses((status = 200, body = NamespacesResponse), (status = 400, body = ErrorBody)))]
 pub async fn list_namespaces(
     State(state): State<AppState>,
     caller: Caller<Reads>,
-    JsonBody(body): JsonBody<NamespacesRequest>,
+    QueryParams(query): QueryParams<NamespacesQuery>,
 ) -> Result<Json<NamespacesResponse>, ApiError> {
-    namespaces(state, caller, Scope::Own, body).await
+    namespaces(state, caller, Scope::Own, query).await
 }
 
 /// The namespaces of the caller's tenant room.
-#[utoipa::path(post, path = "/v1/tenant/items/namespaces", tag = "tenant", security(("bearer" = [])), request_body = NamespacesRequest,
+#[utoipa::path(get, path = "/v1/tenant/items/namespaces", tag = "tenant", security(("bearer" = [])), params(NamespacesQuery),
     responses((status = 200, body = NamespacesResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_tenant_namespaces(
     State(state): State<AppState>,
     caller: Caller<Reads>,
-    JsonBody(body): JsonBody<NamespacesRequest>,
+    QueryParams(query): QueryParams<NamespacesQuery>,
 ) -> Result<Json<NamespacesResponse>, ApiError> {
-    namespaces(state, caller, Scope::Tenant, body).await
+    namespaces(state, caller, Scope::Tenant, query).await
 }
 
 async fn namespaces(
     state: AppState,
     caller: Caller<Reads>,
     scope: Scope,
-    body: NamespacesRequest,
+    query: NamespacesQuery,
 ) -> Result<Json<NamespacesResponse>, ApiError> {
-    let query = NamespaceQuery::parse(body.prefix, body.suffix, body.max_depth, body.limit, body.offset)?;
+    // `/`-separated like the listing's prefix (segments never hold a `/`); `*` is a wildcard.
+    let segments = |path: Option<String>| {
+        path.filter(|path| !path.trim_matches('/').is_empty())
+            .map(|path| path.trim_matches('/').split('/').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let query = NamespaceQuery::parse(
+        segments(query.prefix),
+        segments(query.suffix),
+        query.max_depth,
+        query.limit,
+        query.offset,
+    )?;
     let namespaces = room_for(&state, caller, scope)?.items().namespaces(&query).await?;
     Ok(Json(NamespacesResponse { namespaces }))
 }

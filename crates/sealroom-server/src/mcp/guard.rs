@@ -99,8 +99,11 @@ pub(super) async fn guard(State(guard): State<Guard>, mut request: Request, next
         Err(error) => return guard.unauthorized(request.headers(), error),
     };
     let owner = guard.state.rooms().room(&principal).id();
-    let _admission = match guard.state.limiter().admit(&owner) {
-        Ok(admission) => admission,
+    // Held by the request's extensions, which rmcp hands to the tool with the request: a
+    // session's tool call answers with a stream at once and runs on, and keeps its slot until
+    // it finishes.
+    let admission = match guard.state.limiter().admit(&owner) {
+        Ok(admission) => std::sync::Arc::new(admission),
         Err(refusal) => {
             metrics::counter!("sealroom_rate_limited_total").increment(1);
             return ApiError::rate_limited(refusal.retry_after).into_response();
@@ -118,6 +121,7 @@ pub(super) async fn guard(State(guard): State<Guard>, mut request: Request, next
     }
     let method = request.method().clone();
     request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(admission);
     let response = next.run(request).await;
     match (&presented, response.headers().get(SESSION_HEADER)) {
         (None, Some(opened)) => {

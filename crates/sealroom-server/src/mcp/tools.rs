@@ -31,7 +31,7 @@ use crate::http::dto::{
     ContextResponse, ItemListResponse, ItemResponse, MessageResponse, SearchResponse, SearchResult, ThreadListResponse,
     ThreadResponse, ToolLookupResponse,
 };
-use crate::limits::{CONTEXT_TOKENS_DEFAULT, MCP_TOOL_RESULT_BYTES_MAX};
+use crate::limits::{CONTEXT_TOKENS_DEFAULT, MCP_TOOL_RESULT_BYTES_MAX, MCP_WRITE_ARGUMENTS_BYTES_MAX};
 use crate::state::AppState;
 
 /// What a tool does to state, for its annotations and its audit policy.
@@ -163,6 +163,17 @@ pub(super) async fn call(
     arguments: Map<String, Value>,
 ) -> Option<CallToolResult> {
     let spec = specs().iter().find(|spec| spec.name == name)?;
+    // The checks the HTTP API makes on a body before parsing it: nesting depth (every parser
+    // downstream recurses), and for writes a size whose answer fits a result.
+    let arguments = Value::Object(arguments);
+    if json_depth(&arguments) > sealroom::limits::JSON_DEPTH_MAX {
+        let message = format!("the arguments nest deeper than {}", sealroom::limits::JSON_DEPTH_MAX);
+        return Some(refusal("invalid_request", &message));
+    }
+    if spec.effect != Effect::Reads && arguments.to_string().len() > MCP_WRITE_ARGUMENTS_BYTES_MAX {
+        let message = format!("the arguments are larger than {MCP_WRITE_ARGUMENTS_BYTES_MAX} bytes");
+        return Some(refusal("payload_too_large", &message));
+    }
     let room = match spec.scope {
         Scope::Own => state.rooms().room(principal),
         Scope::Tenant => match state.rooms().tenant_room(principal) {
@@ -171,7 +182,14 @@ pub(super) async fn call(
         },
     };
     let context = Context { state, room: &room };
-    let (target, result) = context.run(name, Value::Object(arguments)).await;
+    let timeout = std::time::Duration::from_secs(state.config().limits.request_timeout_secs);
+    let (target, result) = match tokio::time::timeout(timeout, context.run(name, arguments)).await {
+        Ok(done) => done,
+        Err(_) => (
+            String::new(),
+            Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "timeout", "the tool call took too long")),
+        ),
+    };
     let outcome = match &result {
         Ok(_) => "ok".to_owned(),
         Err(error) => error.code().to_owned(),
@@ -362,6 +380,16 @@ fn item_address(namespace: Vec<String>, key: &str, target: &mut String) -> Resul
 
 fn new_message(message: MessageIn) -> Result<NewMessage, ApiError> {
     Ok(NewMessage::parse(&message.role, message.content, message.name, message.metadata.map(Value::Object))?)
+}
+
+/// How deeply a JSON value nests (a scalar is 0). rmcp parsed it with serde_json's own bound
+/// (128), so the recursion here is bounded too.
+fn json_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(values) => 1 + values.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A successful result: the raw value as structured content, and as text wrapped as untrusted

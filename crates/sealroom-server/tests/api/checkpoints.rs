@@ -123,13 +123,15 @@ async fn bad_checkpoint_input_is_a_400_naming_the_field() {
             json!({"thread_id": "t", "checkpoint_id": "c", "task_id": "", "writes": []}),
             "task_id",
         ),
-        ("/v1/items/namespaces", json!({"limit": 0}), "limit"),
-        ("/v1/items/namespaces", json!({"max_depth": -1}), "max_depth"),
     ];
     for (path, body, field) in cases {
         let reply = alice.post(path, body.clone()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path} {body}: {}", reply.text);
         assert!(reply.text.contains(field), "{path} {body}: {}", reply.text);
+    }
+    for query in ["limit=0", "max_depth=-1", "prefix=a//b", "user_id=bob"] {
+        let reply = alice.get(&format!("/v1/items/namespaces?{query}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}: {}", reply.text);
     }
     app.assert_logs_clean();
 }
@@ -143,21 +145,22 @@ async fn namespaces_list_with_prefix_suffix_wildcards_and_depth() {
         let reply = alice.put(&format!("/v1/items/{path}"), json!({"value": {"v": 1}})).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     }
-    let list = |body: Value| {
+    let list = |query: &'static str| {
         let alice = alice.clone();
-        async move { alice.post("/v1/items/namespaces", body).await.json()["namespaces"].clone() }
+        async move {
+            let reply = alice.get(&format!("/v1/items/namespaces{query}")).await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text);
+            reply.json()["namespaces"].clone()
+        }
     };
     assert_eq!(
-        list(json!({})).await,
+        list("").await,
         json!([["docs"], ["users", "a", "memories"], ["users", "a", "prefs"], ["users", "b", "memories"]])
     );
-    assert_eq!(
-        list(json!({"prefix": ["users", "*", "memories"]})).await,
-        json!([["users", "a", "memories"], ["users", "b", "memories"]])
-    );
-    assert_eq!(list(json!({"suffix": ["prefs"]})).await, json!([["users", "a", "prefs"]]));
-    assert_eq!(list(json!({"max_depth": 2})).await, json!([["docs"], ["users", "a"], ["users", "b"]]));
-    assert_eq!(list(json!({"max_depth": 2, "offset": 1, "limit": 1})).await, json!([["users", "a"]]));
-    assert_eq!(bob.post("/v1/items/namespaces", json!({})).await.json()["namespaces"], json!([]));
+    assert_eq!(list("?prefix=users/*/memories").await, json!([["users", "a", "memories"], ["users", "b", "memories"]]));
+    assert_eq!(list("?suffix=prefs").await, json!([["users", "a", "prefs"]]));
+    assert_eq!(list("?max_depth=2").await, json!([["docs"], ["users", "a"], ["users", "b"]]));
+    assert_eq!(list("?max_depth=2&offset=1&limit=1").await, json!([["users", "a"]]));
+    assert_eq!(bob.get("/v1/items/namespaces").await.json()["namespaces"], json!([]));
     app.assert_logs_clean();
 }

@@ -330,3 +330,47 @@ async fn idle_sessions_expire_and_requests_and_results_are_bounded() {
     assert_eq!(page["structuredContent"]["items"].as_array().unwrap().len(), 5);
     app.assert_logs_clean();
 }
+
+#[tokio::test]
+async fn a_token_for_the_mcp_resource_alone_is_refused_by_the_api() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.mcp.resource = Some(RESOURCE.into());
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    let mcp_only = alice.with_token(&token_for(&app, "alice", Some(RESOURCE), None, &[]));
+    for path in ["/v1/me", "/v1/me/export", "/v1/threads"] {
+        let refused = mcp_only.get(path).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{path}: {}", refused.text);
+    }
+    assert_eq!(mcp_only.request(Method::DELETE, "/v1/me", None).await.status, StatusCode::UNAUTHORIZED);
+    // A token naming both audiences works on both.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let both = json!({"iss": sealroom::identity::DEV_ISSUER, "sub": "alice",
+        "aud": [sealroom::identity::DEV_AUDIENCE, RESOURCE], "iat": now, "exp": now + 600});
+    let both = alice.with_token(&app.sign_dev(&both));
+    assert_eq!(both.get("/v1/me").await.status, StatusCode::OK);
+    assert_eq!(RawMcp::new(&both).initialize().await.status, StatusCode::OK);
+    assert_eq!(RawMcp::new(&mcp_only).initialize().await.status, StatusCode::OK);
+    app.assert_logs_clean();
+}
+
+#[tokio::test]
+async fn tool_arguments_are_bounded_in_depth_and_writes_before_they_commit() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let mut mcp = RawMcp::new(&alice);
+    mcp.initialize().await;
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let refused = mcp.call("memory_put", json!({"namespace": ["a"], "key": "deep", "value": deep})).await;
+    assert_eq!(refused["structuredContent"]["error"]["code"], "invalid_request", "{refused}");
+    let big = "z".repeat(sealroom_server::limits::MCP_WRITE_ARGUMENTS_BYTES_MAX);
+    let refused = mcp.call("memory_put", json!({"namespace": ["a"], "key": "big", "value": big})).await;
+    assert_eq!(refused["structuredContent"]["error"]["code"], "payload_too_large", "{refused}");
+    // Nothing was stored by either.
+    assert_eq!(alice.get("/v1/items?prefix=a").await.json()["items"], json!([]));
+    app.assert_logs_clean();
+}

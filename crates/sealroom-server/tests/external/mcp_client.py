@@ -203,13 +203,21 @@ async def challenge(url, forged):
         assert metadata["resource"] == url, metadata
         assert metadata["bearer_methods_supported"] == ["header"], metadata
         assert metadata["authorization_servers"], metadata
-        # The SDK itself is refused too.
+        # The SDK itself is refused too, and for the token: the refusal it reports is a 401.
+        statuses = []
+
+        async def record(response):
+            statuses.append(response.status_code)
+
+        refused = httpx2.AsyncClient(headers={"Authorization": f"Bearer {forged}"}, event_hooks={"response": [record]})
         try:
-            await session(url, forged, "legacy", lambda mcp: mcp.list_tools())
+            async with refused, Client(streamable_http_client(url, http_client=refused), mode="legacy") as mcp:
+                await mcp.list_tools()
         except BaseException:  # the SDK raises an ExceptionGroup or an HTTP error
             pass
         else:
             raise AssertionError("a forged token was served")
+        assert statuses and set(statuses) == {401}, statuses
         return metadata
 
 

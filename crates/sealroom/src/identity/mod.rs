@@ -114,6 +114,12 @@ impl Principal {
         self.audiences.iter().any(|named| named == audience)
     }
 
+    /// Whether the token names an accepted audience other than `audience` (a token minted only
+    /// for one resource server is for that server alone).
+    pub fn has_audience_other_than(&self, audience: &str) -> bool {
+        self.audiences.iter().any(|named| named != audience)
+    }
+
     /// The token's `jti`, for the audit trail.
     pub fn token_id(&self) -> Option<&str> {
         self.token_id.as_deref()

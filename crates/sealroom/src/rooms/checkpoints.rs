@@ -22,7 +22,8 @@ use super::codec::{StoredCheckpoint, StoredCheckpointHead, StoredCheckpointWrite
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::{
-    CHECKPOINT_RECORDS_PER_BATCH_MAX, CHECKPOINT_SCAN_PAGE, CHECKPOINT_WRITES_PER_CALL_MAX, WRITE_CONFLICT_RETRIES_MAX,
+    CHECKPOINT_PAGE_BYTES_MAX, CHECKPOINT_RECORDS_PER_BATCH_MAX, CHECKPOINT_SCAN_PAGE, CHECKPOINT_WRITES_PER_CALL_MAX,
+    WRITE_CONFLICT_RETRIES_MAX,
 };
 use crate::seal::RoomKeys;
 use crate::store::{Check, Operation, Quota, Range, StoredRecord};
@@ -199,7 +200,10 @@ impl<'room> Checkpoints<'room> {
             return Ok(());
         }
         let owner = *self.room.id().as_bytes();
-        for _ in 0..WRITE_CONFLICT_RETRIES_MAX {
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
             let keys = self.room.write_keys().await?;
             let make = KeyMaker(&keys);
             let mut operations = Vec::with_capacity(writes.len());
@@ -335,15 +339,24 @@ impl<'room> Checkpoints<'room> {
             }
         }
         matching.sort_by_key(|stored| std::cmp::Reverse(order(stored)));
-        let has_more = matching.len() > limit.get();
+        let mut has_more = matching.len() > limit.get();
         matching.truncate(limit.get());
         let mut entries = Vec::with_capacity(matching.len());
-        for stored in matching {
+        let mut page_bytes = 0;
+        let count = matching.len();
+        for (index, stored) in matching.into_iter().enumerate() {
             let at = CheckpointThread { thread_id: stored.thread_id.clone(), namespace: stored.namespace.clone() };
             let checkpoint_id = stored.checkpoint_id.clone();
             let mut tuple = tuple_of(stored)?;
             tuple.pending_writes = self.writes_of(&keys, &at, &checkpoint_id).await?;
+            page_bytes += tuple.checkpoint.bytes.len()
+                + tuple.pending_writes.iter().map(|write| write.value.bytes.len()).sum::<usize>();
             entries.push(tuple);
+            // A page stops at a byte budget too (at least one checkpoint is always returned).
+            if page_bytes > CHECKPOINT_PAGE_BYTES_MAX && index + 1 < count {
+                has_more = true;
+                break;
+            }
         }
         let next = if has_more {
             entries
@@ -396,28 +409,20 @@ impl<'room> Checkpoints<'room> {
         }
         let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
         let runs: HashSet<&str> = run_ids.iter().map(String::as_str).collect();
-        let mut doomed = Vec::new();
-        let mut kept: BTreeMap<CheckpointThread, Vec<String>> = BTreeMap::new();
+        let mut doomed: BTreeMap<CheckpointThread, Vec<String>> = BTreeMap::new();
         for record in self.scan(&keys, Collection::Checkpoints, Vec::new()).await? {
             let stored = self.open_checkpoint(&keys, &record).await?;
             let metadata = metadata_of(&stored)?;
-            let at = CheckpointThread { thread_id: stored.thread_id.clone(), namespace: stored.namespace.clone() };
             let run = metadata.as_map().get("run_id").and_then(Value::as_str);
             if run.is_some_and(|run| runs.contains(run)) {
-                doomed.push((at, stored.checkpoint_id));
-            } else {
-                kept.entry(at).or_default().push(stored.checkpoint_id);
+                let at = CheckpointThread { thread_id: stored.thread_id, namespace: stored.namespace };
+                doomed.entry(at).or_default().push(stored.checkpoint_id);
             }
         }
-        let touched: HashSet<CheckpointThread> = doomed.iter().map(|(at, _)| at.clone()).collect();
-        let remaining: BTreeMap<CheckpointThread, Option<String>> = touched
-            .into_iter()
-            .map(|at| {
-                let latest = kept.get(&at).and_then(|ids| ids.iter().max().cloned());
-                (at, latest)
-            })
-            .collect();
-        self.remove_checkpoints(&keys, &doomed, &remaining).await
+        for (at, ids) in doomed {
+            self.remove_from(&at, &ids).await?;
+        }
+        Ok(())
     }
 
     /// Copies every checkpoint, pending write and head of a thread to another thread id, with
@@ -430,9 +435,8 @@ impl<'room> Checkpoints<'room> {
         self.room.require_write()?;
         let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
         let make = KeyMaker(&keys);
-        let owner = *self.room.id().as_bytes();
-        let mut operations = Vec::new();
-        let mut latest: BTreeMap<String, String> = BTreeMap::new();
+        // Per namespace: the records to put, and the greatest id copied.
+        let mut copies: BTreeMap<String, (Vec<Operation>, String)> = BTreeMap::new();
         for record in self.scan(&keys, Collection::Checkpoints, make.thread(source)).await? {
             let mut stored = self.open_checkpoint(&keys, &record).await?;
             if stored.thread_id != source {
@@ -440,12 +444,12 @@ impl<'room> Checkpoints<'room> {
             }
             stored.thread_id = target.to_owned();
             let at = CheckpointThread { thread_id: target.to_owned(), namespace: stored.namespace.clone() };
-            let newest = latest.entry(stored.namespace.clone()).or_default();
+            let key = record_key(make.checkpoint(&at, &stored.checkpoint_id));
+            let value = self.room.seal(&keys, Collection::Checkpoints, &key, &stored)?;
+            let (operations, newest) = copies.entry(stored.namespace.clone()).or_default();
             if stored.checkpoint_id > *newest {
                 newest.clone_from(&stored.checkpoint_id);
             }
-            let key = record_key(make.checkpoint(&at, &stored.checkpoint_id));
-            let value = self.room.seal(&keys, Collection::Checkpoints, &key, &stored)?;
             operations.push(Operation::Put { collection: Collection::Checkpoints, key, value, expires_at: None });
         }
         for record in self.scan(&keys, Collection::CheckpointWrites, make.thread(source)).await? {
@@ -457,28 +461,8 @@ impl<'room> Checkpoints<'room> {
             let at = CheckpointThread { thread_id: target.to_owned(), namespace: stored.namespace.clone() };
             let key = record_key(make.write(&at, &stored.checkpoint_id, &stored.task_id, stored.index));
             let value = self.room.seal(&keys, Collection::CheckpointWrites, &key, &stored)?;
+            let (operations, _) = copies.entry(stored.namespace.clone()).or_default();
             operations.push(Operation::Put { collection: Collection::CheckpointWrites, key, value, expires_at: None });
-        }
-        for (namespace, newest) in latest {
-            let at = CheckpointThread { thread_id: target.to_owned(), namespace };
-            let newest = match self.head(&keys, &at).await? {
-                Some((current, _)) if current > newest => current,
-                _ => newest,
-            };
-            let head_key = record_key(make.head(&at));
-            let head = StoredCheckpointHead {
-                owner,
-                thread_id: at.thread_id.clone(),
-                namespace: at.namespace.clone(),
-                latest: newest,
-            };
-            let value = self.room.seal(&keys, Collection::CheckpointHeads, &head_key, &head)?;
-            operations.push(Operation::Put {
-                collection: Collection::CheckpointHeads,
-                key: head_key,
-                value,
-                expires_at: None,
-            });
         }
         let quotas = vec![
             Quota::Records { collection: Collection::Checkpoints, max: self.room.limits().checkpoints_per_room_max },
@@ -488,10 +472,68 @@ impl<'room> Checkpoints<'room> {
             },
             self.room.room_bytes_quota(),
         ];
-        self.commit_in_batches(&keys, operations, quotas).await.map_err(|failure| match failure {
-            WriteFailure::Retry => RoomError::Conflict,
-            WriteFailure::Failed(error) => error,
-        })
+        for (namespace, (operations, newest)) in copies {
+            self.commit_in_batches(&keys, operations, quotas.clone()).await.map_err(failed)?;
+            if !newest.is_empty() {
+                let at = CheckpointThread { thread_id: target.to_owned(), namespace };
+                self.raise_head(&at, &newest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a thread's head to `checkpoint_id` unless it already names a greater one (under
+    /// the head's lock and version check, so a concurrent `put` is never undone).
+    async fn raise_head(&self, at: &CheckpointThread, checkpoint_id: &str) -> Result<(), RoomError> {
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
+            let keys = self.room.write_keys().await?;
+            let head_key = record_key(KeyMaker(&keys).head(at));
+            let _guard = self.room.lock_record(Collection::CheckpointHeads, &head_key).await;
+            let head = self.head(&keys, at).await?;
+            if head.as_ref().is_some_and(|(latest, _)| latest.as_str() >= checkpoint_id) {
+                return Ok(());
+            }
+            let (check, operation) = self.head_update(&keys, at, head.as_ref(), Some(checkpoint_id))?;
+            match self.room.commit(&keys, vec![check], vec![operation], Vec::new()).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// The precondition on a head as read, and the operation that sets it to `latest` (or
+    /// removes it).
+    fn head_update(
+        &self,
+        keys: &Arc<RoomKeys>,
+        at: &CheckpointThread,
+        read: Option<&(String, i64)>,
+        latest: Option<&str>,
+    ) -> Result<(Check, Operation), RoomError> {
+        let key = record_key(KeyMaker(keys).head(at));
+        let check = match read {
+            Some((_, version)) => Check::Version(Collection::CheckpointHeads, key.clone(), *version),
+            None => Check::Absent(Collection::CheckpointHeads, key.clone()),
+        };
+        let operation = match latest {
+            Some(latest) => {
+                let head = StoredCheckpointHead {
+                    owner: *self.room.id().as_bytes(),
+                    thread_id: at.thread_id.clone(),
+                    namespace: at.namespace.clone(),
+                    latest: latest.to_owned(),
+                };
+                let value = self.room.seal(keys, Collection::CheckpointHeads, &key, &head)?;
+                Operation::Put { collection: Collection::CheckpointHeads, key, value, expires_at: None }
+            }
+            None => Operation::Delete { collection: Collection::CheckpointHeads, key },
+        };
+        Ok((check, operation))
     }
 
     /// Prunes threads: keeps only each namespace's latest checkpoint (and its pending writes),
@@ -507,7 +549,6 @@ impl<'room> Checkpoints<'room> {
         self.room.require_write()?;
         let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
         let make = KeyMaker(&keys);
-        let mut doomed = Vec::new();
         for thread_id in thread_ids {
             let mut by_namespace: BTreeMap<CheckpointThread, Vec<String>> = BTreeMap::new();
             for record in self.scan(&keys, Collection::Checkpoints, make.thread(thread_id)).await? {
@@ -520,47 +561,70 @@ impl<'room> Checkpoints<'room> {
             for (at, mut ids) in by_namespace {
                 ids.sort_unstable();
                 ids.pop();
-                doomed.extend(ids.into_iter().map(|id| (at.clone(), id)));
+                if !ids.is_empty() {
+                    self.remove_from(&at, &ids).await?;
+                }
             }
         }
-        self.remove_checkpoints(&keys, &doomed, &BTreeMap::new()).await
+        Ok(())
     }
 
-    /// Deletes checkpoints and their pending writes, then sets each listed head to its new
-    /// latest id (or removes it).
-    async fn remove_checkpoints(
-        &self,
-        keys: &Arc<RoomKeys>,
-        doomed: &[(CheckpointThread, String)],
-        heads: &BTreeMap<CheckpointThread, Option<String>>,
-    ) -> Result<(), RoomError> {
-        let make = KeyMaker(keys);
-        let mut operations = Vec::new();
-        for (at, checkpoint_id) in doomed {
-            let key = make.checkpoint(at, checkpoint_id);
-            operations.push(Operation::DeletePrefix { collection: Collection::CheckpointWrites, prefix: key.clone() });
-            operations.push(Operation::Delete { collection: Collection::Checkpoints, key: record_key(key) });
-        }
-        for (at, latest) in heads {
-            let key = record_key(make.head(at));
-            operations.push(match latest {
-                Some(latest) => {
-                    let head = StoredCheckpointHead {
-                        owner: *self.room.id().as_bytes(),
-                        thread_id: at.thread_id.clone(),
-                        namespace: at.namespace.clone(),
-                        latest: latest.clone(),
-                    };
-                    let value = self.room.seal(keys, Collection::CheckpointHeads, &key, &head)?;
-                    Operation::Put { collection: Collection::CheckpointHeads, key, value, expires_at: None }
+    /// Deletes checkpoints of one thread and namespace with their pending writes; if the head
+    /// named one of them, it moves to the greatest id left (under its lock and version check,
+    /// in the batch that deletes the last of them).
+    async fn remove_from(&self, at: &CheckpointThread, doomed: &[String]) -> Result<(), RoomError> {
+        let doomed_set: HashSet<&str> = doomed.iter().map(String::as_str).collect();
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                conflict_backoff(attempt).await;
+            }
+            let Some(keys) = self.room.read_keys().await? else { return Ok(()) };
+            let make = KeyMaker(&keys);
+            let head_key = record_key(make.head(at));
+            let _guard = self.room.lock_record(Collection::CheckpointHeads, &head_key).await;
+            let mut operations = Vec::with_capacity(2 * doomed.len() + 1);
+            for checkpoint_id in doomed {
+                let key = make.checkpoint(at, checkpoint_id);
+                operations
+                    .push(Operation::DeletePrefix { collection: Collection::CheckpointWrites, prefix: key.clone() });
+                operations.push(Operation::Delete { collection: Collection::Checkpoints, key: record_key(key) });
+            }
+            let head = self.head(&keys, at).await?;
+            let mut checks = Vec::new();
+            if let Some((latest, _)) = &head
+                && doomed_set.contains(latest.as_str())
+            {
+                let mut left = Vec::new();
+                for record in self.scan(&keys, Collection::Checkpoints, make.head(at)).await? {
+                    let stored = self.open_checkpoint(&keys, &record).await?;
+                    if stored.thread_id == at.thread_id
+                        && stored.namespace == at.namespace
+                        && !doomed_set.contains(stored.checkpoint_id.as_str())
+                    {
+                        left.push(stored.checkpoint_id);
+                    }
                 }
-                None => Operation::Delete { collection: Collection::CheckpointHeads, key },
-            });
+                let newest = left.iter().max().map(String::as_str);
+                let (check, operation) = self.head_update(&keys, at, head.as_ref(), newest)?;
+                checks.push(check);
+                operations.push(operation);
+            }
+            // Earlier batches only delete (repeating them is harmless); the last carries the
+            // head and its check.
+            let split = operations.len().saturating_sub(CHECKPOINT_RECORDS_PER_BATCH_MAX);
+            let last = operations.split_off(split);
+            match self.commit_in_batches(&keys, operations, Vec::new()).await {
+                Ok(()) => {}
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+            match self.room.commit(&keys, checks, last, Vec::new()).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
         }
-        self.commit_in_batches(keys, operations, Vec::new()).await.map_err(|failure| match failure {
-            WriteFailure::Retry => RoomError::Conflict,
-            WriteFailure::Failed(error) => error,
-        })
+        Err(RoomError::Conflict)
     }
 
     /// A page of the room's checkpoints (without their writes) in record order, for export.
@@ -731,12 +795,47 @@ impl<'room> Checkpoints<'room> {
     }
 }
 
+/// Test-only: plants a checkpoint in `victim`'s room, sealed with the victim's key under the
+/// record key of (`filed_at`, `checkpoint_id`) but stamped with `claimed`'s room as owner and
+/// naming `named_at`: what a bug that filed a payload under the wrong names or room would leave.
+/// Every read path must refuse it.
+#[cfg(feature = "test-hooks")]
+pub async fn plant_checkpoint(
+    victim: &Room,
+    claimed: &Room,
+    filed_at: &CheckpointThread,
+    named_at: &CheckpointThread,
+    checkpoint_id: &str,
+) -> Result<(), RoomError> {
+    let keys = victim.write_keys().await?;
+    let stored = StoredCheckpoint {
+        owner: *claimed.id().as_bytes(),
+        thread_id: named_at.thread_id.clone(),
+        namespace: named_at.namespace.clone(),
+        checkpoint_id: checkpoint_id.to_owned(),
+        parent_checkpoint_id: None,
+        type_tag: "msgpack".into(),
+        bytes: b"planted".to_vec(),
+        metadata_json: "{}".into(),
+        created_at: unix_now_secs(),
+    };
+    let key = record_key(KeyMaker(&keys).checkpoint(filed_at, checkpoint_id));
+    victim.plant_record(&keys, Collection::Checkpoints, key, &stored, None).await
+}
+
 /// Where an export of checkpoints or their writes continues: after this record (opaque).
 #[derive(Clone, Debug)]
 pub struct CheckpointExportCursor(RecordKey);
 
 fn next_export_cursor(records: &[StoredRecord], limit: PageSize) -> Option<CheckpointExportCursor> {
     (records.len() == limit.get()).then(|| records.last().map(|record| CheckpointExportCursor(record.key.clone())))?
+}
+
+fn failed(failure: WriteFailure) -> RoomError {
+    match failure {
+        WriteFailure::Retry => RoomError::Conflict,
+        WriteFailure::Failed(error) => error,
+    }
 }
 
 fn metadata_of(stored: &StoredCheckpoint) -> Result<CheckpointMetadata, RoomError> {

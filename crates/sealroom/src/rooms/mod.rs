@@ -47,6 +47,8 @@ pub use cache::{CacheEntryMetadata, CacheHit, RequesterScope, ResponseCache, Too
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
 pub use canonical::{canonical_json, canonical_json_text};
+#[cfg(feature = "test-hooks")]
+pub use checkpoints::plant_checkpoint;
 pub use checkpoints::{CheckpointExportCursor, Checkpoints};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;

@@ -104,10 +104,11 @@ impl CheckpointMetadata {
         &self.0
     }
 
-    /// Whether every key of `filter` is present with an equal value (numbers compared by value,
-    /// so `1` equals `1.0`; objects and arrays compared whole).
+    /// Whether every key of `filter` has an equal value (numbers compared by value, so `1`
+    /// equals `1.0`; objects and arrays compared whole; a missing key is `null`, as in
+    /// LangGraph's own savers).
     pub fn matches(&self, filter: &Map<String, Value>) -> bool {
-        filter.iter().all(|(key, wanted)| self.0.get(key).is_some_and(|value| json_equal(value, wanted)))
+        filter.iter().all(|(key, wanted)| json_equal(self.0.get(key).unwrap_or(&Value::Null), wanted))
     }
 }
 
@@ -214,7 +215,8 @@ impl CheckpointCursor {
     pub fn parse(text: &str) -> Result<CheckpointCursor, InputError> {
         use base64::Engine;
         let invalid = || InputError::new("cursor", "is not a cursor this server issued");
-        if text.len() > 4 * CHECKPOINT_LABEL_BYTES_MAX {
+        // Three labels at their longest, as JSON (escapes at most sixfold) in base64.
+        if text.len() > 3 * 6 * CHECKPOINT_LABEL_BYTES_MAX * 4 / 3 + 64 {
             return Err(invalid());
         }
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
@@ -240,7 +242,8 @@ mod tests {
         assert!(metadata.matches(&filter(json!({"step": 1.0, "source": "loop"}))));
         assert!(metadata.matches(&filter(json!({"score": 4}))));
         assert!(!metadata.matches(&filter(json!({"step": 2}))));
-        assert!(!metadata.matches(&filter(json!({"missing": null}))));
+        assert!(metadata.matches(&filter(json!({"missing": null}))));
+        assert!(!metadata.matches(&filter(json!({"missing": 0}))));
         assert!(metadata.matches(&filter(json!({}))));
     }
 
@@ -255,6 +258,12 @@ mod tests {
             thread: CheckpointThread::parse("thread é", "a:b|c").expect("valid in the test"),
         };
         assert_eq!(CheckpointCursor::parse(&cursor.encode()).expect("valid in the test"), cursor);
+        let longest = "\"".repeat(CHECKPOINT_LABEL_BYTES_MAX); // each quote is escaped in the JSON
+        let cursor = CheckpointCursor {
+            checkpoint_id: longest.clone(),
+            thread: CheckpointThread::parse(&longest, &longest).expect("valid in the test"),
+        };
+        assert_eq!(CheckpointCursor::parse(&cursor.encode()).expect("the longest cursor parses"), cursor);
         assert!(CheckpointCursor::parse("not a cursor").is_err());
     }
 }

@@ -134,14 +134,18 @@ impl NamespaceQuery {
     ) -> Result<NamespaceQuery, InputError> {
         use crate::limits::{NAMESPACE_DEPTH_MAX, NAMESPACE_SEGMENT_BYTES_MAX, PAGE_SIZE_MAX};
         for (field, path) in [("prefix", &prefix), ("suffix", &suffix)] {
+            let bad_segment = |segment: &String| {
+                segment.is_empty()
+                    || segment.len() > NAMESPACE_SEGMENT_BYTES_MAX
+                    || segment.chars().any(char::is_control)
+            };
             if let Some(path) = path
-                && (path.len() > NAMESPACE_DEPTH_MAX
-                    || path.iter().any(|segment| segment.len() > NAMESPACE_SEGMENT_BYTES_MAX))
+                && (path.len() > NAMESPACE_DEPTH_MAX || path.iter().any(bad_segment))
             {
                 return Err(InputError::new(
                     field,
                     format!(
-                        "must have at most {NAMESPACE_DEPTH_MAX} segments of at most {NAMESPACE_SEGMENT_BYTES_MAX} bytes"
+                        "must have at most {NAMESPACE_DEPTH_MAX} segments of 1 to {NAMESPACE_SEGMENT_BYTES_MAX} bytes"
                     ),
                 ));
             }

@@ -144,3 +144,49 @@ async fn an_impossible_stored_version_fails_loudly_and_is_never_read_as_zero() {
     let usage = store.backend.usage(&alice.id()).await;
     assert!(usage.is_ok(), "the records count is untouched: {usage:?}");
 }
+
+#[tokio::test]
+async fn checkpoints_copied_between_rooms_or_filed_under_other_names_are_refused() {
+    use sealroom::rooms::plant_checkpoint;
+    use sealroom::vocabulary::checkpoint::{CheckpointMetadata, CheckpointQuery, CheckpointThread, TypedBlob};
+
+    let store = sqlite_store(RoomsSettings::standard()).await;
+    let alice = store.rooms.room(&user("iss", "alice"));
+    let bob = store.rooms.room(&user("iss", "bob"));
+    let main = CheckpointThread::parse("thread", "").unwrap();
+    let blob = |text: &str| TypedBlob::parse("checkpoint", "msgpack", text.as_bytes().to_vec()).unwrap();
+    alice.checkpoints().put(&main, "1", None, &blob("alice"), &CheckpointMetadata::default()).await.unwrap();
+    bob.checkpoints().put(&main, "1", None, &blob("canary-bob"), &CheckpointMetadata::default()).await.unwrap();
+
+    // Bob's sealed checkpoint copied over Alice's row: it does not open in her room.
+    let connection = database(&store);
+    let bob_value: Vec<u8> = connection
+        .query_row("SELECT value FROM records WHERE room = ?1 AND collection = 8", [&bob.id().as_bytes()[..]], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    connection
+        .execute(
+            "UPDATE records SET value = ?1 WHERE room = ?2 AND collection = 8",
+            rusqlite::params![bob_value, &alice.id().as_bytes()[..]],
+        )
+        .unwrap();
+    let before = store.rooms.isolation_alarms();
+    assert!(matches!(alice.checkpoints().get(&main, None).await, Err(RoomError::IsolationAlarm)));
+    assert_eq!(store.rooms.isolation_alarms(), before + 1);
+
+    // A payload stamped with another owner, or naming another thread than its key was made of,
+    // is refused by every read path.
+    let carol = store.rooms.room(&user("iss", "carol"));
+    let other = CheckpointThread::parse("other", "").unwrap();
+    carol.checkpoints().put(&other, "0", None, &blob("carol"), &CheckpointMetadata::default()).await.unwrap();
+    plant_checkpoint(&carol, &bob, &main, &main, "2").await.unwrap();
+    assert!(matches!(carol.checkpoints().get(&main, Some("2")).await, Err(RoomError::IsolationAlarm)));
+    let misfiled = store.rooms.room(&user("iss", "dave"));
+    misfiled.checkpoints().put(&other, "0", None, &blob("dave"), &CheckpointMetadata::default()).await.unwrap();
+    plant_checkpoint(&misfiled, &misfiled, &main, &other, "3").await.unwrap();
+    assert!(matches!(misfiled.checkpoints().get(&main, Some("3")).await, Err(RoomError::IsolationAlarm)));
+    let listed = misfiled.checkpoints().list(&CheckpointQuery::default(), None, PageSize::parse(None).unwrap()).await;
+    assert!(matches!(listed, Err(RoomError::IsolationAlarm)), "{listed:?}");
+    assert_eq!(store.rooms.isolation_alarms(), before + 4);
+}
