@@ -1,12 +1,16 @@
 //! Recording every request that touched a room in that room's audit trail: who (the actor's
 //! room id and token id), what (method and route), which ids (the request path, which holds
-//! them), the outcome (status) and the request id. The entry is appended before the response
-//! is returned, so an acknowledged request is never missing from the trail.
+//! them), the outcome and the request id.
 //!
-//! Reads are the exception to "before the response": their entries go through a queue that
-//! appends them in batches, at most [`AUDIT_QUEUE_DELAY_MILLIS`] later (one fsync for many reads
-//! instead of one wait per read). A crash can lose the entries of the last moments' reads, never
-//! of a write. Reading the trail or exporting flushes the queue first.
+//! A write's entry is part of the write: every commit a writing request makes carries it in the
+//! same atomic batch (outcome `committed`), so an acknowledged write is never missing from the
+//! trail and no entry claims a write that did not happen, whatever crashes when.
+//!
+//! Everything else (reads, and writing requests that committed nothing: refused, failed)
+//! goes through a queue that appends entries in batches, at most [`AUDIT_QUEUE_DELAY_MILLIS`]
+//! later (one fsync for many requests instead of one wait each; the outcome is the HTTP
+//! status). A crash can lose the entries of the last moments' reads and refusals, never of a
+//! write. Reading the trail or exporting flushes the queue first.
 //!
 //! Every entry names the room and token of the request that made it, also when entries of many
 //! requests are appended together: the event is made from the request's own `Room` (which
@@ -63,6 +67,27 @@ impl AuditPolicy for Writes {
 }
 impl AuditPolicy for Unrecorded {
     const POLICY: Audit = Audit::Unrecorded;
+}
+
+/// What a request's audit entry says about it, set by the middleware for the extractor: a
+/// writing request's rooms carry it into every commit they make (see `Room::recording`).
+#[derive(Clone, Debug)]
+pub struct RequestLabel {
+    /// Method and route template (`PUT /v1/items/{*path}`).
+    pub operation: String,
+    /// The request path (it holds the ids the request touched).
+    pub target: String,
+    pub request_id: String,
+}
+
+impl RequestLabel {
+    /// `room` for a request recorded by `policy`: a writing request's commits carry its entry.
+    pub fn apply(&self, room: Room, policy: Audit) -> Room {
+        match policy {
+            Audit::Write => room.recording(&self.operation, &self.target, Some(&self.request_id)),
+            Audit::Read | Audit::Unrecorded => room,
+        }
+    }
 }
 
 /// Filled by the `Caller` extractor with the verified principal and the rooms the request
@@ -184,17 +209,18 @@ pub(crate) async fn append(room: &Room, events: Vec<AuditEvent>) {
 }
 
 /// Records the request in the trail of the room its handler worked in, as its route's policy
-/// says (nothing if no handler took a caller).
+/// says (nothing if no handler took a caller). A write that committed already carries its
+/// entry (in the same commit); a writing request that committed nothing (refused, failed, or
+/// nothing to do) is recorded like a read: it changed nothing, so it does not need to wait.
 pub async fn record(queue: &AuditQueue, slot: &AuditSlot, operation: &str, path: &str, status: u16, request_id: &str) {
     let Some(rooms) = slot.take() else { return };
     let room = rooms.tenant.unwrap_or(rooms.own);
-    let event = |room: &Room| room.audit().event(operation, path, &status.to_string(), Some(request_id));
     match rooms.policy {
         Audit::Unrecorded => {}
-        Audit::Read => {
-            let event = event(&room);
+        Audit::Write if room.recorded() => {}
+        Audit::Read | Audit::Write => {
+            let event = room.audit().event(operation, path, &status.to_string(), Some(request_id));
             queue.enqueue(room, event).await;
         }
-        Audit::Write => append(&room, vec![event(&room)]).await,
     }
 }

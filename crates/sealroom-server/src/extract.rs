@@ -26,6 +26,7 @@ pub struct Caller<P: AuditPolicy> {
     pub principal: Principal,
     pub room: Room,
     audit: Option<crate::audit::AuditSlot>,
+    label: Option<crate::audit::RequestLabel>,
     _admission: crate::limiter::Admission,
     _policy: std::marker::PhantomData<P>,
 }
@@ -35,6 +36,10 @@ impl<P: AuditPolicy> Caller<P> {
     /// generation the handler works in).
     pub fn tenant_room(&self, state: &AppState) -> Result<Room, sealroom::RoomError> {
         let room = state.rooms().tenant_room(&self.principal)?;
+        let room = match &self.label {
+            Some(label) => label.apply(room, P::POLICY),
+            None => room,
+        };
         if let Some(slot) = &self.audit {
             slot.fill_tenant(&room);
         }
@@ -66,7 +71,12 @@ where
                 "the token is for the MCP endpoint only",
             ));
         }
+        let label = parts.extensions.get::<crate::audit::RequestLabel>().cloned();
         let room = state.rooms().room(&principal);
+        let room = match &label {
+            Some(label) => label.apply(room, P::POLICY),
+            None => room,
+        };
         tracing::Span::current().record("room", tracing::field::display(room.id()));
         // A request refused here touched nothing of the room, so it is counted, not audited (an
         // entry per refusal would let a flood cost one durable write each).
@@ -78,7 +88,7 @@ where
         if let Some(slot) = &audit {
             slot.fill(&room, P::POLICY);
         }
-        Ok(Caller { principal, room, audit, _admission: admission, _policy: std::marker::PhantomData })
+        Ok(Caller { principal, room, audit, label, _admission: admission, _policy: std::marker::PhantomData })
     }
 }
 

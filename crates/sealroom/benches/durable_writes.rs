@@ -87,6 +87,7 @@ async fn raw_writes(group_commit_jobs_max: usize) -> f64 {
                         expires_at: None,
                     }],
                     quotas: Vec::new(),
+                    chain: None,
                 };
                 backend.write(batch).await.unwrap();
             }

@@ -29,6 +29,11 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let path = request.uri().path().to_owned();
     let audit_slot = crate::audit::AuditSlot::default();
     request.extensions_mut().insert(audit_slot.clone());
+    request.extensions_mut().insert(crate::audit::RequestLabel {
+        operation: format!("{method} {route}"),
+        target: path.clone(),
+        request_id: request_id.to_string(),
+    });
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route, room = tracing::field::Empty);
     let started = Instant::now();
     let mut response = match state.in_flight().try_acquire() {

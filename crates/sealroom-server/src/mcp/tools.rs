@@ -181,6 +181,10 @@ pub(super) async fn call(
             Err(error) => return Some(failure(ApiError::from(error))),
         },
     };
+    let operation = format!("mcp tools/call {name}");
+    // A tool that writes records its entry in the commit of its write (see `Room::recording`);
+    // the tool names the ids it touches before it commits.
+    let room = if spec.effect == Effect::Reads { room } else { room.recording(&operation, "", None) };
     let context = Context { state, room: &room };
     let timeout = std::time::Duration::from_secs(state.config().limits.request_timeout_secs);
     let (target, result) = match tokio::time::timeout(timeout, context.run(name, arguments)).await {
@@ -194,11 +198,10 @@ pub(super) async fn call(
         Ok(_) => "ok".to_owned(),
         Err(error) => error.code().to_owned(),
     };
-    let event = room.audit().event(&format!("mcp tools/call {name}"), &target, &outcome, None);
-    if spec.effect == Effect::Reads {
+    if !room.recorded() {
+        // A read, or a write that committed nothing: recorded like a `/v1` read.
+        let event = room.audit().event(&operation, &target, &outcome, None);
         state.audit_queue().enqueue(room.clone(), event).await;
-    } else {
-        crate::audit::append(&room, vec![event]).await;
     }
     Some(match result {
         Ok(value) => success(value),
@@ -249,6 +252,7 @@ impl Context<'_> {
     async fn memory_put(&self, args: Result<MemoryPut, ApiError>, target: &mut String) -> Result<Value, ApiError> {
         let args = args?;
         let (namespace, key) = item_address(args.namespace, &args.key, target)?;
+        self.room.record_targets(vec![target.clone()]);
         let metadata = args.metadata.map(Value::Object);
         let mut input = ItemInput::parse(&args.value, args.text, args.embedding, metadata, args.ttl_secs)?;
         self.room.require_write()?;
@@ -268,6 +272,7 @@ impl Context<'_> {
     async fn memory_delete(&self, args: Result<MemoryKey, ApiError>, target: &mut String) -> Result<Value, ApiError> {
         let args = args?;
         let (namespace, key) = item_address(args.namespace, &args.key, target)?;
+        self.room.record_targets(vec![target.clone()]);
         self.room.items().delete(&namespace, &key).await?;
         if let Some(embedder) = self.state.embedder() {
             embedder.forget_room(&self.room.id());
@@ -304,6 +309,7 @@ impl Context<'_> {
 
     async fn thread_create(&self, args: Result<ThreadCreate, ApiError>) -> Result<Value, ApiError> {
         let args = args?;
+        self.room.record_targets(vec!["threads".into()]);
         let title = args.title.as_deref().map(Title::parse).transpose()?;
         let metadata = Metadata::parse(args.metadata.map(Value::Object))?;
         json(&ThreadResponse::from(&self.room.threads().create(title, metadata).await?))
@@ -327,6 +333,7 @@ impl Context<'_> {
         let args = args?;
         let thread = ThreadId::parse(&args.thread_id)?;
         *target = format!("thread {thread}");
+        self.room.record_targets(vec![target.clone()]);
         let messages = args.messages.into_iter().map(new_message).collect::<Result<Vec<_>, _>>()?;
         let stored = self.room.threads().append(&thread, messages).await?;
         json(&Appended { messages: stored.iter().map(MessageResponse::from).collect() })
@@ -364,6 +371,7 @@ impl Context<'_> {
         let args = args?;
         let tool = ToolName::parse(&args.tool)?;
         *target = format!("tool {}", tool.as_str());
+        self.room.record_targets(vec![target.clone()]);
         let tool_args = ToolArgs::from_value(&args.args)?;
         self.room.tool_cache().put(&tool, &tool_args, &args.result, Ttl::parse(args.ttl_secs)?).await?;
         json(&Done { done: true })

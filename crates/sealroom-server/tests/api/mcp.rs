@@ -210,7 +210,7 @@ async fn every_tool_call_is_in_the_rooms_audit_trail() {
     assert_eq!(
         entries,
         [
-            ("mcp tools/call memory_put".into(), "a/k".into(), "ok".into()),
+            ("mcp tools/call memory_put".into(), "a/k".into(), "committed".into()),
             ("mcp tools/call memory_get".into(), "a/k".into(), "ok".into()),
             ("mcp tools/call memory_get".into(), "a/nothing".into(), "not_found".into()),
         ]

@@ -48,6 +48,7 @@ impl Rooms {
             writable: false,
             actor: Actor { room: id, token_id: None },
             generation: Default::default(),
+            recording: None,
         };
         room.audit().verify().await
     }

@@ -3,9 +3,11 @@
 //!
 //! Each entry's hash covers the previous entry's hash and every field of the entry. A head
 //! record (sealed, in the room's bookkeeping collection) holds the last sequence number and
-//! hash; appends update it with an optimistic-concurrency check, so concurrent appends from
-//! several nodes never fork the chain. A room keeps its most recent entries (a bounded trail);
-//! the oldest kept entry anchors verification.
+//! hash. Entries are appended inside the transaction of the batch that carries them (the
+//! store reads the head there, under the room's write serialization), so concurrent appends
+//! from one node or several never fork the chain, and a write recorded with its request's entry
+//! commits both or neither. A room keeps its most recent entries (a bounded trail); the oldest
+//! kept entry anchors verification.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use crate::limits::{
 };
 use crate::room_id::RoomId;
 use crate::seal::RoomKeys;
-use crate::store::{Check, Operation, Range};
+use crate::store::{Operation, Range, StoreError, StoredRecord};
 use crate::vocabulary::clock::unix_now_secs;
 use crate::vocabulary::names::{InputError, PageSize};
 use crate::vocabulary::records::RoomKeyId;
@@ -250,6 +252,122 @@ fn chain_hash(entry: &StoredAuditEntry) -> [u8; 32] {
     hash
 }
 
+/// The fields of one entry to append (the chain gives it its sequence, time and hashes).
+#[derive(Clone, Debug)]
+pub(crate) struct ChainEntry {
+    pub actor_room: RoomId,
+    pub token_id: Option<String>,
+    pub operation: String,
+    pub target: String,
+    pub outcome: String,
+    pub request_id: Option<String>,
+}
+
+impl ChainEntry {
+    fn of(event: &AuditEvent) -> ChainEntry {
+        ChainEntry {
+            actor_room: event.actor_room,
+            token_id: event.token_id.clone(),
+            operation: event.operation.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.clone(),
+            request_id: event.request_id.clone(),
+        }
+    }
+
+    /// An entry with its fields bounded like an event's.
+    pub(crate) fn bounded(
+        actor_room: RoomId,
+        token_id: Option<&str>,
+        operation: &str,
+        target: &str,
+        outcome: &str,
+        request_id: Option<&str>,
+    ) -> ChainEntry {
+        ChainEntry {
+            actor_room,
+            token_id: token_id.map(bounded_field),
+            operation: bounded_field(operation),
+            target: bounded_field(target),
+            outcome: bounded_field(outcome),
+            request_id: request_id.map(bounded_field),
+        }
+    }
+}
+
+/// Appends entries to a room's trail inside the transaction of the batch that carries it (see
+/// [`crate::store::ChainAppend`]): the head is read there, so the entries of concurrent batches
+/// of one room follow each other in the chain without a lock or a retry, and a write and its
+/// entry are one commit.
+#[derive(Debug)]
+pub(crate) struct AuditChain {
+    room: RoomId,
+    keys: Arc<RoomKeys>,
+    entries: Vec<ChainEntry>,
+}
+
+impl AuditChain {
+    pub(crate) fn new(room: RoomId, keys: Arc<RoomKeys>, entries: Vec<ChainEntry>) -> Arc<AuditChain> {
+        assert_eq!(keys.room(), &room, "a room's chain is sealed with its own keys");
+        Arc::new(AuditChain { room, keys, entries })
+    }
+}
+
+impl crate::store::ChainAppend for AuditChain {
+    fn head(&self) -> (Collection, RecordKey) {
+        (Collection::RoomMeta, head_key())
+    }
+
+    fn append(&self, head: Option<&StoredRecord>) -> Result<Vec<Operation>, StoreError> {
+        let owner = *self.room.as_bytes();
+        let damaged = || StoreError::Refused("the audit chain's head does not open in its room".into());
+        let mut head = match head {
+            Some(record) => {
+                let plain = self.keys.open(Collection::RoomMeta, &record.key, &record.value).map_err(|_| damaged())?;
+                let head: StoredAuditHead = codec::decode(&plain).ok_or_else(damaged)?;
+                if head.owner != owner {
+                    return Err(damaged());
+                }
+                head
+            }
+            None => StoredAuditHead { owner, first_sequence: 1, last_sequence: 0, last_hash: [0u8; 32] },
+        };
+        let seal = |collection: Collection, key: &RecordKey, plain: Vec<u8>| {
+            self.keys.seal(collection, key, &plain).map_err(|_| StoreError::Refused("sealing failed".into()))
+        };
+        let now = unix_now_secs();
+        let mut operations = Vec::with_capacity(self.entries.len() + 2);
+        for fields in &self.entries {
+            let mut entry = StoredAuditEntry {
+                owner,
+                sequence: head.last_sequence + 1,
+                at: now,
+                actor_room: *fields.actor_room.as_bytes(),
+                token_id: fields.token_id.clone(),
+                operation: fields.operation.clone(),
+                target: fields.target.clone(),
+                outcome: fields.outcome.clone(),
+                request_id: fields.request_id.clone(),
+                previous_hash: head.last_hash,
+                hash: [0u8; 32],
+            };
+            entry.hash = chain_hash(&entry);
+            let key = entry_key(entry.sequence);
+            let value = seal(Collection::Audit, &key, codec::encode(&entry))?;
+            operations.push(Operation::Put { collection: Collection::Audit, key, value, expires_at: None });
+            head.last_sequence = entry.sequence;
+            head.last_hash = entry.hash;
+        }
+        while head.last_sequence - head.first_sequence + 1 > AUDIT_ENTRIES_PER_ROOM_MAX {
+            operations.push(Operation::Delete { collection: Collection::Audit, key: entry_key(head.first_sequence) });
+            head.first_sequence += 1;
+        }
+        let value = seal(Collection::RoomMeta, &head_key(), codec::encode(&head))?;
+        operations.push(Operation::Put { collection: Collection::RoomMeta, key: head_key(), value, expires_at: None });
+        Ok(operations)
+    }
+}
+
 impl Room {
     /// The events that belong to the room's current keys (`None`: the room has no key), reading
     /// the keys from the store when memory disagrees with an event's generation.
@@ -269,7 +387,6 @@ impl Room {
     }
 
     async fn record_audit_once(&self, events: &[AuditEvent]) -> Result<usize, RoomError> {
-        let _guard = self.lock_record(Collection::RoomMeta, &head_key()).await;
         for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
             if attempt > 0 {
                 conflict_backoff(attempt).await;
@@ -283,59 +400,12 @@ impl Room {
                 Some(keys) => keys,
                 None => self.system_write_keys().await?,
             };
-            let (head, version) = match self.get_record(&keys, Collection::RoomMeta, &head_key()).await? {
-                Some(record) => (
-                    Some(self.open::<StoredAuditHead>(&keys, Collection::RoomMeta, &record).await?),
-                    Some(record.version),
-                ),
-                None => (None, None),
-            };
-            let owner = *self.id().as_bytes();
-            let mut head =
-                head.unwrap_or(StoredAuditHead { owner, first_sequence: 1, last_sequence: 0, last_hash: [0u8; 32] });
-            let now = unix_now_secs();
-            let mut operations = Vec::with_capacity(kept.len() + 2);
-            for event in kept {
-                let mut entry = StoredAuditEntry {
-                    owner,
-                    sequence: head.last_sequence + 1,
-                    at: now,
-                    actor_room: *event.actor_room.as_bytes(),
-                    token_id: event.token_id.clone(),
-                    operation: event.operation.clone(),
-                    target: event.target.clone(),
-                    outcome: event.outcome.clone(),
-                    request_id: event.request_id.clone(),
-                    previous_hash: head.last_hash,
-                    hash: [0u8; 32],
-                };
-                entry.hash = chain_hash(&entry);
-                let key = entry_key(entry.sequence);
-                operations.push(Operation::Put {
-                    collection: Collection::Audit,
-                    value: self.seal(&keys, Collection::Audit, &key, &entry)?,
-                    key,
-                    expires_at: None,
-                });
-                head.last_sequence = entry.sequence;
-                head.last_hash = entry.hash;
-            }
-            while head.last_sequence - head.first_sequence + 1 > AUDIT_ENTRIES_PER_ROOM_MAX {
-                operations
-                    .push(Operation::Delete { collection: Collection::Audit, key: entry_key(head.first_sequence) });
-                head.first_sequence += 1;
-            }
-            operations.push(Operation::Put {
-                collection: Collection::RoomMeta,
-                key: head_key(),
-                value: self.seal(&keys, Collection::RoomMeta, &head_key(), &head)?,
-                expires_at: None,
-            });
-            let check = match version {
-                Some(version) => Check::Version(Collection::RoomMeta, head_key(), version),
-                None => Check::Absent(Collection::RoomMeta, head_key()),
-            };
-            match self.commit(&keys, vec![check], operations, vec![self.room_bytes_quota()]).await {
+            let entries = kept.iter().map(|event| ChainEntry::of(event)).collect();
+            let chain = AuditChain::new(self.id(), keys.clone(), entries);
+            match self
+                .commit_with_chain(&keys, Vec::new(), Vec::new(), vec![self.room_bytes_quota()], Some(chain))
+                .await
+            {
                 Ok(_) => return Ok(dropped),
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),

@@ -74,6 +74,7 @@ impl PlaintextItems {
                 Quota::Records { collection: Collection::Items, max: self.limits.items_per_room_max },
                 Quota::RoomBytes { max: self.limits.room_bytes_max },
             ],
+            chain: None,
         };
         self.backend.write(batch).await?;
         item_of(&stored).ok_or(RoomError::NotFound)

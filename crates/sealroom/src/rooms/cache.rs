@@ -261,7 +261,7 @@ impl Room {
 
     /// Makes room in a full cache collection by removing this room's expired entries and its
     /// oldest tenth: eviction only ever touches the same room's entries.
-    async fn evict_oldest(&self, keys: &RoomKeys, collection: Collection) -> Result<(), RoomError> {
+    async fn evict_oldest(&self, keys: &Arc<RoomKeys>, collection: Collection) -> Result<(), RoomError> {
         let max = self.limits().cache_entries_per_room_max;
         let range = Range {
             collection,
@@ -278,7 +278,8 @@ impl Room {
         let evict = usize::try_from((max / CACHE_EVICT_FRACTION).max(1)).unwrap_or(1);
         let mut operations = vec![Operation::DeleteExpired { collection }];
         operations.extend(live.into_iter().take(evict).map(|(_, key)| Operation::Delete { collection, key }));
-        match self.commit(keys, Vec::new(), operations, Vec::new()).await {
+        // Maintenance, not the request's own write: no audit entry of its own.
+        match self.commit_with_chain(keys, Vec::new(), operations, Vec::new(), None).await {
             Ok(_) | Err(WriteFailure::Retry) => {
                 self.shared().fronts.forget(&self.id());
                 Ok(())

@@ -784,7 +784,7 @@ impl<'room> Checkpoints<'room> {
     /// Commits `operations` in bounded batches (one atomic batch when they fit).
     async fn commit_in_batches(
         &self,
-        keys: &RoomKeys,
+        keys: &Arc<RoomKeys>,
         operations: Vec<Operation>,
         quotas: Vec<Quota>,
     ) -> Result<(), WriteFailure> {

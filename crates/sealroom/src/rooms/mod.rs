@@ -262,6 +262,7 @@ impl Rooms {
             writable: true,
             actor,
             generation: Arc::default(),
+            recording: None,
         }
     }
 
@@ -281,6 +282,7 @@ impl Rooms {
             writable,
             actor,
             generation: Arc::default(),
+            recording: None,
         })
     }
 
@@ -368,7 +370,25 @@ pub struct Room {
     /// the rest of the request fails with [`RoomError::Erased`] instead of reading a successor
     /// room or recreating the room with what it derived from the erased one.
     generation: Arc<std::sync::Mutex<Option<RoomKeyId>>>,
+    /// For a request that writes: what its audit entry says. Every commit the request makes
+    /// carries the entry in the same batch (one commit, one fsync, never a write without its
+    /// entry). Shared by the clones of this `Room`.
+    recording: Option<Arc<Recording>>,
 }
+
+/// A writing request's audit entry, appended by each of its commits (see [`Room::recording`]).
+#[derive(Debug)]
+struct Recording {
+    operation: String,
+    /// What each commit's entries name (one entry per target); the request path unless the
+    /// operation names the ids it touches itself.
+    targets: std::sync::Mutex<Vec<String>>,
+    request_id: Option<String>,
+    committed: std::sync::atomic::AtomicBool,
+}
+
+/// The outcome a write's entry records: the write committed (the entry is part of it).
+pub const COMMITTED_OUTCOME: &str = "committed";
 
 /// Who acts on a room, as the audit trail records it: the principal's own room id (never its
 /// subject) and the token's id.
@@ -428,6 +448,32 @@ impl Room {
     /// Refuses with `Forbidden` unless the principal may write here.
     pub fn require_write(&self) -> Result<(), RoomError> {
         if self.writable { Ok(()) } else { Err(RoomError::Forbidden(self.shared.settings.tenant_writer_role.clone())) }
+    }
+
+    /// This room for a request that writes: each commit the request makes carries an audit
+    /// entry (`operation`, `target`, outcome [`COMMITTED_OUTCOME`], `request_id`, the actor) in
+    /// the same atomic batch, so a write and its entry are durable together or not at all.
+    pub fn recording(self, operation: &str, target: &str, request_id: Option<&str>) -> Room {
+        let recording = Recording {
+            operation: operation.to_owned(),
+            targets: std::sync::Mutex::new(vec![target.to_owned()]),
+            request_id: request_id.map(str::to_owned),
+            committed: std::sync::atomic::AtomicBool::new(false),
+        };
+        Room { recording: Some(Arc::new(recording)), ..self }
+    }
+
+    /// Names what the request's next commits touch, one entry each (a batch of items names
+    /// every key; a tool call its item), instead of the request path.
+    pub fn record_targets(&self, targets: Vec<String>) {
+        if let Some(recording) = &self.recording {
+            *recording.targets.lock().expect("recording lock") = targets;
+        }
+    }
+
+    /// Whether a commit of this request carried its audit entry (then nothing is left to record).
+    pub fn recorded(&self) -> bool {
+        self.recording.as_ref().is_some_and(|recording| recording.committed.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Conversation threads and their messages.
@@ -512,7 +558,7 @@ impl Room {
 
     /// The same room and principal as a new request sees them: in no generation yet.
     pub(crate) fn in_a_new_request(&self) -> Room {
-        Room { generation: Arc::default(), ..self.clone() }
+        Room { generation: Arc::default(), recording: None, ..self.clone() }
     }
 
     /// The room's keys for writing, creating the room on first write.
@@ -723,12 +769,45 @@ impl Room {
     /// keys in memory); once it works in one, that is an erasure during the request.
     pub(crate) async fn commit(
         &self,
-        keys: &RoomKeys,
+        keys: &Arc<RoomKeys>,
         checks: Vec<Check>,
         operations: Vec<Operation>,
         quotas: Vec<Quota>,
     ) -> Result<WriteReceipt, WriteFailure> {
-        let batch = Batch { room: self.id, key_id: *keys.key_id(), checks, operations, quotas };
+        let chain = self.recording.as_ref().map(|recording| {
+            let targets = recording.targets.lock().expect("recording lock").clone();
+            let entries = targets
+                .iter()
+                .map(|target| {
+                    audit::ChainEntry::bounded(
+                        self.actor.room,
+                        self.actor.token_id.as_deref(),
+                        &recording.operation,
+                        target,
+                        COMMITTED_OUTCOME,
+                        recording.request_id.as_deref(),
+                    )
+                })
+                .collect();
+            audit::AuditChain::new(self.id, keys.clone(), entries) as Arc<dyn crate::store::ChainAppend>
+        });
+        let receipt = self.commit_with_chain(keys, checks, operations, quotas, chain).await?;
+        if let Some(recording) = &self.recording {
+            recording.committed.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(receipt)
+    }
+
+    /// Commits one attempt of a batch that may also append to the room's audit chain.
+    pub(crate) async fn commit_with_chain(
+        &self,
+        keys: &Arc<RoomKeys>,
+        checks: Vec<Check>,
+        operations: Vec<Operation>,
+        quotas: Vec<Quota>,
+        chain: Option<Arc<dyn crate::store::ChainAppend>>,
+    ) -> Result<WriteReceipt, WriteFailure> {
+        let batch = Batch { room: self.id, key_id: *keys.key_id(), checks, operations, quotas, chain };
         match self.backend().write(batch).await {
             Ok(receipt) => {
                 self.confirm_generation(keys.key_id())?;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Batch, Check, Operation, Quota, StoreError, WriteReceipt, prefix_upper_bound};
+use super::{Batch, Check, Operation, Quota, StoreError, StoredRecord, WriteReceipt, prefix_upper_bound};
 use crate::vocabulary::records::{Collection, RecordKey};
 
 /// Records and bytes removed by a deletion.
@@ -26,6 +26,13 @@ pub(super) trait BatchMechanics {
     /// The room's current key id, locking the room's row against other writers until the
     /// transaction ends (`None`: the room has no key).
     async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A live (unexpired at `now`) record.
+    async fn live_record(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        now: i64,
+    ) -> Result<Option<StoredRecord>, StoreError>;
     /// The version of a live (unexpired at `now`) record.
     async fn live_version(
         &mut self,
@@ -94,6 +101,13 @@ pub(super) async fn apply(mechanics: &mut impl BatchMechanics, batch: &Batch) ->
     let mut deltas: BTreeMap<Collection, UsageDelta> = BTreeMap::new();
     for operation in &batch.operations {
         apply_operation(mechanics, operation, now, &mut deltas).await?;
+    }
+    if let Some(chain) = &batch.chain {
+        let (collection, key) = chain.head();
+        let head = mechanics.live_record(collection, &key, now).await?;
+        for operation in chain.append(head.as_ref())? {
+            apply_operation(mechanics, &operation, now, &mut deltas).await?;
+        }
     }
     let mut collection_versions = Vec::with_capacity(deltas.len());
     for (collection, delta) in &deltas {

@@ -84,6 +84,21 @@ pub struct Batch {
     pub operations: Vec<Operation>,
     /// Quotas checked after applying the operations, only for collections this batch grows.
     pub quotas: Vec<Quota>,
+    /// Entries to append to a chain the room keeps (its audit trail) in this same transaction.
+    pub chain: Option<std::sync::Arc<dyn ChainAppend>>,
+}
+
+/// Entries a batch appends to a hash chain the room keeps (the audit trail), made inside the
+/// batch's transaction from the chain's head as the transaction sees it: batches of one room
+/// extend the chain one after the other (in one group commit, or under the room's lock), with
+/// no read-then-write race and no retry. The kernel implements it (it seals); the store only
+/// hands over the head record and applies the operations it gets back.
+pub trait ChainAppend: Send + Sync + std::fmt::Debug {
+    /// Where the chain's head record is.
+    fn head(&self) -> (Collection, RecordKey);
+    /// The operations that append this batch's entries after `head` (its live record, if any)
+    /// and move the head. An error fails the batch.
+    fn append(&self, head: Option<&StoredRecord>) -> Result<Vec<Operation>, StoreError>;
 }
 
 /// What a successful batch reports.

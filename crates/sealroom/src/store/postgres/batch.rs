@@ -4,8 +4,8 @@ use deadpool_postgres::Object;
 use tokio_postgres::Row;
 
 use super::{db_error, tag};
-use crate::store::StoreError;
 use crate::store::batch::{BatchMechanics, Removed};
+use crate::store::{StoreError, StoredRecord};
 use crate::vocabulary::records::{Collection, RecordKey};
 
 /// PostgreSQL's statements for one batch of one room, inside the transaction `write` opened
@@ -41,6 +41,28 @@ impl BatchMechanics for PgBatch<'_> {
         // SQLite writer thread does within one process: checks, usage and versions stay exact.
         let row = self.query_opt("SELECT key_id FROM sealroom.rooms WHERE room = $1 FOR UPDATE", &[&self.room]).await?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn live_record(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        now: i64,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT value, version, expires_at, updated_at FROM sealroom.records
+                 WHERE room = $1 AND collection = $2 AND key = $3 AND (expires_at IS NULL OR expires_at > $4)",
+                &[&self.room, &tag(collection), &key.as_bytes(), &now],
+            )
+            .await?;
+        Ok(row.map(|row| StoredRecord {
+            key: key.clone(),
+            value: row.get(0),
+            version: row.get(1),
+            expires_at: row.get(2),
+            updated_at: row.get(3),
+        }))
     }
 
     async fn live_version(

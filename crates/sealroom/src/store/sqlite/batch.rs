@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Params, params};
 
 use super::{collection_tag, unavailable};
 use crate::store::batch::{BatchMechanics, Removed};
-use crate::store::{Batch, StoreError, WriteReceipt};
+use crate::store::{Batch, StoreError, StoredRecord, WriteReceipt};
 use crate::vocabulary::records::{Collection, RecordKey};
 
 /// SQLite's statements for one batch of one room, on the writer connection inside the group
@@ -45,6 +45,33 @@ impl SqliteBatch<'_> {
 impl BatchMechanics for SqliteBatch<'_> {
     async fn lock_room_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         self.value("SELECT key_id FROM rooms WHERE room = ?1", params![self.room])
+    }
+
+    async fn live_record(
+        &mut self,
+        collection: Collection,
+        key: &RecordKey,
+        now: i64,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT value, version, expires_at, updated_at FROM records
+                 WHERE room = ?1 AND collection = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+            )
+            .map_err(|error| unavailable(&error))?;
+        statement
+            .query_row(params![self.room, collection_tag(collection), key.as_bytes(), now], |row| {
+                Ok(StoredRecord {
+                    key: key.clone(),
+                    value: row.get(0)?,
+                    version: row.get(1)?,
+                    expires_at: row.get(2)?,
+                    updated_at: row.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(|error| unavailable(&error))
     }
 
     async fn live_version(
