@@ -1,6 +1,8 @@
 //! Crash safety (ATTACKS.md 46): the real binary under write load, killed with SIGKILL at random
 //! moments many times and restarted; every acknowledged write must be there exactly once, and
-//! nothing may be torn (every record still opens; no isolation alarm).
+//! nothing may be torn (every record still opens; no isolation alarm). A write and its audit
+//! entry are one commit: after every crash, each stored message has exactly one `committed`
+//! entry and each acknowledged item put at least one, never more entries than attempts.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -49,6 +51,8 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let acknowledged_messages = Arc::new(Mutex::new(Vec::<String>::new()));
     let acknowledged_items = Arc::new(Mutex::new(HashMap::<usize, u64>::new()));
+    // Per writer: item puts acknowledged, and item puts sent (acknowledged or not).
+    let item_puts = Arc::new(Mutex::new(HashMap::<usize, (u64, u64)>::new()));
     let mut token = String::new();
     let mut thread = String::new();
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
@@ -71,6 +75,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
         for writer in 0..WRITERS {
             let (http, base, token, thread) = (http.clone(), base.clone(), token.clone(), thread.clone());
             let (messages, items) = (acknowledged_messages.clone(), acknowledged_items.clone());
+            let puts = item_puts.clone();
             writers.push(tokio::spawn(async move {
                 for sequence in 0u64.. {
                     let content = format!("round{round}-writer{writer}-{sequence}");
@@ -88,6 +93,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
                         _ => return,
                     }
                     let value = round as u64 * 1_000_000 + sequence;
+                    puts.lock().unwrap().entry(writer).or_default().1 += 1;
                     match http
                         .put(format!("{base}/v1/items/crash/writer{writer}"))
                         .bearer_auth(&token)
@@ -97,6 +103,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
                     {
                         Ok(response) if response.status() == StatusCode::OK => {
                             items.lock().unwrap().insert(writer, value);
+                            puts.lock().unwrap().entry(writer).or_default().0 += 1;
                         }
                         _ => return,
                     }
@@ -148,6 +155,35 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     for (writer, value) in &acknowledged_items {
         let item = get_json(&http, format!("{base}/v1/items/crash/writer{writer}"), &token).await;
         assert!(item["value"].as_u64().unwrap() >= *value, "acknowledged item write of writer {writer} was lost");
+    }
+    // The trail: a committed entry for every write, and none for a write that is not there.
+    let mut entries = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let query = after.map_or_else(|| "?limit=200".to_owned(), |after| format!("?limit=200&after={after}"));
+        let page = get_json(&http, format!("{base}/v1/me/audit{query}"), &token).await;
+        entries.extend(page["entries"].as_array().unwrap().iter().cloned());
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let committed = |operation: &str, target: &str| {
+        entries
+            .iter()
+            .filter(|entry| {
+                entry["operation"] == operation && entry["target"] == target && entry["outcome"] == "committed"
+            })
+            .count() as u64
+    };
+    let appends = committed("POST /v1/threads/{thread_id}/messages", &format!("/v1/threads/{thread}/messages"));
+    assert_eq!(appends, contents.len() as u64, "one committed entry per stored message, no more, no less");
+    for (writer, (acknowledged, sent)) in item_puts.lock().unwrap().iter() {
+        let recorded = committed("PUT /v1/items/{*path}", &format!("/v1/items/crash/writer{writer}"));
+        assert!(
+            (*acknowledged..=*sent).contains(&recorded),
+            "writer {writer}: {recorded} committed entries for {acknowledged} acknowledged of {sent} sent puts"
+        );
     }
     let admin_token = std::fs::read_to_string(data_dir.join(sealroom_server::app::ADMIN_TOKEN_FILE)).unwrap();
     let metrics = http.get(format!("{base}/metrics")).bearer_auth(admin_token.trim()).send().await.unwrap();

@@ -174,3 +174,36 @@ async fn the_binary_exits_with_the_reason_and_never_listens() {
     assert!(stderr.contains("empty (truncated)"), "stderr: {stderr}");
     assert!(stderr.contains("sealroom.db"), "the message names the file: {stderr}");
 }
+
+/// A write and its audit entry are one commit: when the entry cannot be appended (the trail's
+/// head no longer opens), the write is refused and nothing of it is stored, where before it
+/// was stored with no entry (a write the trail would never show).
+#[tokio::test]
+async fn a_write_whose_audit_entry_cannot_be_appended_is_not_stored() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    assert_eq!(alice.put("/v1/items/notes/first", json!({"value": 1})).await.status, StatusCode::OK);
+    let room = alice.get("/v1/me").await.json()["room_id"].as_str().unwrap().to_owned();
+    let token = alice.token.clone();
+    let (data_dir, directory) = app.stop_keeping_directory().await;
+    {
+        let connection = rusqlite::Connection::open(data_dir.join(DATABASE)).unwrap();
+        let room_bytes = hex::decode(&room).unwrap();
+        let damaged = connection
+            .execute(
+                "UPDATE records SET value = zeroblob(length(value)) WHERE room = ?1 AND collection = 7 AND key = ?2",
+                rusqlite::params![room_bytes, b"audit-head".as_slice()],
+            )
+            .unwrap();
+        assert_eq!(damaged, 1, "the trail's head is there to damage");
+    }
+    let mut config = ServerConfig::development(data_dir.clone(), "127.0.0.1:0".parse().unwrap());
+    config.limits.principal.burst = 1000.0;
+    let app = crate::support::spawn_with(config).await;
+    let alice = app.user("alice").with_token(&token);
+    let refused = alice.put("/v1/items/notes/second", json!({"value": 2})).await;
+    assert!(refused.status.is_server_error(), "{} {}", refused.status, refused.text);
+    assert_eq!(alice.get("/v1/items/notes/second").await.status, StatusCode::NOT_FOUND, "nothing was stored");
+    assert_eq!(alice.get("/v1/items/notes/first").await.status, StatusCode::OK);
+    drop(directory);
+}

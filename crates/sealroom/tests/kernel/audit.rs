@@ -178,3 +178,42 @@ async fn attack_51_events_appended_together_keep_their_own_actors() {
         }
     }
 }
+
+#[tokio::test]
+async fn concurrent_writers_of_one_room_each_commit_their_entry_in_one_chain() {
+    use sealroom::rooms::{AuditVerdict, COMMITTED_OUTCOME, ItemInput, ItemKey, Namespace, PageSize};
+    for kind in crate::support::BACKENDS {
+        let store = crate::support::store(kind, sealroom::rooms::RoomsSettings::standard()).await;
+        let principal = crate::support::user("iss", "alice");
+        let writers: Vec<_> = (0..32)
+            .map(|writer| {
+                let room = store.rooms.room(&principal).recording(
+                    "PUT /v1/items/{*path}",
+                    &format!("/v1/items/notes/n{writer}"),
+                    Some(&format!("request-{writer}")),
+                );
+                tokio::spawn(async move {
+                    let namespace = Namespace::parse(vec!["notes".into()]).unwrap();
+                    let key = ItemKey::parse(&format!("n{writer}")).unwrap();
+                    let input = ItemInput::parse(&serde_json::json!(writer), None, None, None, None).unwrap();
+                    room.items().put(&namespace, &key, input).await.unwrap();
+                    assert!(room.recorded());
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let room = store.rooms.room(&principal);
+        let entries = room.audit().entries(None, PageSize::parse(Some(200)).unwrap()).await.unwrap().entries;
+        assert_eq!(entries.len(), 32);
+        assert!(entries.iter().all(|entry| entry.outcome == COMMITTED_OUTCOME));
+        let mut targets: Vec<&str> = entries.iter().map(|entry| entry.target.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        assert_eq!(targets.len(), 32, "each write's own entry");
+        assert_eq!(room.audit().verify().await.unwrap(), AuditVerdict::Intact { entries: 32 });
+        // A request that reads records nothing by itself in its commits (it makes none).
+        assert!(!store.rooms.room(&principal).recording("GET /v1/me", "/v1/me", None).recorded());
+    }
+}
