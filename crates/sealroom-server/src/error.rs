@@ -202,6 +202,15 @@ pub fn describe_json_error(error: &serde_json::Error) -> String {
                     return format!("{prefix}{name}` at {position}");
                 }
             }
+            // The variants a field accepts are the schema's words, never the client's value.
+            if text.starts_with("unknown variant")
+                && let Some(expected) = text.rsplit(", expected ").next().filter(|_| text.contains(", expected "))
+                && let Some(expected) = expected.split(" at line ").next()
+                && expected.len() <= 200
+                && !expected.chars().any(char::is_control)
+            {
+                return format!("unknown variant (expected {expected}) at {position}");
+            }
             const KINDS: [&str; 4] = ["invalid type", "invalid value", "invalid length", "unknown variant"];
             let kind = KINDS.iter().find(|kind| text.starts_with(**kind)).copied().unwrap_or("invalid value");
             format!("{kind} at {position}")

@@ -53,6 +53,8 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(items::search_items))
         .routes(routes!(items::search_tenant_items))
         .routes(routes!(items::list_namespaces))
+        .routes(routes!(items::batch_items))
+        .routes(routes!(items::batch_tenant_items))
         .routes(routes!(items::list_tenant_namespaces))
         .routes(routes!(cache::put_tool_result, cache::delete_tool_results))
         .routes(routes!(cache::lookup_tool_result))

@@ -708,3 +708,43 @@ pub struct NamespacesResponse {
     /// Sorted segment by segment.
     pub namespaces: Vec<Vec<String>>,
 }
+
+/// One change of an item batch.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ItemChangeInput {
+    /// Stores (creates or replaces) an item.
+    Put {
+        namespace: Vec<String>,
+        key: String,
+        #[schema(value_type = Object)]
+        value: Value,
+        text: Option<String>,
+        embedding: Option<Vec<f32>>,
+        #[schema(value_type = Option<Object>)]
+        metadata: Option<Value>,
+        ttl_secs: Option<i64>,
+    },
+    /// Deletes an item (nothing to delete is not an error).
+    Delete { namespace: Vec<String>, key: String },
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBatchRequest {
+    /// 1 to 100 puts and deletes, each item at most once: applied all together or not at all.
+    pub changes: Vec<ItemChangeInput>,
+}
+
+/// What one change did, in the order of the request.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ItemChangeResult {
+    Put { item: ItemResponse },
+    Delete { namespace: Vec<String>, key: String, existed: bool },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemBatchResponse {
+    pub results: Vec<ItemChangeResult>,
+}

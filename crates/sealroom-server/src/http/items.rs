@@ -7,13 +7,14 @@ use axum::http::{StatusCode, Uri};
 use percent_encoding::percent_decode_str;
 use sealroom::Room;
 use sealroom::rooms::{
-    ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, NamespaceQuery, PageSize, parse_item_path,
+    ItemChange, ItemChangeOutcome, ItemCursor, ItemInput, ItemKey, Namespace, NamespacePrefix, NamespaceQuery,
+    PageSize, parse_item_path,
 };
 use sealroom::search::SearchRequest;
 
 use super::dto::{
-    ItemListQuery, ItemListResponse, ItemResponse, NamespacesQuery, NamespacesResponse, PutItemRequest,
-    SearchRequestBody, SearchResponse, SearchResult,
+    ItemBatchRequest, ItemBatchResponse, ItemChangeInput, ItemChangeResult, ItemListQuery, ItemListResponse,
+    ItemResponse, NamespacesQuery, NamespacesResponse, PutItemRequest, SearchRequestBody, SearchResponse, SearchResult,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AuditPolicy, Caller, JsonBody, QueryParams, Reads, Writes};
@@ -74,6 +75,102 @@ async fn put(
     }
     let item = room.items().put(&namespace, &key, input).await?;
     Ok(Json(ItemResponse::from(&item)))
+}
+
+/// Puts and deletes items as one atomic commit (all or nothing), each recorded in the audit
+/// trail with the write.
+#[utoipa::path(post, path = "/v1/items/batch", tag = "items", security(("bearer" = [])), request_body = ItemBatchRequest,
+    responses((status = 200, body = ItemBatchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn batch_items(
+    State(state): State<AppState>,
+    caller: Caller<Writes>,
+    JsonBody(body): JsonBody<ItemBatchRequest>,
+) -> Result<Json<ItemBatchResponse>, ApiError> {
+    batch(state, caller, Scope::Own, body).await
+}
+
+/// The same, in the caller's tenant room (the writer role).
+#[utoipa::path(post, path = "/v1/tenant/items/batch", tag = "tenant", security(("bearer" = [])), request_body = ItemBatchRequest,
+    responses((status = 200, body = ItemBatchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn batch_tenant_items(
+    State(state): State<AppState>,
+    caller: Caller<Writes>,
+    JsonBody(body): JsonBody<ItemBatchRequest>,
+) -> Result<Json<ItemBatchResponse>, ApiError> {
+    batch(state, caller, Scope::Tenant, body).await
+}
+
+async fn batch(
+    state: AppState,
+    caller: Caller<Writes>,
+    scope: Scope,
+    body: ItemBatchRequest,
+) -> Result<Json<ItemBatchResponse>, ApiError> {
+    let mut changes = Vec::with_capacity(body.changes.len());
+    for change in body.changes {
+        changes.push(match change {
+            ItemChangeInput::Put { namespace, key, value, text, embedding, metadata, ttl_secs } => ItemChange::Put {
+                namespace: Namespace::parse(namespace)?,
+                key: ItemKey::parse(&key)?,
+                input: ItemInput::parse(&value, text, embedding, metadata, ttl_secs)?,
+            },
+            ItemChangeInput::Delete { namespace, key } => {
+                ItemChange::Delete { namespace: Namespace::parse(namespace)?, key: ItemKey::parse(&key)? }
+            }
+        });
+    }
+    let room = room_for(&state, caller, scope)?;
+    room.require_write()?;
+    // Texts stored without an embedding get one, computed in one upstream request.
+    if let Some(embedder) = state.embedder() {
+        let wanted: Vec<usize> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, change)| matches!(change, ItemChange::Put { input, .. } if input.embedding().is_none() && input.text().is_some()))
+            .map(|(index, _)| index)
+            .collect();
+        if !wanted.is_empty() {
+            let texts: Vec<String> = wanted
+                .iter()
+                .filter_map(|index| match &changes[*index] {
+                    ItemChange::Put { input, .. } => input.text().map(str::to_owned),
+                    ItemChange::Delete { .. } => None,
+                })
+                .collect();
+            let vectors = embedder.embed(&room, &texts).await?;
+            for (index, vector) in wanted.into_iter().zip(vectors) {
+                if let ItemChange::Put { input, .. } = &mut changes[index] {
+                    *input = input.clone().with_embedding(vector)?;
+                }
+            }
+        }
+    }
+    // The trail names every item the batch touches, one entry each, in the batch's commit.
+    let targets = changes
+        .iter()
+        .map(|change| match change {
+            ItemChange::Put { namespace, key, .. } => format!("put {namespace}/{}", key.as_str()),
+            ItemChange::Delete { namespace, key } => format!("delete {namespace}/{}", key.as_str()),
+        })
+        .collect();
+    room.record_targets(targets);
+    let outcomes = room.items().batch(&changes).await?;
+    let results = changes
+        .iter()
+        .zip(outcomes)
+        .map(|(change, outcome)| match (change, outcome) {
+            (_, ItemChangeOutcome::Stored(item)) => ItemChangeResult::Put { item: ItemResponse::from(&item) },
+            (
+                ItemChange::Delete { namespace, key } | ItemChange::Put { namespace, key, .. },
+                ItemChangeOutcome::Deleted { existed },
+            ) => ItemChangeResult::Delete {
+                namespace: namespace.segments().to_vec(),
+                key: key.as_str().to_owned(),
+                existed,
+            },
+        })
+        .collect();
+    Ok(Json(ItemBatchResponse { results }))
 }
 
 async fn search(

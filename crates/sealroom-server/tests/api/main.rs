@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod bad_input;
+mod batch;
 mod bench;
 mod cache;
 mod checkpoints;

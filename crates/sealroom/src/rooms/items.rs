@@ -16,7 +16,7 @@ use super::codec::{self, Embedding, StoredItem};
 use super::search::IndexChange;
 use super::threads::Page;
 use super::{AlarmKind, Room, RoomError, WriteFailure};
-use crate::limits::WRITE_CONFLICT_RETRIES_MAX;
+use crate::limits::{ITEM_BATCH_CHANGES_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::seal::RoomKeys;
 use crate::store::{Check, Operation, Quota, Range, StoredRecord};
 use crate::vocabulary::clock::unix_now_secs;
@@ -56,6 +56,28 @@ impl ItemCursor {
             key: ItemKey::parse(&key).map_err(|_| invalid())?,
         })
     }
+}
+
+/// One change of an item batch.
+#[derive(Clone, Debug)]
+pub enum ItemChange {
+    Put { namespace: Namespace, key: ItemKey, input: ItemInput },
+    Delete { namespace: Namespace, key: ItemKey },
+}
+
+impl ItemChange {
+    fn address(&self) -> (&Namespace, &ItemKey) {
+        match self {
+            ItemChange::Put { namespace, key, .. } | ItemChange::Delete { namespace, key } => (namespace, key),
+        }
+    }
+}
+
+/// What one change of a batch did: the stored item, or whether a deleted item was there.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemChangeOutcome {
+    Stored(Item),
+    Deleted { existed: bool },
 }
 
 /// Item operations of one room.
@@ -116,18 +138,7 @@ impl<'room> Items<'room> {
                 Some(record) => self.open_item(&keys, namespace, key, &record).await?.created_at,
                 None => now,
             };
-            let stored = StoredItem {
-                owner: *self.room.id().as_bytes(),
-                namespace: namespace.segments().to_vec(),
-                key: key.as_str().to_owned(),
-                value_json: input.value_json.clone(),
-                text: input.text.clone(),
-                embedding: input.embedding.clone().map(Embedding),
-                metadata_json: Value::Object(input.metadata.as_map().clone()).to_string(),
-                created_at,
-                updated_at: now,
-                expires_at: input.ttl.map(|ttl| ttl.expires_at(now)),
-            };
+            let stored = stored_item(self.room, namespace, key, input, created_at, now);
             let value = self.room.seal(&keys, Collection::Items, &record_key, &stored)?;
             let operations = vec![Operation::Put {
                 collection: Collection::Items,
@@ -147,9 +158,132 @@ impl<'room> Items<'room> {
                         Some(item) => IndexChange::Upsert(record_key, Box::new(item.clone())),
                         None => IndexChange::Remove(record_key),
                     };
-                    self.room.after_items_write(&keys, &receipt, change);
+                    self.room.after_items_write(&keys, &receipt, vec![change]);
                     self.room.keep_shared_index_warm().await;
                     return item.ok_or(RoomError::IsolationAlarm);
+                }
+                Err(WriteFailure::Retry) => continue,
+                Err(WriteFailure::Failed(error)) => return Err(error),
+            }
+        }
+        Err(RoomError::Conflict)
+    }
+
+    /// Applies puts and deletes as one atomic commit: all of them or none (a delete of an item
+    /// that is not there does nothing). At most [`ITEM_BATCH_CHANGES_MAX`] changes, each item at
+    /// most once. The room's caches go with it if anything is deleted, as with one delete.
+    pub async fn batch(&self, changes: &[ItemChange]) -> Result<Vec<ItemChangeOutcome>, RoomError> {
+        in_one_generation!(self.room, self.batch_once(changes))
+    }
+
+    async fn batch_once(&self, changes: &[ItemChange]) -> Result<Vec<ItemChangeOutcome>, RoomError> {
+        self.room.require_write()?;
+        if changes.is_empty() || changes.len() > ITEM_BATCH_CHANGES_MAX {
+            return Err(InputError::new(
+                "changes",
+                format!("must hold 1 to {ITEM_BATCH_CHANGES_MAX} puts and deletes"),
+            )
+            .into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !changes.iter().all(|change| seen.insert(change.address())) {
+            return Err(InputError::new("changes", "name each item at most once").into());
+        }
+        let mut dims = self.embedding_dims().await?;
+        for change in changes {
+            if let ItemChange::Put { input, .. } = change
+                && let Some(embedding) = input.embedding()
+            {
+                match dims {
+                    Some(dims) if dims != embedding.len() => {
+                        let problem = format!("has {} dimensions; this room's embeddings have {dims}", embedding.len());
+                        return Err(InputError::new("embedding", problem).into());
+                    }
+                    _ => dims = Some(embedding.len()),
+                }
+            }
+        }
+        for attempt in 0..WRITE_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                super::conflict_backoff(attempt).await;
+            }
+            let keys = self.room.write_keys().await?;
+            let record_keys: Vec<RecordKey> = changes
+                .iter()
+                .map(|change| {
+                    let (namespace, key) = change.address();
+                    item_record_key(&keys, namespace, key)
+                })
+                .collect();
+            // The current records, read concurrently (creation times kept, deletes reported).
+            let current = futures::future::try_join_all(
+                record_keys.iter().map(|record_key| self.room.get_record(&keys, Collection::Items, record_key)),
+            )
+            .await?;
+            let now = unix_now_secs();
+            let mut operations = Vec::with_capacity(changes.len() + 2);
+            let mut checks = Vec::with_capacity(changes.len());
+            let mut planned = Vec::with_capacity(changes.len());
+            let mut deletes_any = false;
+            for ((change, record_key), existing) in changes.iter().zip(&record_keys).zip(&current) {
+                // Each record as it was read: a concurrent writer makes this batch start over.
+                checks.push(match existing {
+                    Some(record) => Check::Version(Collection::Items, record_key.clone(), record.version),
+                    None => Check::Absent(Collection::Items, record_key.clone()),
+                });
+                match change {
+                    ItemChange::Put { namespace, key, input } => {
+                        let created_at = match existing {
+                            Some(record) => self.open_item(&keys, namespace, key, record).await?.created_at,
+                            None => now,
+                        };
+                        let stored = stored_item(self.room, namespace, key, input, created_at, now);
+                        let value = self.room.seal(&keys, Collection::Items, record_key, &stored)?;
+                        operations.push(Operation::Put {
+                            collection: Collection::Items,
+                            key: record_key.clone(),
+                            value,
+                            expires_at: stored.expires_at,
+                        });
+                        planned.push(Some(stored));
+                    }
+                    ItemChange::Delete { .. } => {
+                        deletes_any |= existing.is_some();
+                        operations.push(Operation::Delete { collection: Collection::Items, key: record_key.clone() });
+                        planned.push(None);
+                    }
+                }
+            }
+            if deletes_any {
+                operations.push(Operation::DeletePrefix { collection: Collection::ToolCache, prefix: Vec::new() });
+                operations.push(Operation::DeletePrefix { collection: Collection::ResponseCache, prefix: Vec::new() });
+            }
+            let quotas = vec![
+                Quota::Records { collection: Collection::Items, max: self.room.limits().items_per_room_max },
+                self.room.room_bytes_quota(),
+            ];
+            match self.room.commit(&keys, checks, operations, quotas).await {
+                Ok(receipt) => {
+                    let mut index_changes = Vec::with_capacity(changes.len());
+                    let mut outcomes = Vec::with_capacity(changes.len());
+                    for ((stored, record_key), existing) in planned.into_iter().zip(record_keys).zip(&current) {
+                        match stored.and_then(into_item) {
+                            Some(item) => {
+                                index_changes.push(IndexChange::Upsert(record_key, Box::new(item.clone())));
+                                outcomes.push(ItemChangeOutcome::Stored(item));
+                            }
+                            None => {
+                                index_changes.push(IndexChange::Remove(record_key));
+                                outcomes.push(ItemChangeOutcome::Deleted { existed: existing.is_some() });
+                            }
+                        }
+                    }
+                    self.room.after_items_write(&keys, &receipt, index_changes);
+                    self.room.keep_shared_index_warm().await;
+                    if deletes_any {
+                        self.room.shared().fronts.forget(&self.room.id());
+                    }
+                    return Ok(outcomes);
                 }
                 Err(WriteFailure::Retry) => continue,
                 Err(WriteFailure::Failed(error)) => return Err(error),
@@ -210,7 +344,7 @@ impl<'room> Items<'room> {
             ];
             match self.room.commit(&keys, checks, operations, Vec::new()).await {
                 Ok(receipt) => {
-                    self.room.after_items_write(&keys, &receipt, IndexChange::Remove(record_key));
+                    self.room.after_items_write(&keys, &receipt, vec![IndexChange::Remove(record_key)]);
                     self.room.keep_shared_index_warm().await;
                     self.room.shared().fronts.forget(&self.room.id());
                     return Ok(());
@@ -321,6 +455,29 @@ pub async fn plant_foreign_item(
         expires_at: None,
     };
     victim.plant_record(&keys, Collection::Items, item_record_key(&keys, namespace, key), &stored, None).await
+}
+
+/// An item as it is sealed.
+fn stored_item(
+    room: &Room,
+    namespace: &Namespace,
+    key: &ItemKey,
+    input: &ItemInput,
+    created_at: i64,
+    now: i64,
+) -> StoredItem {
+    StoredItem {
+        owner: *room.id().as_bytes(),
+        namespace: namespace.segments().to_vec(),
+        key: key.as_str().to_owned(),
+        value_json: input.value_json.clone(),
+        text: input.text.clone(),
+        embedding: input.embedding.clone().map(Embedding),
+        metadata_json: Value::Object(input.metadata.as_map().clone()).to_string(),
+        created_at,
+        updated_at: now,
+        expires_at: input.ttl.map(|ttl| ttl.expires_at(now)),
+    }
 }
 
 /// Where an export of items continues: after this record (opaque).

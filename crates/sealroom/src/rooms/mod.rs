@@ -52,7 +52,7 @@ pub use checkpoints::plant_checkpoint;
 pub use checkpoints::{CheckpointExportCursor, Checkpoints};
 #[cfg(feature = "test-hooks")]
 pub use items::plant_foreign_item;
-pub use items::{ItemCursor, ItemExportCursor, Items};
+pub use items::{ItemChange, ItemChangeOutcome, ItemCursor, ItemExportCursor, Items};
 // The vocabulary a room's operations take and return, re-exported where callers meet it.
 pub use crate::vocabulary::item::{Item, ItemInput, NamespaceQuery, check_embedding};
 pub use crate::vocabulary::names::{

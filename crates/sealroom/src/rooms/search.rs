@@ -224,7 +224,7 @@ impl Room {
 
     /// Applies this process's own write to the resident index, if the write is the very next
     /// version of the items collection; otherwise drops the index for a rebuild.
-    pub(crate) fn after_items_write(&self, keys: &RoomKeys, receipt: &WriteReceipt, change: IndexChange) {
+    pub(crate) fn after_items_write(&self, keys: &RoomKeys, receipt: &WriteReceipt, changes: Vec<IndexChange>) {
         let indexes = &self.shared().indexes;
         let Some(resident) = indexes.get(&self.id()) else { return };
         let Some(version) = receipt.collection_version(Collection::Items) else { return };
@@ -235,9 +235,11 @@ impl Room {
             indexes.forget(&self.id());
             return;
         }
-        match change {
-            IndexChange::Upsert(record_key, item) => index.upsert(record_key, *item),
-            IndexChange::Remove(record_key) => index.remove(&record_key),
+        for change in changes {
+            match change {
+                IndexChange::Upsert(record_key, item) => index.upsert(record_key, *item),
+                IndexChange::Remove(record_key) => index.remove(&record_key),
+            }
         }
         index.set_stamp(IndexStamp { key_id: *keys.key_id(), items_version: version });
         drop(index);
