@@ -4,6 +4,10 @@
 //! The log line and metrics name the route template (`/v1/items/{path}`), never the concrete
 //! path: item paths and thread ids are the user's data.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -18,7 +22,44 @@ use crate::state::AppState;
 /// The request id header, set on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// A request body that notes when it has been read to its end, so a response to a request whose
+/// body was left unread (a refusal before the handler parsed it) can tell the client the
+/// connection ends with it, instead of hyper closing it without a word (the client's next
+/// request on it would fail).
+struct TrackedBody {
+    inner: axum::body::Body,
+    finished: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(context);
+        if let Poll::Ready(None) = &polled {
+            self.finished.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    use hyper::body::Body as _;
+    let finished = Arc::new(AtomicBool::new(false));
+    let has_body = !request.body().is_end_stream();
+    let mut request = request.map(|inner| axum::body::Body::new(TrackedBody { inner, finished: finished.clone() }));
     // Always our own id: a client-chosen one would let anyone write arbitrary text into our logs.
     let request_id = uuid::Uuid::new_v4();
     let route = request
@@ -62,6 +103,9 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     .await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, private"));
+    if has_body && !finished.load(Ordering::Acquire) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         headers.insert(REQUEST_ID_HEADER, value);
     }

@@ -115,3 +115,73 @@ async fn attack_52_one_address_holds_at_most_its_share_of_connections() {
     }
     assert_eq!(open, 8, "one address keeps exactly its share");
 }
+
+/// Reads one HTTP/1.1 response from a kept-alive connection: its status, headers (lowercase)
+/// and body; `None` if the connection ended first.
+async fn read_response(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<(u16, String, String)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut status_line = String::new();
+    if stream.read_line(&mut status_line).await.ok()? == 0 {
+        return None;
+    }
+    let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).await.ok()?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+        headers.push_str(&lower);
+    }
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.ok()?;
+    Some((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_keeps_the_client_informed() {
+    use tokio::io::AsyncWriteExt;
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    config.limits.principal = PrincipalLimits { requests_per_sec: 0.5, burst: 1.0, in_flight_max: 4 };
+    let app = spawn_with(config).await;
+    let alice = app.user("alice");
+    let body = format!("{{\"value\": \"{}\"}}", "x".repeat(200_000));
+    let request = format!(
+        "PUT /v1/items/notes/n HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        alice.token,
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let (status, _, _) = read_response(&mut stream).await.expect("the first request is answered");
+    assert_eq!(status, 200);
+    // The second is refused by the rate limit before its body is read: the client has sent the
+    // head and part of the body when the answer comes (as a client streaming a large body has).
+    let (head, rest) = request.split_at(request.len() - 100_000);
+    stream.get_mut().write_all(head.as_bytes()).await.unwrap();
+    let (status, headers, body) = read_response(&mut stream).await.expect("the refusal is answered");
+    assert_eq!(status, 429, "{body}");
+    // Either the refusal says the connection ends, or the connection answers the next request.
+    if !headers.contains("connection: close") {
+        let _ = stream.get_mut().write_all(rest.as_bytes()).await;
+        let next = "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+        let _ = stream.get_mut().write_all(next.as_bytes()).await;
+        assert!(read_response(&mut stream).await.is_some(), "the connection ended without saying so");
+    }
+    // A refusal after the body was read keeps the connection: a bad body is a 400, then served.
+    let stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let bad = "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n".to_owned();
+    stream.get_mut().write_all(bad.as_bytes()).await.unwrap();
+    let (_, headers, _) = read_response(&mut stream).await.unwrap();
+    assert!(!headers.contains("connection: close"));
+    app.assert_logs_clean();
+}
