@@ -6,11 +6,12 @@
 //! `--flood` measures noisy neighbours instead: other users' latency with and without one user
 //! sending ten times its rate limit. `--proxy` measures the latency the OpenAI-compatible proxy
 //! adds over calling its upstream directly. `--mcp` measures a `memory_search` tool call against
-//! the same search over `/v1`.
+//! the same search over `/v1`. `--writes` measures item puts against the kernel's own figure.
 
 mod mcp;
 mod proxy;
 mod stats;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,10 @@ pub struct BenchArgs {
     /// Measure a memory_search call over MCP against the same search over /v1.
     #[arg(long, conflicts_with = "flood")]
     pub mcp: bool,
+    /// Measure item puts: the kernel's sealed puts, audited puts over HTTP (many users, one
+    /// room), and the batch route, in one run.
+    #[arg(long, conflicts_with_all = ["flood", "proxy", "mcp"])]
+    pub writes: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -130,6 +135,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None if args.flood => flood(&args, &target, users).await?,
         None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
+        None if args.writes => {
+            let mut principals = Vec::with_capacity(users.len());
+            for user in users.iter() {
+                principals.push(state.verifier().verify(&user.token).await?);
+            }
+            let rooms = state.rooms().clone();
+            writes::measure(rooms, Arc::new(principals), &target.http, &target.base, users, args.clients, args.seconds)
+                .await?
+        }
         None => throughput(&args, &target, users).await?,
     };
     if let Some(path) = &args.json {
