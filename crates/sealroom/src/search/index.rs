@@ -387,12 +387,18 @@ impl RoomIndex {
         (item.namespace.segments(), item.key.as_str())
     }
 
-    fn lexical_ranking(&self, terms: &[String], mask: &[bool]) -> Vec<(u32, f32)> {
+    fn lexical_ranking(&self, terms: &[String], mask: &[bool], keep: Option<usize>) -> Vec<(u32, f32)> {
         let scores = self.lexical.score(terms, |slot| mask.get(slot as usize).copied().unwrap_or(false));
-        self.ranked(scores.into_iter().collect())
+        self.ranked(scores.into_iter().collect(), keep)
     }
 
-    fn vector_ranking(&self, query: &[f32], metric: Metric, members: &[u32]) -> Result<Vec<(u32, f32)>, SearchError> {
+    fn vector_ranking(
+        &self,
+        query: &[f32],
+        metric: Metric,
+        members: &[u32],
+        keep: Option<usize>,
+    ) -> Result<Vec<(u32, f32)>, SearchError> {
         let Some(dims) = self.dims else { return Ok(Vec::new()) };
         if query.len() != dims {
             return Err(SearchError::DimensionMismatch { query: query.len(), room: dims });
@@ -409,28 +415,40 @@ impl RoomIndex {
                 *score *= self.blocks[slot.block as usize].inverse_norms[slot.index as usize] * query_inverse_norm;
             }
         }
-        Ok(self.ranked(slots.into_iter().zip(scores).collect()))
+        Ok(self.ranked(slots.into_iter().zip(scores).collect(), keep))
     }
 
-    /// Sorts by score, best first; ties in listing order so results are deterministic.
-    fn ranked(&self, mut scored: Vec<(u32, f32)>) -> Vec<(u32, f32)> {
-        scored.sort_unstable_by(|left, right| {
+    /// Best first; ties in listing order so results are deterministic. With `keep`, only the
+    /// best `keep` are selected (in linear time) and sorted, not the whole room.
+    fn ranked(&self, mut scored: Vec<(u32, f32)>, keep: Option<usize>) -> Vec<(u32, f32)> {
+        let better = |left: &(u32, f32), right: &(u32, f32)| {
             right.1.total_cmp(&left.1).then_with(|| self.order_key(left.0).cmp(&self.order_key(right.0)))
-        });
+        };
+        if let Some(keep) = keep
+            && scored.len() > keep
+        {
+            scored.select_nth_unstable_by(keep, better);
+            scored.truncate(keep);
+        }
+        scored.sort_unstable_by(better);
         scored
     }
 
-    /// Runs a search over this room. Rankings are computed over every candidate (so fusion is
-    /// exact), and only the returned items are copied out.
+    /// Runs a search over this room. A hybrid search ranks every candidate in both rankings (so
+    /// fusion is exact); a lexical or vector search selects its best `limit` without sorting the
+    /// rest. Only the returned items are copied out.
     pub fn search(&self, request: &SearchRequest, now: i64) -> Result<Vec<SearchHit>, SearchError> {
         let (mask, members) = self.candidates(request, now);
         let terms = request.query.as_deref().map(tokens::query_terms).unwrap_or_default();
-        let lexical = if terms.is_empty() { Vec::new() } else { self.lexical_ranking(&terms, &mask) };
+        let hybrid = !terms.is_empty() && request.embedding.is_some();
+        // Fusion by rank needs every candidate's rank in both rankings; one ranking alone needs
+        // only its best `limit`.
+        let keep = (!hybrid).then_some(request.limit);
+        let lexical = if terms.is_empty() { Vec::new() } else { self.lexical_ranking(&terms, &mask, keep) };
         let vector = match &request.embedding {
-            Some(query) => self.vector_ranking(query, request.metric, &members)?,
+            Some(query) => self.vector_ranking(query, request.metric, &members, keep)?,
             None => Vec::new(),
         };
-        let hybrid = !terms.is_empty() && request.embedding.is_some();
         #[derive(Clone, Copy, Default)]
         struct Fused {
             score: f64,
@@ -556,31 +574,31 @@ mod tests {
     /// The live vectors ranked by dot product with `query` (as many as a search returns), as
     /// the index returns them.
     fn assert_ranks_like_brute_force(index: &RoomIndex, model: &HashMap<u32, Vec<f32>>, query: &[f32]) {
-        let request = SearchRequest::parse(
-            None,
-            Some(query.to_vec()),
-            NamespacePrefix::everything(),
-            None,
-            Some(crate::limits::SEARCH_RESULTS_MAX as i64),
-            Some("dot"),
-        )
-        .expect("request");
-        let hits = index.search(&request, 0).expect("search");
-        let found: Vec<(String, Vec<f32>)> = hits
-            .into_iter()
-            .map(|hit| (hit.item.key.as_str().to_owned(), hit.item.embedding.expect("vector")))
-            .collect();
-        let mut expected: Vec<(f32, String, Vec<f32>)> = model
-            .iter()
-            .map(|(key, vector)| (vectors::dot_portable(query, vector), format!("k{key:04}"), vector.clone()))
-            .collect();
-        expected.sort_by(|left, right| right.0.total_cmp(&left.0).then_with(|| left.1.cmp(&right.1)));
-        let expected: Vec<(String, Vec<f32>)> = expected
-            .into_iter()
-            .take(crate::limits::SEARCH_RESULTS_MAX)
-            .map(|(_, key, vector)| (key, vector))
-            .collect();
-        assert!(found == expected, "the index ranks unlike brute force");
+        // A small limit selects the best few without sorting the rest; the largest sorts all.
+        for limit in [3, crate::limits::SEARCH_RESULTS_MAX] {
+            let request = SearchRequest::parse(
+                None,
+                Some(query.to_vec()),
+                NamespacePrefix::everything(),
+                None,
+                Some(limit as i64),
+                Some("dot"),
+            )
+            .expect("request");
+            let hits = index.search(&request, 0).expect("search");
+            let found: Vec<(String, Vec<f32>)> = hits
+                .into_iter()
+                .map(|hit| (hit.item.key.as_str().to_owned(), hit.item.embedding.expect("vector")))
+                .collect();
+            let mut expected: Vec<(f32, String, Vec<f32>)> = model
+                .iter()
+                .map(|(key, vector)| (vectors::dot_portable(query, vector), format!("k{key:04}"), vector.clone()))
+                .collect();
+            expected.sort_by(|left, right| right.0.total_cmp(&left.0).then_with(|| left.1.cmp(&right.1)));
+            let expected: Vec<(String, Vec<f32>)> =
+                expected.into_iter().take(limit).map(|(_, key, vector)| (key, vector)).collect();
+            assert!(found == expected, "the index ranks unlike brute force (limit {limit})");
+        }
     }
 
     fn vector() -> impl Strategy<Value = Vec<f32>> {

@@ -16,6 +16,11 @@ const K1: f32 = 1.2;
 /// BM25 length normalization.
 const B: f32 = 0.75;
 
+/// Share of a room's documents beyond which a query term is "common" and skipped when the
+/// query has a rarer one (its BM25 weight is a small fraction of a rare term's, its cost a
+/// scan of most of the room).
+const LEXICAL_COMMON_TERM_FRACTION: f32 = 0.5;
+
 /// The inverted index of one room.
 #[derive(Default)]
 pub struct Lexical {
@@ -169,10 +174,18 @@ impl Lexical {
         let count = self.document_count as f32;
         let average_length = if self.document_count == 0 { 1.0 } else { self.total_length as f32 / count };
         let mut scores: HashMap<u32, f32> = HashMap::with_capacity(terms.len() * 16);
-        for term in terms {
-            let Some(&id) = self.term_ids.get(&term_key(term)) else { continue };
-            let postings = &self.postings[id as usize];
-            if postings.is_empty() {
+        let found: Vec<&Vec<(u32, u32)>> = terms
+            .iter()
+            .filter_map(|term| self.term_ids.get(&term_key(term)))
+            .map(|&id| &self.postings[id as usize])
+            .filter(|postings| !postings.is_empty())
+            .collect();
+        // A term in most of the room's documents ("the") weighs next to nothing in BM25 and
+        // costs a pass over most of the room: it is left out when the query has a rarer term.
+        let common = |postings: &Vec<(u32, u32)>| postings.len() as f32 > count * LEXICAL_COMMON_TERM_FRACTION;
+        let any_rare = found.iter().any(|postings| !common(postings));
+        for postings in found {
+            if any_rare && common(postings) {
                 continue;
             }
             let frequency_of_documents = postings.len() as f32;
@@ -285,5 +298,21 @@ mod tests {
         let scores = index.score(&["alpha".to_owned(), "beta".to_owned()], |_| true);
         assert_eq!(scores.keys().copied().collect::<Vec<_>>(), vec![1]);
         assert!(index.score(&["alpha".to_owned()], |slot| slot != 1).is_empty());
+    }
+
+    #[test]
+    fn a_term_in_most_documents_is_skipped_only_beside_a_rarer_one() {
+        let mut index = Lexical::default();
+        for slot in 0..10 {
+            let text = if slot == 3 { "the window seat" } else { "the aisle" };
+            index.insert(slot, text);
+        }
+        let the = "the".to_owned();
+        let window = "window".to_owned();
+        // Alone, a common term still finds what it matches.
+        assert_eq!(index.score(std::slice::from_ref(&the), |_| true).len(), 10);
+        // Beside a rarer one it is left out: only the rare term's documents are scored.
+        let scores = index.score(&[the, window], |_| true);
+        assert_eq!(scores.keys().copied().collect::<Vec<_>>(), vec![3]);
     }
 }
