@@ -130,6 +130,10 @@ pub const CHECKPOINT_RECORDS_PER_BATCH_MAX: usize = 256;
 /// Records read per store round trip while scanning checkpoints.
 pub const CHECKPOINT_SCAN_PAGE: usize = 256;
 
+/// Item batches a resident index holds back while an earlier one (of a concurrent writer) has
+/// not been applied: past it the index is dropped and rebuilt on next use.
+pub const INDEX_PENDING_BATCHES_MAX: usize = 256;
+
 /// Most puts and deletes in one item batch: one atomic commit, ingestion's unit (a document's
 /// chunks, a turn's extracted memories), bounded like a page.
 pub const ITEM_BATCH_CHANGES_MAX: usize = 100;

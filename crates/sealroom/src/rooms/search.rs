@@ -91,6 +91,21 @@ impl Room {
 
     /// The dimensions of this room's embeddings, if it has any (building the index if needed).
     pub(super) async fn embedding_dims(&self) -> Result<Option<usize>, RoomError> {
+        // The resident index of the room's current generation knows its dimensions even if a
+        // concurrent write has just made it stale: they change only when the room's last
+        // embedding goes (then a put of other dimensions is refused until the next search
+        // refreshes the index). Requiring a fresh index here would rebuild it on nearly every
+        // put of a room many clients write at once.
+        if let Some(keys) = self.read_keys().await?
+            && let Some(resident) = self.shared().indexes.get(&self.id())
+        {
+            let index = resident.index.read().expect("index lock");
+            if index.stamp().key_id == *keys.key_id()
+                && let Some(dims) = index.dims()
+            {
+                return Ok(Some(dims));
+            }
+        }
         Ok(self.fresh_index().await?.and_then(|resident| resident.index.read().expect("index lock").dims()))
     }
 
@@ -228,20 +243,19 @@ impl Room {
         let indexes = &self.shared().indexes;
         let Some(resident) = indexes.get(&self.id()) else { return };
         let Some(version) = receipt.collection_version(Collection::Items) else { return };
+        let changes = changes
+            .into_iter()
+            .map(|change| match change {
+                IndexChange::Upsert(record_key, item) => (record_key, Some(*item)),
+                IndexChange::Remove(record_key) => (record_key, None),
+            })
+            .collect();
         let mut index = resident.index.write().expect("index lock");
-        let expected = IndexStamp { key_id: *keys.key_id(), items_version: version.saturating_sub(1) };
-        if index.stamp() != expected {
+        if !index.apply_at(*keys.key_id(), version, changes) {
             drop(index);
             indexes.forget(&self.id());
             return;
         }
-        for change in changes {
-            match change {
-                IndexChange::Upsert(record_key, item) => index.upsert(record_key, *item),
-                IndexChange::Remove(record_key) => index.remove(&record_key),
-            }
-        }
-        index.set_stamp(IndexStamp { key_id: *keys.key_id(), items_version: version });
         drop(index);
         indexes.reweigh(self.id(), resident);
     }

@@ -5,12 +5,14 @@
 //! Architecture invariant: an index holds one room's items and nothing else; it is built from
 //! that room's opened records and updated only by that room's writes.
 
+use std::collections::BTreeMap;
+
 use foldhash::HashMap;
 use foldhash::HashMapExt;
 
 use super::lexical::Lexical;
 use super::{Metric, SearchError, SearchHit, SearchRequest, tokens, vectors};
-use crate::limits::PARALLEL_ABSORB_ITEMS_MIN;
+use crate::limits::{INDEX_PENDING_BATCHES_MAX, PARALLEL_ABSORB_ITEMS_MIN};
 use crate::vocabulary::item::Item;
 use crate::vocabulary::names::{ItemKey, Namespace, NamespacePrefix};
 use crate::vocabulary::records::RecordKey;
@@ -171,6 +173,9 @@ struct Indexed {
 /// The index of one room.
 pub struct RoomIndex {
     stamp: IndexStamp,
+    /// Changes committed after the stamp's version whose predecessors have not been applied
+    /// yet (concurrent writers finish in any order), by the version their batch produced.
+    pending: BTreeMap<u64, Vec<(RecordKey, Option<Item>)>>,
     slots: Vec<Option<Indexed>>,
     free_slots: Vec<u32>,
     by_record_key: HashMap<RecordKey, u32>,
@@ -194,6 +199,7 @@ impl RoomIndex {
     pub fn new(stamp: IndexStamp) -> RoomIndex {
         RoomIndex {
             stamp,
+            pending: BTreeMap::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             by_record_key: HashMap::new(),
@@ -291,6 +297,32 @@ impl RoomIndex {
     }
 
     /// Adds or replaces an item.
+    /// Applies the item changes of the batch that made the items collection `version` in the
+    /// generation `key_id`, in version order: a batch that finished before its predecessor
+    /// waits for it (at most [`INDEX_PENDING_BATCHES_MAX`]). Returns `false` when the index can
+    /// no longer follow (another generation, a version already passed, too many waiting: a
+    /// write this process did not see); it must then be dropped and rebuilt when next used.
+    pub fn apply_at(&mut self, key_id: RoomKeyId, version: u64, changes: Vec<(RecordKey, Option<Item>)>) -> bool {
+        if key_id != self.stamp.key_id || version <= self.stamp.items_version {
+            return false;
+        }
+        self.pending.insert(version, changes);
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.stamp.items_version + 1 {
+                break;
+            }
+            let (version, changes) = entry.remove_entry();
+            for (record_key, item) in changes {
+                match item {
+                    Some(item) => self.upsert(record_key, item),
+                    None => self.remove(&record_key),
+                }
+            }
+            self.stamp.items_version = version;
+        }
+        self.pending.len() <= INDEX_PENDING_BATCHES_MAX
+    }
+
     pub fn upsert(&mut self, record_key: RecordKey, mut item: Item) {
         self.remove(&record_key);
         let slot = match self.free_slots.pop() {
@@ -599,6 +631,30 @@ mod tests {
                 expected.into_iter().take(limit).map(|(_, key, vector)| (key, vector)).collect();
             assert!(found == expected, "the index ranks unlike brute force (limit {limit})");
         }
+    }
+
+    #[test]
+    fn batches_that_finish_out_of_order_are_applied_in_version_order() {
+        let key_id = RoomKeyId::from([1; 16]);
+        let mut index = RoomIndex::new(IndexStamp { key_id, items_version: 5 });
+        let (first_key, first) = item(1, None);
+        let (second_key, second) = item(2, None);
+        // Version 7 arrives first: held back until version 6 is applied.
+        assert!(index.apply_at(key_id, 7, vec![(second_key.clone(), Some(second))]));
+        assert_eq!(index.stamp().items_version, 5);
+        assert_eq!(index.len(), 0);
+        assert!(index.apply_at(key_id, 6, vec![(first_key.clone(), Some(first))]));
+        assert_eq!(index.stamp().items_version, 7);
+        assert_eq!(index.len(), 2);
+        assert!(index.apply_at(key_id, 8, vec![(first_key, None)]));
+        assert_eq!(index.len(), 1);
+        // A version already passed, another generation, or too many gaps: the index gives up.
+        assert!(!index.apply_at(key_id, 8, Vec::new()));
+        assert!(!index.apply_at(RoomKeyId::from([2; 16]), 9, Vec::new()));
+        let held: Vec<bool> = (0..=crate::limits::INDEX_PENDING_BATCHES_MAX as u64)
+            .map(|gap| index.apply_at(key_id, 10 + gap, Vec::new()))
+            .collect();
+        assert_eq!(held.last(), Some(&false), "a version that never comes is not waited for forever");
     }
 
     fn vector() -> impl Strategy<Value = Vec<f32>> {
