@@ -215,11 +215,8 @@ impl<'room> Items<'room> {
                     item_record_key(&keys, namespace, key)
                 })
                 .collect();
-            // The current records, read concurrently (creation times kept, deletes reported).
-            let current = futures::future::try_join_all(
-                record_keys.iter().map(|record_key| self.room.get_record(&keys, Collection::Items, record_key)),
-            )
-            .await?;
+            // The current records, in one read (creation times kept, deletes reported).
+            let current = self.room.get_records(&keys, Collection::Items, &record_keys).await?;
             let now = unix_now_secs();
             let mut operations = Vec::with_capacity(changes.len() + 2);
             let mut checks = Vec::with_capacity(changes.len());

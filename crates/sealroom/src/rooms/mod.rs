@@ -657,6 +657,23 @@ impl Room {
         }
     }
 
+    /// Live records of this request's generation at each of `keys`, in one round trip.
+    pub(crate) async fn get_records(
+        &self,
+        keys: &RoomKeys,
+        collection: Collection,
+        records: &[RecordKey],
+    ) -> Result<Vec<Option<StoredRecord>>, RoomError> {
+        match self.backend().get_many(&self.id, keys.key_id(), collection, records).await {
+            Ok(found) => {
+                self.confirm_generation(keys.key_id())?;
+                Ok(found)
+            }
+            Err(StoreError::RoomKeyChanged) => Err(self.generation_refused()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Live records of this request's generation (see [`Range`]).
     pub(crate) async fn range_records(&self, keys: &RoomKeys, range: &Range) -> Result<Vec<StoredRecord>, RoomError> {
         match self.backend().range(&self.id, keys.key_id(), range).await {

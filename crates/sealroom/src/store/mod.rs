@@ -237,6 +237,16 @@ pub trait Backend: Send + Sync + 'static {
         key: &RecordKey,
     ) -> Result<Option<StoredRecord>, StoreError>;
 
+    /// Live records of the room's `generation` at each of `keys` (in their order), read in one
+    /// snapshot and one round trip; [`StoreError::RoomKeyChanged`] as for [`Backend::get`].
+    async fn get_many(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+        keys: &[RecordKey],
+    ) -> Result<Vec<Option<StoredRecord>>, StoreError>;
+
     /// Live records of the room's `generation` in key order (see [`Range`]);
     /// [`StoreError::RoomKeyChanged`] if the room's key is not that generation.
     async fn range(

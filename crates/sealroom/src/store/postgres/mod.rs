@@ -422,6 +422,37 @@ impl Backend for PgBackend {
         }
     }
 
+    async fn get_many(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+        keys: &[RecordKey],
+    ) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        // The room's key and the records in one statement, so in one snapshot: one row per
+        // record found, or one row of nulls when none is.
+        let wanted: Vec<&[u8]> = keys.iter().map(RecordKey::as_bytes).collect();
+        let rows = self
+            .read_scoped(
+                room,
+                "SELECT r.key_id, rec.key, rec.value, rec.version, rec.expires_at, rec.updated_at
+                 FROM sealroom.rooms r LEFT JOIN sealroom.records rec ON rec.room = r.room AND rec.collection = $2
+                     AND rec.key = ANY($3) AND (rec.expires_at IS NULL OR rec.expires_at > $4)
+                 WHERE r.room = $1",
+                &[&room.to_hex(), &tag(collection), &wanted, &unix_now_secs()],
+            )
+            .await?;
+        in_generation(&rows, generation)?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            if row.get::<_, Option<Vec<u8>>>(1).is_some() {
+                let record = record_from_row_at(row, 1)?;
+                found.insert(record.key.clone(), record);
+            }
+        }
+        Ok(keys.iter().map(|key| found.remove(key)).collect())
+    }
+
     async fn range(
         &self,
         room: &RoomId,

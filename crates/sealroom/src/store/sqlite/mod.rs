@@ -359,6 +359,48 @@ impl Backend for SqliteBackend {
         .await?
     }
 
+    async fn get_many(
+        &self,
+        room: &RoomId,
+        generation: &RoomKeyId,
+        collection: Collection,
+        keys: &[RecordKey],
+    ) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        let (room, generation, keys) = (*room, *generation, keys.to_vec());
+        self.read(move |connection| {
+            // One read transaction: the room's key and every record in one snapshot.
+            connection.execute_batch("BEGIN DEFERRED")?;
+            let read = (|| {
+                let key_id: Option<Vec<u8>> = connection
+                    .prepare_cached("SELECT key_id FROM rooms WHERE room = ?1")?
+                    .query_row(params![&room.as_bytes()[..]], |row| row.get(0))
+                    .optional()?;
+                if key_id.as_deref() != Some(&generation[..]) {
+                    return Ok(Err(StoreError::RoomKeyChanged));
+                }
+                let mut statement = connection.prepare_cached(
+                    "SELECT key, value, version, expires_at, updated_at FROM records
+                     WHERE room = ?1 AND collection = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                )?;
+                let now = unix_now_secs();
+                let mut records = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let record = statement
+                        .query_row(
+                            params![&room.as_bytes()[..], collection_tag(collection), key.as_bytes(), now],
+                            |row| record_from_row_at(row, 0),
+                        )
+                        .optional()?;
+                    records.push(record);
+                }
+                Ok(Ok(records))
+            })();
+            let _ = connection.execute_batch("COMMIT");
+            read
+        })
+        .await?
+    }
+
     async fn range(
         &self,
         room: &RoomId,
