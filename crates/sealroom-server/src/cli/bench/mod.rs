@@ -6,10 +6,12 @@
 //! `--flood` measures noisy neighbours instead: other users' latency with and without one user
 //! sending ten times its rate limit. `--proxy` measures the latency the OpenAI-compatible proxy
 //! adds over calling its upstream directly. `--mcp` measures a `memory_search` tool call against
-//! the same search over `/v1`. `--writes` measures item puts against the kernel's own figure.
+//! the same search over `/v1`. `--writes` measures item puts against the kernel's own figure,
+//! `--reads` item reads and searches against a bare handler.
 
 mod mcp;
 mod proxy;
+mod reads;
 mod stats;
 mod writes;
 
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use sealroom::identity::DevTokenRequest;
 use serde_json::{Value, json};
@@ -53,6 +56,10 @@ pub struct BenchArgs {
     /// room), and the batch route, in one run.
     #[arg(long, conflicts_with_all = ["flood", "proxy", "mcp"])]
     pub writes: bool,
+    /// Measure reads: item get and search, each beside a bare axum handler with the same
+    /// body size, over all users and over the first 100 of them, and search in a large room.
+    #[arg(long, conflicts_with_all = ["flood", "proxy", "mcp", "writes"])]
+    pub reads: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -112,21 +119,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }));
     let issuer = state.dev_issuer().context("the bench needs the development issuer")?;
     let target = Target { base: format!("http://{address}"), http: client(args.clients)? };
-    let mut users = Vec::with_capacity(args.users);
     let bar = bar(args.users as u64, "creating users");
-    for index in 0..args.users {
-        let request = DevTokenRequest {
-            subject: format!("bench-user-{index}"),
-            audience: None,
-            tenant: None,
-            roles: Vec::new(),
-            ttl_secs: 3600,
-        };
-        let token = issuer.mint(&request)?;
-        let thread = seed(&target, &token, index, args.proxy).await?;
-        users.push(User { token, thread });
-        bar.inc(1);
-    }
+    // Seeded concurrently, as many at once as there are clients (in index order in the end).
+    let seeded = futures::stream::iter(0..args.users)
+        .map(|index| {
+            let (target, bar) = (&target, &bar);
+            async move {
+                let request = DevTokenRequest {
+                    subject: format!("bench-user-{index}"),
+                    audience: None,
+                    tenant: None,
+                    roles: Vec::new(),
+                    ttl_secs: 3600,
+                };
+                let token = issuer.mint(&request)?;
+                let thread = seed(target, &token, index, args.proxy).await?;
+                bar.inc(1);
+                anyhow::Ok(User { token, thread })
+            }
+        })
+        .buffered(args.clients)
+        .collect::<Vec<_>>()
+        .await;
+    let users = seeded.into_iter().collect::<anyhow::Result<Vec<User>>>()?;
     bar.finish_and_clear();
     let users = Arc::new(users);
     let output = match &upstream {
@@ -135,6 +150,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None if args.flood => flood(&args, &target, users).await?,
         None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
+        None if args.reads => reads::measure(&target, users, args.clients, args.seconds).await?,
         None if args.writes => {
             let mut principals = Vec::with_capacity(users.len());
             for user in users.iter() {

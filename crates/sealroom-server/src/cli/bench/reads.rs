@@ -1,0 +1,170 @@
+//! `sealroom bench --reads`: the read path against a bare axum handler, in one run. Item gets
+//! and small-room searches spread over every user, then over the first 100 users only (what is
+//! paid once per room, paid on almost every request when requests spread over many rooms),
+//! then a search in one large room (10,000 items of 384 dimensions), each beside a bare handler
+//! answering a body of the same size under the same load.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::stats::{Report, Samples, merge, summarize};
+use super::{Random, Target, User};
+
+/// Items in the large room, and their dimensions.
+const LARGE_ROOM_ITEMS: usize = 10_000;
+const DIMENSIONS: usize = 384;
+
+#[derive(Clone, Copy)]
+enum Read {
+    Get,
+    Search,
+    LargeSearch,
+}
+
+async fn send(target: &Target, user: &User, read: Read, random: &mut Random, query: &[f32]) -> Option<usize> {
+    let base = &target.base;
+    let request = match read {
+        Read::Get => target.http.get(format!("{base}/v1/items/notes/n{}", random.next() % 3)),
+        Read::Search => target
+            .http
+            .post(format!("{base}/v1/items/search"))
+            .json(&json!({"query": format!("topic{}", random.next() % 17), "limit": 5})),
+        Read::LargeSearch => {
+            target.http.post(format!("{base}/v1/items/search")).json(&json!({"embedding": query, "limit": 10}))
+        }
+    };
+    let response = request.bearer_auth(&user.token).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.bytes().await.ok().map(|body| body.len())
+}
+
+/// What every phase shares: the server, the users, the large room's query, the load.
+struct Load {
+    target: Arc<Target>,
+    users: Arc<Vec<User>>,
+    query: Arc<Vec<f32>>,
+    clients: usize,
+}
+
+/// Runs one read for `seconds` over the users `pick` chooses; returns the report and the mean
+/// body size.
+async fn phase(load: &Load, read: Read, pick: Pick, seconds: u64, label: &str) -> (Report, usize) {
+    let (target, users, query, clients) = (&load.target, &load.users, &load.query, load.clients);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let bar = super::bar(1, label);
+    let mut workers = Vec::with_capacity(clients);
+    for worker in 0..clients {
+        let (target, users, query) = (target.clone(), users.clone(), query.clone());
+        workers.push(tokio::spawn(async move {
+            let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 11));
+            let (mut samples, mut bytes, mut count) = (Samples::default(), 0usize, 0usize);
+            while Instant::now() < deadline {
+                let user = &users[pick(&mut random, users.len())];
+                let started = Instant::now();
+                match send(&target, user, read, &mut random, &query).await {
+                    Some(size) => {
+                        samples.record(started.elapsed());
+                        bytes += size;
+                        count += 1;
+                    }
+                    None => samples.errors += 1,
+                }
+            }
+            (samples, bytes, count)
+        }));
+    }
+    let mut report = Report::new();
+    let (mut bytes, mut count) = (0, 0);
+    for worker in workers {
+        if let Ok((samples, worker_bytes, worker_count)) = worker.await {
+            merge(&mut report, Report::from([("read".to_owned(), samples)]));
+            bytes += worker_bytes;
+            count += worker_count;
+        }
+    }
+    bar.finish_and_clear();
+    (report, bytes / count.max(1))
+}
+
+/// Fills user 0's room with the large room's items (batches of 100).
+async fn fill_large_room(target: &Target, user: &User) -> anyhow::Result<Vec<f32>> {
+    let mut random = Random(42);
+    let vector = |random: &mut Random| -> Vec<f32> {
+        (0..DIMENSIONS).map(|_| (random.next() % 2000) as f32 / 1000.0 - 1.0).collect()
+    };
+    let bar = super::bar((LARGE_ROOM_ITEMS / 100) as u64, "filling the large room");
+    for batch in 0..LARGE_ROOM_ITEMS / 100 {
+        let changes: Vec<Value> = (0..100)
+            .map(|index| {
+                json!({"op": "put", "namespace": ["large"], "key": format!("i{batch}-{index}"), "value": index,
+                       "text": format!("document {batch} {index} about topic{}", random.next() % 97),
+                       "embedding": vector(&mut random)})
+            })
+            .collect();
+        target
+            .http
+            .post(format!("{}/v1/items/batch", target.base))
+            .bearer_auth(&user.token)
+            .json(&json!({"changes": changes}))
+            .send()
+            .await?
+            .error_for_status()?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(vector(&mut random))
+}
+
+/// Which user a request is sent as, from the random source and the number of users.
+type Pick = fn(&mut Random, usize) -> usize;
+
+fn spread(random: &mut Random, users: usize) -> usize {
+    random.next() as usize % users
+}
+
+fn first_hundred(random: &mut Random, users: usize) -> usize {
+    random.next() as usize % users.min(100)
+}
+
+fn large_room(_: &mut Random, _: usize) -> usize {
+    0
+}
+
+pub async fn measure(target: &Target, users: Arc<Vec<User>>, clients: usize, seconds: u64) -> anyhow::Result<Value> {
+    let target = Arc::new(Target { base: target.base.clone(), http: target.http.clone() });
+    let query = Arc::new(fill_large_room(&target, &users[0]).await?);
+    let load = Load { target, users, query, clients };
+    let phases: [(&str, Read, Pick); 5] = [
+        ("item get, all users", Read::Get, spread),
+        ("item get, 100 users", Read::Get, first_hundred),
+        ("search, all users", Read::Search, spread),
+        ("search, 100 users", Read::Search, first_hundred),
+        ("search, one room of 10,000 items (vector)", Read::LargeSearch, large_room),
+    ];
+    let mut results = serde_json::Map::new();
+    let mut lines = Vec::new();
+    for (label, read, pick) in phases {
+        // Warm: the first request of each room builds what later ones reuse.
+        let _ = phase(&load, read, pick, 1, "warming").await;
+        let (mut report, body_bytes) = phase(&load, read, pick, seconds, label).await;
+        let mut bare = super::bare_baseline(clients, seconds, body_bytes.max(32)).await?;
+        let (table, summary) = summarize(&format!("{label} ({} users)", load.users.len()), &mut report, seconds as f64);
+        let (_, bare_summary) = summarize("bare", &mut bare, seconds as f64);
+        let rate = summary["total"]["requests_per_sec"].as_f64().unwrap_or(0.0);
+        let bare_rate = bare_summary["total"]["requests_per_sec"].as_f64().unwrap_or(1.0).max(1e-9);
+        lines.push(format!(
+            "{table}  bare axum, {body_bytes}-byte body: {bare_rate:.0} req/s; ratio {:.3}\n",
+            rate / bare_rate
+        ));
+        results.insert(
+            label.to_owned(),
+            json!({"sealroom": summary["total"], "bare_axum": bare_summary["total"], "ratio": rate / bare_rate}),
+        );
+    }
+    println!("{}", lines.join("\n"));
+    Ok(Value::Object(results))
+}
