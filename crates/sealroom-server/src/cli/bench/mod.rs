@@ -150,7 +150,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None if args.flood => flood(&args, &target, users).await?,
         None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
-        None if args.reads => reads::measure(&target, users, args.clients, args.seconds).await?,
+        None if args.reads => {
+            let first = state.verifier().verify(&users[0].token).await?;
+            reads::measure(&target, users, args.clients, args.seconds, state.rooms().clone(), first).await?
+        }
         None if args.writes => {
             let mut principals = Vec::with_capacity(users.len());
             for user in users.iter() {

@@ -134,7 +134,54 @@ fn large_room(_: &mut Random, _: usize) -> usize {
     0
 }
 
-pub async fn measure(target: &Target, users: Arc<Vec<User>>, clients: usize, seconds: u64) -> anyhow::Result<Value> {
+/// One client's vector searches in the large room, through the kernel directly and over HTTP,
+/// alternated: the figure the kernel bench reports, and what HTTP adds to it.
+async fn large_room_latency(
+    load: &Load,
+    rooms: &sealroom::Rooms,
+    principal: &sealroom::Principal,
+    seconds: u64,
+) -> anyhow::Result<Value> {
+    let request = sealroom::search::SearchRequest::parse(
+        None,
+        Some(load.query.to_vec()),
+        sealroom::rooms::NamespacePrefix::everything(),
+        None,
+        Some(10),
+        None,
+    )?;
+    let (mut kernel, mut http) = (Samples::default(), Samples::default());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut random = Random(5);
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let found = rooms.room(principal).items().search(&request).await?;
+        kernel.record(started.elapsed());
+        anyhow::ensure!(found.len() == 10, "the kernel search found {} items", found.len());
+        let started = Instant::now();
+        if send(&load.target, &load.users[0], Read::LargeSearch, &mut random, &load.query).await.is_some() {
+            http.record(started.elapsed());
+        } else {
+            http.errors += 1;
+        }
+    }
+    let (kernel_p50, http_p50) = (kernel.percentile_ms(0.5), http.percentile_ms(0.5));
+    println!(
+        "search in a room of 10,000 items, one client, alternated: kernel p50 {kernel_p50:.2} ms, HTTP p50 {http_p50:.2} ms (x{:.2})",
+        http_p50 / kernel_p50.max(1e-9)
+    );
+    Ok(json!({"kernel_p50_ms": kernel_p50, "http_p50_ms": http_p50, "ratio": http_p50 / kernel_p50.max(1e-9),
+              "kernel_p99_ms": kernel.percentile_ms(0.99), "http_p99_ms": http.percentile_ms(0.99)}))
+}
+
+pub async fn measure(
+    target: &Target,
+    users: Arc<Vec<User>>,
+    clients: usize,
+    seconds: u64,
+    rooms: sealroom::Rooms,
+    first_user: sealroom::Principal,
+) -> anyhow::Result<Value> {
     let target = Arc::new(Target { base: target.base.clone(), http: target.http.clone() });
     let query = Arc::new(fill_large_room(&target, &users[0]).await?);
     let load = Load { target, users, query, clients };
@@ -166,5 +213,6 @@ pub async fn measure(target: &Target, users: Arc<Vec<User>>, clients: usize, sec
         );
     }
     println!("{}", lines.join("\n"));
+    results.insert("large room, one client".to_owned(), large_room_latency(&load, &rooms, &first_user, seconds).await?);
     Ok(Value::Object(results))
 }
