@@ -148,6 +148,17 @@ def _prefix(prefix: Namespace) -> str | None:
     return "/".join(segments) or None
 
 
+def _change(change: Mapping[str, Any]) -> dict[str, Any]:
+    """One change of an item batch: ``{"op": "put" | "delete", "namespace", "key", ...}``."""
+    if not isinstance(change, Mapping) or change.get("op") not in ("put", "delete"):
+        raise ValueError("each change is a mapping with op 'put' or 'delete'")
+    body = {name: value for name, value in change.items() if value is not None or name == "value"}
+    body["namespace"] = _segments(change.get("namespace", ()), "namespace")
+    if body.get("embedding") is not None:
+        body["embedding"] = list(body["embedding"])
+    return body
+
+
 def _pattern(segments: Namespace, what: str) -> str:
     """A namespace pattern as the query string carries it: segments (``*`` for any one) joined
     by ``/``."""
@@ -283,6 +294,11 @@ class ItemRoutes:
 
     def page(self, prefix: Namespace = (), *, limit: int | None = None, cursor: str | None = None) -> Call[ItemPage]:
         return _call("GET", self.base, params={"prefix": _prefix(prefix), "limit": limit, "cursor": cursor})
+
+    def batch(self, changes: Sequence[Mapping[str, Any]]) -> Call[list[dict[str, Any]]]:
+        body = {"changes": [_change(change) for change in changes]}
+        # All or nothing, and a repeat stores the same values again: safe to retry.
+        return _call("POST", self.base + "/batch", _read_field("results"), json=body, idempotent=True)
 
     def namespaces(
         self,

@@ -292,6 +292,13 @@ class Items(_Resource):
         """Every item under a namespace prefix, fetching pages of ``limit`` as needed."""
         return self._client._iterate(_core.item_pages(self._routes, prefix, limit))
 
+    def batch(self, changes: Sequence[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Puts and deletes items in one commit, all or nothing (at most 100): each change is
+        ``{"op": "put", "namespace", "key", "value", "text"?, "embedding"?, "metadata"?,
+        "ttl_secs"?}`` or ``{"op": "delete", "namespace", "key"}``. Returns what each did, in
+        order: ``{"op": "put", "item"}`` or ``{"op": "delete", ..., "existed"}``."""
+        return self._client._run(self._routes.batch(changes))
+
     def namespaces(
         self,
         *,

@@ -445,3 +445,22 @@ def test_public_names() -> None:
     # The base package needs only httpx: importing it loads nothing of LangGraph.
     code = "import sys, sealroom; sys.exit('langgraph' in sys.modules or 'sealroom.langgraph' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
+
+
+def test_a_batch_of_puts_and_deletes_is_one_commit(make_user: Callable[..., User]) -> None:
+    alice = make_user("alice")
+    alice.client.items.put(("docs",), "old", {"v": 0})
+    results = alice.client.items.batch(
+        [
+            {"op": "put", "namespace": ("docs",), "key": "a", "value": {"v": 1}, "text": "chunk one"},
+            {"op": "put", "namespace": ["docs"], "key": "b", "value": {"v": 2}},
+            {"op": "delete", "namespace": ("docs",), "key": "old"},
+        ]
+    )
+    assert [result["op"] for result in results] == ["put", "put", "delete"]
+    assert results[2]["existed"] is True
+    assert [item["key"] for item in alice.client.items.iter(("docs",))] == ["a", "b"]
+    with pytest.raises(InvalidRequest):
+        alice.client.items.batch([{"op": "put", "namespace": ("docs",), "key": "c", "value": 1}] * 2)
+    with pytest.raises(ValueError):
+        alice.client.items.batch([{"op": "rename", "namespace": ("docs",), "key": "c"}])
