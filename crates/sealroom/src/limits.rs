@@ -130,6 +130,10 @@ pub const CHECKPOINT_RECORDS_PER_BATCH_MAX: usize = 256;
 /// Records read per store round trip while scanning checkpoints.
 pub const CHECKPOINT_SCAN_PAGE: usize = 256;
 
+/// Rooms whose versions the SQLite writer's memo holds (about a hundred bytes each); past it the
+/// memo starts over, and misses read the file until it is warm again.
+pub const SQLITE_VERSION_MEMO_ROOMS_MAX: usize = 100_000;
+
 /// Item batches a resident index holds back while an earlier one (of a concurrent writer) has
 /// not been applied: past it the index is dropped and rebuilt on next use.
 pub const INDEX_PENDING_BATCHES_MAX: usize = 256;

@@ -297,6 +297,17 @@ impl<'room> Items<'room> {
     async fn get_once(&self, namespace: &Namespace, key: &ItemKey) -> Result<Item, RoomError> {
         let keys = self.room.read_keys().await?.ok_or(RoomError::NotFound)?;
         let record_key = item_record_key(&keys, namespace, key);
+        // A resident index the store just confirmed current (generation and version, as for a
+        // search) answers from memory: the items in it were opened and owner-checked when read.
+        // An item it does not hold is read from the store (a record the index refused is then
+        // refused again, and counted, rather than quietly missing).
+        if let Some(Some(item)) = self.room.resident_item(&keys, &record_key).await? {
+            if item.namespace != *namespace || item.key != *key {
+                self.room.raise(Collection::Items, AlarmKind::NameMismatch);
+                return Err(RoomError::IsolationAlarm);
+            }
+            return Ok(item);
+        }
         let record = self.room.get_record(&keys, Collection::Items, &record_key).await?.ok_or(RoomError::NotFound)?;
         let stored = self.open_item(&keys, namespace, key, &record).await?;
         item_of(&stored).ok_or(RoomError::IsolationAlarm)

@@ -109,6 +109,26 @@ impl Room {
         Ok(self.fresh_index().await?.and_then(|resident| resident.index.read().expect("index lock").dims()))
     }
 
+    /// An item as the room's resident index holds it, if the index is resident and the store
+    /// confirms it current: `Some(None)` when it is current and holds no such item, `None` when
+    /// there is no current index to ask (then read the store). Never builds an index.
+    pub(crate) async fn resident_item(
+        &self,
+        keys: &RoomKeys,
+        record_key: &RecordKey,
+    ) -> Result<Option<Option<crate::vocabulary::item::Item>>, RoomError> {
+        let Some(resident) = self.shared().indexes.get(&self.id()) else { return Ok(None) };
+        let stamp = IndexStamp {
+            key_id: *keys.key_id(),
+            items_version: self.collection_version(keys, Collection::Items).await?,
+        };
+        let index = resident.index.read().expect("index lock");
+        if index.stamp() != stamp {
+            return Ok(None);
+        }
+        Ok(Some(index.item(record_key, unix_now_secs())))
+    }
+
     /// The room's index, rebuilt if anything changed it behind this process's back. `None`
     /// for a room that has never been written.
     pub(crate) async fn fresh_index(&self) -> Result<Option<Arc<ResidentIndex>>, RoomError> {

@@ -569,6 +569,13 @@ impl RoomIndex {
         })
     }
 
+    /// The live item filed under `record_key`, if indexed (with its embedding).
+    pub fn item(&self, record_key: &RecordKey, now: i64) -> Option<Item> {
+        let slot = *self.by_record_key.get(record_key)?;
+        let item = self.hit(slot).item;
+        item.expires_at.is_none_or(|expires_at| expires_at > now).then_some(item)
+    }
+
     fn hit(&self, slot: u32) -> SearchHit {
         let indexed = self.slots[slot as usize].as_ref().expect("ranked slots are live");
         let mut item = indexed.item.clone();

@@ -27,6 +27,7 @@ use crate::vocabulary::records::{RoomKeyId, WrappedRoomKey};
 
 mod batch;
 mod file;
+mod memo;
 mod writer;
 
 use batch::apply_batch;
@@ -58,6 +59,8 @@ impl SqliteOptions {
 pub struct SqliteBackend {
     writer: mpsc::Sender<WriterJob>,
     readers: Arc<ReaderPool>,
+    /// Rooms' generations and collection versions as the writer left them (see `memo.rs`).
+    memo: Arc<memo::VersionMemo>,
     /// The writer thread, joined by [`SqliteBackend::close`] so a restart in the same process
     /// can take the data-directory lock again.
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -118,13 +121,16 @@ impl SqliteBackend {
         }
         let (sender, receiver) = mpsc::channel(SQLITE_WRITE_QUEUE_JOBS_MAX);
         let group_max = options.group_commit_jobs_max;
+        let memo = Arc::new(memo::VersionMemo::default());
+        let writer_memo = memo.clone();
         let writer_thread = std::thread::Builder::new()
             .name("sealroom-sqlite-writer".into())
-            .spawn(move || run_writer(writer_connection, receiver, group_max, lock))
+            .spawn(move || run_writer(writer_connection, receiver, group_max, lock, writer_memo))
             .map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         Ok(SqliteBackend {
             writer: sender,
             readers: Arc::new(ReaderPool::new(readers)),
+            memo,
             writer_thread: Mutex::new(Some(writer_thread)),
             path,
         })
@@ -165,8 +171,17 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit_then(work, None).await
+    }
+
+    /// Submits `work`; `on_commit` runs on the writer thread after its commit succeeded.
+    async fn submit_then<T, F>(&self, work: F, on_commit: Option<Box<dyn FnOnce(&T) + Send>>) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (sender, receiver) = oneshot::channel::<Result<T, StoreError>>();
-        let job = Box::new(Job { work: Some(work), result: None, sender });
+        let job = Box::new(Job { work: Some(work), result: None, sender, on_commit });
         self.writer.send(WriterJob::Transactional(job)).await.map_err(|_| closed())?;
         receiver.await.map_err(|_| closed())?
     }
@@ -287,37 +302,42 @@ impl Backend for SqliteBackend {
     async fn create_room_key(&self, room: &RoomId, wrapped: &WrappedRoomKey) -> Result<WrappedRoomKey, StoreError> {
         let room = *room;
         let wrapped = wrapped.clone();
-        self.submit(move |connection| {
-            let sql = |error: rusqlite::Error| unavailable(&error);
-            let room_bytes = &room.as_bytes()[..];
-            let existing = connection
-                .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM rooms WHERE room = ?1")
-                .map_err(sql)?
-                .query_row(params![room_bytes], wrapped_from_row)
-                .optional()
-                .map_err(sql)?;
-            if let Some(existing) = existing {
-                return Ok(existing);
-            }
-            // Leftovers of an erased generation could never be opened again; clear them so the
-            // new key starts an empty room and no stale record raises a false isolation alarm.
-            connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
-            connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
-            connection
-                .execute(
-                    "INSERT INTO rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
+        let memo = self.memo.clone();
+        let forget = Box::new(move |_: &WrappedRoomKey| memo.forget(&room));
+        self.submit_then(
+            move |connection| {
+                let sql = |error: rusqlite::Error| unavailable(&error);
+                let room_bytes = &room.as_bytes()[..];
+                let existing = connection
+                    .prepare_cached("SELECT master_key_id, key_id, wrapped_key FROM rooms WHERE room = ?1")
+                    .map_err(sql)?
+                    .query_row(params![room_bytes], wrapped_from_row)
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(existing) = existing {
+                    return Ok(existing);
+                }
+                // Leftovers of an erased generation could never be opened again; clear them so the
+                // new key starts an empty room and no stale record raises a false isolation alarm.
+                connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                connection
+                    .execute(
+                        "INSERT INTO rooms (room, master_key_id, key_id, wrapped_key, created_at, version)
                      VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                    params![
-                        room_bytes,
-                        &wrapped.master_key_id[..],
-                        &wrapped.key_id[..],
-                        wrapped.sealed,
-                        unix_now_secs()
-                    ],
-                )
-                .map_err(sql)?;
-            Ok(wrapped)
-        })
+                        params![
+                            room_bytes,
+                            &wrapped.master_key_id[..],
+                            &wrapped.key_id[..],
+                            wrapped.sealed,
+                            unix_now_secs()
+                        ],
+                    )
+                    .map_err(sql)?;
+                Ok(wrapped)
+            },
+            Some(forget),
+        )
         .await
     }
 
@@ -441,7 +461,9 @@ impl Backend for SqliteBackend {
     }
 
     async fn write(&self, batch: Batch) -> Result<WriteReceipt, StoreError> {
-        self.submit(move |connection| apply_batch(connection, &batch)).await
+        let (memo, room, key_id) = (self.memo.clone(), batch.room, batch.key_id);
+        let remember = Box::new(move |receipt: &WriteReceipt| memo.apply(room, key_id, receipt));
+        self.submit_then(move |connection| apply_batch(connection, &batch), Some(remember)).await
     }
 
     async fn room_version(&self, room: &RoomId) -> Result<u64, StoreError> {
@@ -462,24 +484,33 @@ impl Backend for SqliteBackend {
         generation: &RoomKeyId,
         collection: Collection,
     ) -> Result<u64, StoreError> {
+        if let Some(answer) = self.memo.lookup(room, generation, collection) {
+            return answer;
+        }
         let (room, generation) = (*room, *generation);
-        self.read(move |connection| {
-            let found: Option<(Vec<u8>, Option<i64>)> = connection
-                .prepare_cached(
-                    "SELECT rooms.key_id, usage.version
-                     FROM rooms LEFT JOIN usage ON usage.room = rooms.room AND usage.collection = ?2
-                     WHERE rooms.room = ?1",
-                )?
-                .query_row(params![&room.as_bytes()[..], collection_tag(collection)], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()?;
-            Ok(match found {
-                Some((key_id, version)) if key_id == generation => stored_count(version.unwrap_or(0), "version"),
-                _ => Err(StoreError::RoomKeyChanged),
+        let epoch = self.memo.epoch();
+        let found = self
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT rooms.key_id, usage.version
+                         FROM rooms LEFT JOIN usage ON usage.room = rooms.room AND usage.collection = ?2
+                         WHERE rooms.room = ?1",
+                    )?
+                    .query_row(params![&room.as_bytes()[..], collection_tag(collection)], |row| {
+                        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<i64>>(1)?))
+                    })
+                    .optional()
             })
-        })
-        .await?
+            .await?;
+        match found {
+            Some((key_id, version)) if key_id == generation => {
+                let version = stored_count(version.unwrap_or(0), "version")?;
+                self.memo.remember(room, generation, collection, version, epoch);
+                Ok(version)
+            }
+            _ => Err(StoreError::RoomKeyChanged),
+        }
     }
 
     async fn usage(&self, room: &RoomId) -> Result<Vec<CollectionUsage>, StoreError> {
@@ -513,50 +544,64 @@ impl Backend for SqliteBackend {
 
     async fn destroy_room_key(&self, room: &RoomId) -> Result<bool, StoreError> {
         let room = *room;
-        self.submit(move |connection| {
-            let sql = |error: rusqlite::Error| unavailable(&error);
-            let room_bytes = &room.as_bytes()[..];
-            let removed = connection.execute("DELETE FROM rooms WHERE room = ?1", params![room_bytes]).map_err(sql)?;
-            connection
-                .execute(
-                    "INSERT INTO erasures (room, erased_at, purged) VALUES (?1, ?2, 0)",
-                    params![room_bytes, unix_now_secs()],
-                )
-                .map_err(sql)?;
-            Ok(removed > 0)
-        })
+        let memo = self.memo.clone();
+        let forget = Box::new(move |_: &bool| memo.forget(&room));
+        self.submit_then(
+            move |connection| {
+                let sql = |error: rusqlite::Error| unavailable(&error);
+                let room_bytes = &room.as_bytes()[..];
+                let removed =
+                    connection.execute("DELETE FROM rooms WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                connection
+                    .execute(
+                        "INSERT INTO erasures (room, erased_at, purged) VALUES (?1, ?2, 0)",
+                        params![room_bytes, unix_now_secs()],
+                    )
+                    .map_err(sql)?;
+                Ok(removed > 0)
+            },
+            Some(forget),
+        )
         .await
     }
 
     async fn purge_room(&self, room: &RoomId) -> Result<PurgeCounts, StoreError> {
         let room = *room;
+        let memo = self.memo.clone();
+        let forget = Box::new(move |_: &PurgeCounts| memo.forget(&room));
         let counts = self
-            .submit(move |connection| {
-                let sql = |error: rusqlite::Error| unavailable(&error);
-                let room_bytes = &room.as_bytes()[..];
-                // A room that has a key again belongs to its next generation, which started
-                // empty (creating the key cleared the leftovers): purging it would delete that
-                // generation's acknowledged writes and restart its versions under the same key.
-                if room_key_exists(connection, room_bytes).map_err(sql)? {
-                    connection
-                        .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
-                        .map_err(sql)?;
-                    return Ok(PurgeCounts::default());
-                }
-                let (records, bytes): (i64, i64) = connection
+            .submit_then(
+                move |connection| {
+                    let sql = |error: rusqlite::Error| unavailable(&error);
+                    let room_bytes = &room.as_bytes()[..];
+                    // A room that has a key again belongs to its next generation, which started
+                    // empty (creating the key cleared the leftovers): purging it would delete that
+                    // generation's acknowledged writes and restart its versions under the same key.
+                    if room_key_exists(connection, room_bytes).map_err(sql)? {
+                        connection
+                            .execute(
+                                "UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0",
+                                params![room_bytes],
+                            )
+                            .map_err(sql)?;
+                        return Ok(PurgeCounts::default());
+                    }
+                    let (records, bytes): (i64, i64) = connection
                     .query_row(
                         "SELECT count(*), coalesce(sum(length(value) + length(key)), 0) FROM records WHERE room = ?1",
                         params![room_bytes],
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
                     .map_err(sql)?;
-                connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
-                connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
-                connection
-                    .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
-                    .map_err(sql)?;
-                Ok(PurgeCounts { records: stored_count(records, "count")?, bytes: stored_count(bytes, "size")? })
-            })
+                    connection.execute("DELETE FROM records WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                    connection.execute("DELETE FROM usage WHERE room = ?1", params![room_bytes]).map_err(sql)?;
+                    connection
+                        .execute("UPDATE erasures SET purged = 1 WHERE room = ?1 AND purged = 0", params![room_bytes])
+                        .map_err(sql)?;
+                    Ok(PurgeCounts { records: stored_count(records, "count")?, bytes: stored_count(bytes, "size")? })
+                },
+                Some(forget),
+            )
             .await?;
         // Deleted pages were zeroed (secure_delete), but their old images may still sit in the
         // WAL until the next checkpoint; truncate it now.

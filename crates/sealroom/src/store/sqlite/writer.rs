@@ -28,6 +28,9 @@ pub(super) struct Job<T, F> {
     pub(super) work: Option<F>,
     pub(super) result: Option<Result<T, StoreError>>,
     pub(super) sender: oneshot::Sender<Result<T, StoreError>>,
+    /// Run on the writer thread once the job's commit succeeded, before its caller is answered
+    /// (whether or not the caller still waits): what must follow every commit of this kind.
+    pub(super) on_commit: Option<Box<dyn FnOnce(&T) + Send>>,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -44,12 +47,16 @@ where
     }
 
     fn complete(self: Box<Self>, commit: Result<(), StoreError>) {
-        let result = match (commit, self.result) {
+        let Job { result, sender, on_commit, .. } = *self;
+        if let (Ok(()), Some(Ok(value)), Some(on_commit)) = (&commit, &result, on_commit) {
+            on_commit(value);
+        }
+        let result = match (commit, result) {
             (Err(error), _) => Err(error),
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::Unavailable("the write did not run".into())),
         };
-        let _ = self.sender.send(result);
+        let _ = sender.send(result);
     }
 }
 
@@ -70,6 +77,7 @@ pub(super) fn run_writer(
     mut receiver: mpsc::Receiver<WriterJob>,
     group_max: usize,
     lock: File,
+    memo: Arc<super::memo::VersionMemo>,
 ) {
     let mut pending: Option<WriterJob> = None;
     let mut shutdown_signal = None;
@@ -102,7 +110,7 @@ pub(super) fn run_writer(
                 Err(_) => break,
             }
         }
-        commit_group(&connection, group);
+        commit_group(&connection, group, &memo);
     }
     receiver.close();
     let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
@@ -113,7 +121,7 @@ pub(super) fn run_writer(
     }
 }
 
-pub(super) fn commit_group(connection: &Connection, group: Vec<Box<dyn WriteJob>>) {
+pub(super) fn commit_group(connection: &Connection, group: Vec<Box<dyn WriteJob>>, memo: &super::memo::VersionMemo) {
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let failure = unavailable(&error);
         for job in group {
@@ -146,6 +154,9 @@ pub(super) fn commit_group(connection: &Connection, group: Vec<Box<dyn WriteJob>
         let _ = connection.execute_batch("ROLLBACK");
         unavailable(&error)
     });
+    if outcome.is_ok() {
+        memo.committed();
+    }
     for job in ran {
         job.complete(outcome.clone());
     }
