@@ -32,7 +32,7 @@ mod writer;
 
 use batch::apply_batch;
 use file::{LOCK_FILE_NAME, acquire_lock, check_file_length, create_store, open_connection, prepare_writer};
-use writer::{Job, ReaderPool, WriterJob, run_writer};
+use writer::{Job, OnCommit, ReaderPool, WriterJob, run_writer};
 
 /// File names inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "sealroom.db";
@@ -175,7 +175,7 @@ impl SqliteBackend {
     }
 
     /// Submits `work`; `on_commit` runs on the writer thread after its commit succeeded.
-    async fn submit_then<T, F>(&self, work: F, on_commit: Option<Box<dyn FnOnce(&T) + Send>>) -> Result<T, StoreError>
+    async fn submit_then<T, F>(&self, work: F, on_commit: Option<OnCommit<T>>) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,

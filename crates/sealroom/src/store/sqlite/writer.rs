@@ -24,13 +24,16 @@ pub(super) trait WriteJob: Send {
     fn complete(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
+/// What runs on the writer thread after a job's commit succeeded (see [`Job::on_commit`]).
+pub(super) type OnCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 pub(super) struct Job<T, F> {
     pub(super) work: Option<F>,
     pub(super) result: Option<Result<T, StoreError>>,
     pub(super) sender: oneshot::Sender<Result<T, StoreError>>,
     /// Run on the writer thread once the job's commit succeeded, before its caller is answered
     /// (whether or not the caller still waits): what must follow every commit of this kind.
-    pub(super) on_commit: Option<Box<dyn FnOnce(&T) + Send>>,
+    pub(super) on_commit: Option<OnCommit<T>>,
 }
 
 impl<T, F> WriteJob for Job<T, F>
