@@ -144,7 +144,8 @@ class AuditEntry(TypedDict):
     operation: str
     #: The request path.
     target: str
-    #: The HTTP status, as text.
+    #: ``committed`` for a write (its entry is part of the write's own commit), otherwise the
+    #: HTTP status as text (``"200"``, ``"404"``).
     outcome: str
     request_id: str | None
     #: The entry's chain hash (hex).

@@ -244,7 +244,7 @@ def test_audit_records_the_room_s_requests(make_user: MakeUser) -> None:
     page = client.audit.list(limit=50)
     assert page["next_after"] is None
     operations = [(entry["operation"], entry["target"], entry["outcome"]) for entry in page["entries"]]
-    assert ("PUT /v1/items/{*path}", "/v1/items/memories/seat", "200") in operations
+    assert ("PUT /v1/items/{*path}", "/v1/items/memories/seat", "committed") in operations
     assert ("GET /v1/items/{*path}", "/v1/items/memories/nothing", "404") in operations
     first = client.audit.list(limit=1)
     assert len(first["entries"]) == 1 and first["next_after"] == 1
