@@ -10,6 +10,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod boundary;
+pub mod detect;
 pub mod identity;
 pub mod limits;
 pub mod prompt;

@@ -146,6 +146,16 @@ pub const ITEM_BATCH_CHANGES_MAX: usize = 100;
 pub const WRITE_CONFLICT_RETRIES_MAX: usize = 16;
 
 // Relations the code relies on.
+/// A secret's name: short enough to read in a reference `{{secret:NAME}}`.
+pub const SECRET_NAME_BYTES_MAX: usize = 64;
+/// A secret's value: room for a private key or a long token, not for documents.
+pub const SECRET_VALUE_BYTES_MAX: usize = 8 * 1024;
+/// Stored secrets shorter than this are not looked for in model-bound text: a short value
+/// would turn ordinary words into references.
+pub const SECRET_VALUE_CHARS_MIN: usize = 6;
+/// Secrets per room: every proxied request reads them all to replace their values by reference.
+pub const SECRETS_PER_ROOM_MAX: u64 = 100;
+
 const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
 const _: () = assert!(SEARCH_RESULTS_MAX <= PAGE_SIZE_MAX);
 const _: () = assert!(KEY_ID_BYTES_MAX < TOKEN_BYTES_MAX);

@@ -29,6 +29,7 @@ mod alarms;
 mod audit;
 #[cfg(feature = "test-hooks")]
 pub mod baseline;
+mod boundary;
 mod cache;
 mod canonical;
 mod checkpoints;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 pub use admin::RotationPage;
 pub use alarms::{AlarmKind, ISOLATION_ALARMS_METRIC, IsolationAlarms};
 pub use audit::{Audit, AuditEntry, AuditEvent, AuditVerdict};
+pub use boundary::{PseudonymSecret, SecretInfo, SecretName, SecretValue, Secrets};
 pub use cache::{CacheEntryMetadata, CacheHit, RequesterScope, ResponseCache, ToolArgs, ToolCache, ToolName};
 #[cfg(feature = "test-hooks")]
 pub use cache::{plant_foreign_front_entry, plant_foreign_tool_entry};
@@ -494,6 +496,17 @@ impl Room {
     /// The room's hash-chained audit trail.
     pub fn audit(&self) -> audit::Audit<'_> {
         audit::Audit::new(self)
+    }
+
+    /// The room's named secrets (values never leave through a read; see `rooms/boundary.rs`).
+    pub fn secrets(&self) -> Secrets<'_> {
+        Secrets::new(self)
+    }
+
+    /// The key this room's pseudonyms at the model boundary are derived under (creates the
+    /// room's key if it has none yet).
+    pub async fn pseudonym_secret(&self) -> Result<PseudonymSecret, RoomError> {
+        self.derive_pseudonym_secret().await
     }
 
     /// Cached tool results.

@@ -29,11 +29,13 @@ pub enum Collection {
     CheckpointWrites,
     /// The latest checkpoint id of each thread and namespace, keyed by their HMACs.
     CheckpointHeads,
+    /// Named secrets, keyed by an HMAC of the name.
+    Secrets,
 }
 
 impl Collection {
     /// Every collection, for export and erasure.
-    pub const ALL: [Collection; 10] = [
+    pub const ALL: [Collection; 11] = [
         Collection::Threads,
         Collection::Messages,
         Collection::Items,
@@ -44,6 +46,7 @@ impl Collection {
         Collection::Checkpoints,
         Collection::CheckpointWrites,
         Collection::CheckpointHeads,
+        Collection::Secrets,
     ];
 
     /// The stored tag.
@@ -59,6 +62,7 @@ impl Collection {
             Collection::Checkpoints => 8,
             Collection::CheckpointWrites => 9,
             Collection::CheckpointHeads => 10,
+            Collection::Secrets => 11,
         }
     }
 
@@ -80,6 +84,7 @@ impl Collection {
             Collection::Checkpoints => "checkpoints",
             Collection::CheckpointWrites => "checkpoint_writes",
             Collection::CheckpointHeads => "checkpoint_heads",
+            Collection::Secrets => "secrets",
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod boundary;
 mod cache;
 mod checkpoints;
 mod erasure;

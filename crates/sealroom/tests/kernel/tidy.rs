@@ -112,7 +112,9 @@ const KERNEL_LAYERS: &[(&str, &[&str])] = &[
     ("identity", &["limits", "secrets", "vocabulary"]),
     ("search", &["limits", "room_id", "vocabulary"]),
     ("rooms", &["identity", "limits", "room_id", "seal", "search", "secrets", "store", "vocabulary"]),
+    ("detect", &[]),
     ("prompt", &["limits", "room_id", "rooms", "search", "vocabulary"]),
+    ("boundary", &["detect", "limits", "rooms"]),
 ];
 
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
@@ -155,7 +157,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 /// Kernel modules the server's request handling may use: rooms and what they speak, never the
 /// store or the sealing layer (only `app`, `cli` and `config` assemble those).
 const SERVER_KERNEL_MODULES_FOR_HANDLERS: &[&str] =
-    &["identity", "limits", "prompt", "room_id", "rooms", "search", "secrets", "vocabulary"];
+    &["boundary", "detect", "identity", "limits", "prompt", "room_id", "rooms", "search", "secrets", "vocabulary"];
 
 /// The top-level module a source file belongs to (`None` for crate roots).
 fn top_module(source_root: &Path, path: &Path) -> Option<String> {
