@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::http::{admin, cache, checkpoints, items, me, middleware, system, threads};
+use crate::http::{admin, cache, checkpoints, items, me, middleware, secrets, system, threads};
 use crate::state::AppState;
 
 /// Paths whose axum route uses a wildcard, documented separately (utoipa cannot describe
@@ -58,6 +58,9 @@ pub fn router(state: AppState, body_bytes_max: usize) -> (Router, utoipa::openap
         .routes(routes!(items::list_tenant_namespaces))
         .routes(routes!(cache::put_tool_result, cache::delete_tool_results))
         .routes(routes!(cache::lookup_tool_result))
+        .routes(routes!(secrets::list_secrets))
+        .routes(routes!(secrets::put_secret, secrets::delete_secret))
+        .routes(routes!(secrets::resolve_secret))
         .merge(
             // A checkpoint is a whole agent state: its routes take larger bodies than the rest.
             OpenApiRouter::new()

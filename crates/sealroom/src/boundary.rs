@@ -149,7 +149,16 @@ impl<'a> Masker<'a> {
         if !self.policies.any_active() {
             return Ok(text.to_owned());
         }
-        let findings = detect::scan(text);
+        let references: Vec<std::ops::Range<usize>> =
+            SECRET_REFERENCE.find_iter(text).map(|reference| reference.range()).collect();
+        let mut findings = detect::scan(text);
+        // A reference is what replaces a secret: never a finding itself (`secret:NAME` looks
+        // like a value assigned to a secret-looking name).
+        findings.retain(|finding| {
+            !references
+                .iter()
+                .any(|reference| finding.bytes.start < reference.end && reference.start < finding.bytes.end)
+        });
         if let Some(finding) = findings.iter().find(|finding| self.policies.action(finding.category) == Action::Block) {
             return Err(Blocked(finding.category));
         }
@@ -231,6 +240,9 @@ static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     // A constant pattern, compiled by the tests.
     Regex::new(r"\[[A-Z_]{2,19}_[0-9a-f]{8}(?:[0-9a-f]{8})?\]").expect("the placeholder pattern compiles")
 });
+
+static SECRET_REFERENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{\{secret:[A-Za-z0-9_.\-]{1,64}\}\}").expect("the reference pattern compiles"));
 
 /// Puts one request's pseudonymized values back into the model's answer. Placeholders it did
 /// not make (a model can invent one) are left as they are.
@@ -339,6 +351,8 @@ mod tests {
         assert_eq!(masker.mask("ssn 123-45-6789"), Err(Blocked(Category::UsSsn)));
         let masked = masker.mask("use hunter2-horse to log in").expect("masked");
         assert_eq!(masked, "use {{secret:db}} to log in");
+        let mut masker = Masker::new(&policies, secret(1), vec![("db-password".into(), "Tr0ub4dor-3".into())]);
+        assert_eq!(masker.mask("the password Tr0ub4dor-3").expect("masked"), "the password {{secret:db-password}}");
         assert_eq!(masker.counts().secret_references, 1);
     }
 

@@ -110,6 +110,15 @@ impl PromptBuilder {
         Ok(())
     }
 
+    /// Rewrites the text of every fragment in place (the model boundary's masking), before the
+    /// prompt is rendered; stops at the first refusal.
+    pub fn rewrite_texts<E>(&mut self, mut rewrite: impl FnMut(&str) -> Result<String, E>) -> Result<(), E> {
+        for fragment in self.history.iter_mut().chain(self.memories.iter_mut()) {
+            fragment.text = rewrite(&fragment.text)?;
+        }
+        Ok(())
+    }
+
     /// The sources of the recalled memories, for the audit trail.
     pub fn memory_sources(&self) -> Vec<String> {
         self.memories.iter().map(|fragment| fragment.source.clone()).collect()

@@ -37,6 +37,18 @@ pub(super) struct FileConfig {
     pub(super) metrics: MetricsSection,
     #[serde(default)]
     pub(super) mcp: McpSection,
+    #[serde(default)]
+    pub(super) boundary: BoundarySection,
+}
+
+/// `[boundary]`: what model-bound text becomes (`[boundary.policies]`: a category's name and
+/// `pseudonymize`, `redact`, `block` or `off`), and the role that resolves secrets.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BoundarySection {
+    #[serde(default)]
+    pub(super) policies: std::collections::BTreeMap<String, String>,
+    pub(super) resolve_role: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -159,6 +159,17 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The MCP endpoint at `/mcp`.
     pub mcp: McpConfig,
+    /// The model boundary: per-category policies and the secrets-resolve role.
+    pub boundary: BoundaryConfig,
+}
+
+/// The model boundary's settings (see `sealroom::boundary`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundaryConfig {
+    pub policies: sealroom::boundary::Policies,
+    /// The role a token must carry to resolve a secret's value (a tool runtime's token, never
+    /// the one a model-driven client holds).
+    pub resolve_role: String,
 }
 
 /// The MCP endpoint's settings.
@@ -276,8 +287,10 @@ impl ServerConfig {
             })?),
         };
         let mcp = sections::mcp_config(parsed.mcp, file)?;
+        let boundary = sections::boundary_config(parsed.boundary, file)?;
         Ok(ServerConfig {
             mcp,
+            boundary,
             metrics_listen,
             listen,
             data_dir,

@@ -7,10 +7,12 @@ use sealroom::identity::{Algorithm, IssuerConfig, KeySource};
 use sealroom::limits::{LEEWAY_SECS_MAX, RoomLimits};
 use sealroom::secrets::SecretSource;
 
-use super::file::{EmbeddingsSection, IssuerSection, LimitsSection, McpSection, StorageSection, UpstreamSection};
+use super::file::{
+    BoundarySection, EmbeddingsSection, IssuerSection, LimitsSection, McpSection, StorageSection, UpstreamSection,
+};
 use super::{
-    ConfigError, ConnectionLimits, EmbeddingsConfig, McpConfig, PrincipalLimits, ServerLimits, StorageConfig,
-    UpstreamConfig, UpstreamFlavour, defaults,
+    BoundaryConfig, ConfigError, ConnectionLimits, EmbeddingsConfig, McpConfig, PrincipalLimits, ServerLimits,
+    StorageConfig, UpstreamConfig, UpstreamFlavour, defaults,
 };
 
 pub(super) fn secret_source(
@@ -286,4 +288,26 @@ pub(super) fn mcp_config(section: McpSection, path: Option<&Path>) -> Result<Mcp
         sessions_per_principal_max,
         session_idle_secs,
     })
+}
+
+pub(super) fn boundary_config(section: BoundarySection, path: Option<&Path>) -> Result<BoundaryConfig, ConfigError> {
+    use sealroom::boundary::{Action, Policies};
+    use sealroom::detect::Category;
+    let mut policies = Policies::default();
+    for (name, action) in section.policies {
+        let setting = format!("boundary.policies.{name}");
+        let category = Category::from_name(&name).ok_or_else(|| {
+            let known: Vec<&str> = Category::ALL.iter().map(|category| category.name()).collect();
+            ConfigError::new(path, &setting, format!("unknown category; the categories are {}", known.join(", ")))
+        })?;
+        let action = Action::parse(&action).ok_or_else(|| {
+            ConfigError::new(path, &setting, "must be \"pseudonymize\", \"redact\", \"block\" or \"off\"")
+        })?;
+        policies.set(category, action);
+    }
+    let resolve_role = section.resolve_role.unwrap_or_else(|| "secrets-resolve".to_owned());
+    if resolve_role.is_empty() || resolve_role.len() > sealroom::limits::ROLE_BYTES_MAX {
+        return Err(ConfigError::new(path, "boundary.resolve_role", "must be a role name of 1 to 64 bytes"));
+    }
+    Ok(BoundaryConfig { policies, resolve_role })
 }

@@ -112,6 +112,7 @@ struct ExportCounts {
     checkpoints: u64,
     checkpoint_writes: u64,
     cache_entries: u64,
+    secrets: u64,
     audit_entries: u64,
 }
 
@@ -192,6 +193,12 @@ async fn produce_export(room: &Room, sender: &mut futures::channel::mpsc::Sender
         let line = json!({"collection": entry.collection.name(), "stored_at": entry.stored_at, "expires_at": entry.expires_at, "bytes": entry.bytes});
         send(tagged("cache_entry", &line)).await?;
         counts.cache_entries += 1;
+    }
+    // Secrets by name and dates: their values never leave through a read, an export included.
+    for secret in room.secrets().list().await? {
+        let line = json!({"name": secret.name, "created_at": secret.created_at, "updated_at": secret.updated_at});
+        send(tagged("secret", &line)).await?;
+        counts.secrets += 1;
     }
     let mut after = None;
     loop {

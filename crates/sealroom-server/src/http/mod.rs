@@ -8,5 +8,6 @@ pub mod dto;
 pub mod items;
 pub mod me;
 pub mod middleware;
+pub mod secrets;
 pub mod system;
 pub mod threads;

@@ -13,6 +13,7 @@
 //! An optional `sealroom` object in the body (SDKs send it through `extra_body`) selects the
 //! thread, the recall, the response cache and storing the exchange in the thread.
 
+mod boundary;
 mod fields;
 mod stream;
 
@@ -23,7 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sealroom::Room;
 use sealroom::prompt::PromptBuilder;
-use sealroom::rooms::{NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
+use sealroom::rooms::{AuditEvent, NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
 use sealroom::search::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -120,24 +121,29 @@ pub async fn chat_completions(
     })?;
     let request = parse_request(upstream, body)?;
     let room = caller.room.clone();
-    let builder = build_context(&state, &room, &request).await?;
-    record_recall(&room, &builder).await?;
+    let mut builder = build_context(&state, &room, &request).await?;
     let ChatRequest { mut body, messages, thread, options } = request;
     let cache_key = (options.cache && deterministic(&body))
         .then(|| json!({"params": body.clone(), "messages": messages, "context": builder.cache_material()}));
+    let store = options.store.then_some(thread).flatten().zip(last_user_text(&messages));
+    let mut masker = boundary::masker(&state, &room).await?;
+    let messages = boundary::mask_messages(&mut masker, &messages)?;
+    boundary::mask_context(&mut masker, &mut builder)?;
+    record(&room, &builder, boundary::account(&state, &room, masker.counts())).await?;
     if let Some(key) = &cache_key
         && let Some(hit) = room.response_cache().lookup(key).await?
     {
         return Ok(with_cache_header(Json(hit.value).into_response(), "hit"));
     }
-    let store = options.store.then_some(thread).flatten().zip(last_user_text(&messages));
     add_context(&mut body, messages, &builder, &state.rooms().upstream_identifiers(&room), upstream.flavour());
     let streamed = body.get("stream") == Some(&Value::Bool(true));
+    let rehydrator = masker.rehydrator();
     let response = send(upstream, body).await?;
     if streamed {
-        return Ok(relay_stream(room, response, store));
+        return Ok(relay_stream(room, response, store, rehydrator));
     }
-    let answer = read_json(response).await?;
+    let mut answer = read_json(response).await?;
+    boundary::rehydrate_answer(&rehydrator, &mut answer);
     if let Some(key) = &cache_key {
         let ttl_secs = upstream.config.response_cache_ttl_secs.min(state.rooms().settings().limits.cache_ttl_secs_max);
         let ttl = Ttl::parse(i64::try_from(ttl_secs).expect("a cache TTL is bounded by the TTL maximum"))?;
@@ -233,18 +239,20 @@ async fn build_context(state: &AppState, room: &Room, request: &ChatRequest) -> 
     Ok(builder)
 }
 
-/// Step three: which memories went into the prompt, in the room's audit trail.
-async fn record_recall(room: &Room, builder: &PromptBuilder) -> Result<(), ProxyError> {
+/// Step four: which memories went into the prompt, and what the model boundary rewrote
+/// (categories and counts), in the room's audit trail.
+async fn record(room: &Room, builder: &PromptBuilder, boundary: Option<AuditEvent>) -> Result<(), ProxyError> {
     let sources = builder.memory_sources();
+    let mut events: Vec<AuditEvent> = boundary.into_iter().collect();
     if !sources.is_empty() {
         let target = truncate(&sources.join(", "), RECALL_AUDIT_TARGET_BYTES_MAX);
-        let event = room.audit().event("recall", &target, "used in a prompt", None);
-        room.audit().record(vec![event]).await?;
+        events.push(room.audit().event("recall", &target, "used in a prompt", None));
     }
+    room.audit().record(events).await?;
     Ok(())
 }
 
-/// Step four: the upstream body gets the context before the client's messages, and the
+/// Step five: the upstream body gets the context before the client's messages, and the
 /// per-room cache identifiers of its flavour.
 fn add_context(
     body: &mut Map<String, Value>,
@@ -269,7 +277,7 @@ fn add_context(
     }
 }
 
-/// Step five: the upstream's answer, or its failure in the proxy's own words.
+/// Step six: the upstream's answer, or its failure in the proxy's own words.
 async fn send(upstream: &Upstream, body: Map<String, Value>) -> Result<reqwest::Response, ProxyError> {
     let response = upstream.send(&Value::Object(body)).await.map_err(|error| {
         tracing::warn!(%error, "model upstream failed");
@@ -376,10 +384,15 @@ fn upstream_failure(response: &reqwest::Response) -> ProxyError {
     }
 }
 
-fn relay_stream(room: Room, response: reqwest::Response, store: Option<(ThreadId, String)>) -> Response {
+fn relay_stream(
+    room: Room,
+    response: reqwest::Response,
+    store: Option<(ThreadId, String)>,
+    rehydrator: sealroom::boundary::Rehydrator,
+) -> Response {
     let (sender, receiver) = futures::channel::mpsc::channel(RELAY_BUFFER_CHUNKS);
     tokio::spawn(async move {
-        let Some(collected) = stream::relay(response, sender).await else { return };
+        let Some(collected) = stream::relay(response, sender, rehydrator).await else { return };
         if let Some((thread, user_text)) = store
             && let Err(error) = append_exchange(&room, &thread, user_text, collected.content).await
         {

@@ -38,6 +38,21 @@ fn answer_for(body: &Value) -> String {
     format!("echo: {}", last["content"].as_str().unwrap_or(""))
 }
 
+/// Every message's text, in order.
+fn echo_of_everything(body: &Value) -> String {
+    let texts: Vec<String> = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|message| match &message["content"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|part| part["text"].as_str()).collect::<Vec<_>>().join(" "),
+            _ => String::new(),
+        })
+        .collect();
+    format!("echo: {}", texts.join(" | "))
+}
+
 /// Models that make the fake fail in a given way.
 pub const MODEL_REJECTS_KEY: &str = "fake-rejects-key";
 pub const MODEL_BAD_REQUEST: &str = "fake-bad-request";
@@ -45,6 +60,9 @@ pub const MODEL_BAD_REQUEST: &str = "fake-bad-request";
 pub const MODEL_SLOW: &str = "fake-slow";
 /// Fails with an error whose every field holds text the proxy must not echo.
 pub const MODEL_LOUD_ERROR: &str = "fake-loud-error";
+/// Echoes every message it was sent (the prompt's context included), and streams its answer
+/// in pieces of a few characters, so placeholders are split across events.
+pub const MODEL_ECHO_ALL: &str = "fake-echo-all";
 /// What the loud error says.
 pub const LOUD_ERROR_TEXT: &str = "upstream-internal-detail-7f3a";
 
@@ -79,11 +97,19 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         }
         _ => {}
     }
-    let answer = answer_for(&body);
+    let echo_all = body["model"] == MODEL_ECHO_ALL;
+    let answer = if echo_all { echo_of_everything(&body) } else { answer_for(&body) };
     if body["stream"] == true {
-        let words: Vec<String> = answer.split(' ').map(|word| format!("{word} ")).collect();
-        let stream = futures::stream::iter(words.into_iter().map(Some).chain(std::iter::once(None))).then(|word| async move {
-            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        let words: Vec<String> = if echo_all {
+            let characters: Vec<char> = answer.chars().collect();
+            characters.chunks(7).map(|piece| piece.iter().collect()).collect()
+        } else {
+            answer.split(' ').map(|word| format!("{word} ")).collect()
+        };
+        let stream = futures::stream::iter(words.into_iter().map(Some).chain(std::iter::once(None))).then(move |word| async move {
+            if !echo_all {
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
             let event = match word {
                 Some(word) => format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": null}]})),
                 None => format!("data: {}\n\ndata: [DONE]\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),

@@ -7,6 +7,7 @@ mod admin;
 mod bad_input;
 mod batch;
 mod bench;
+mod boundary;
 mod cache;
 mod checkpoints;
 mod crash;

@@ -9,13 +9,22 @@ use sealroom_server::config::{ServerConfig, UpstreamConfig, UpstreamFlavour};
 use serde_json::{Value, json};
 
 use crate::fake_upstream::{
-    FakeUpstream, LOUD_ERROR_TEXT, MODEL_BAD_REQUEST, MODEL_LOUD_ERROR, MODEL_REJECTS_KEY, Recorded,
+    FakeUpstream, LOUD_ERROR_TEXT, MODEL_BAD_REQUEST, MODEL_ECHO_ALL, MODEL_LOUD_ERROR, MODEL_REJECTS_KEY, Recorded,
 };
 use crate::support::{TestApp, TestUser, spawn_with};
 
 const UPSTREAM_KEY: &str = "sk-test-upstream-key-0123456789abcdef";
 
 async fn proxy_app(upstream: &FakeUpstream, flavour: UpstreamFlavour) -> (TestApp, tempfile::TempDir) {
+    proxy_app_with(upstream, flavour, |_| {}).await
+}
+
+/// A server with the fake upstream as its model upstream, its configuration adjusted by `adjust`.
+pub async fn proxy_app_with(
+    upstream: &FakeUpstream,
+    flavour: UpstreamFlavour,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> (TestApp, tempfile::TempDir) {
     let directory = tempfile::tempdir().unwrap();
     let key_file = directory.path().join("upstream.key");
     std::fs::write(&key_file, UPSTREAM_KEY).unwrap();
@@ -25,6 +34,7 @@ async fn proxy_app(upstream: &FakeUpstream, flavour: UpstreamFlavour) -> (TestAp
         (MODEL_REJECTS_KEY.to_owned(), MODEL_REJECTS_KEY.to_owned()),
         (MODEL_BAD_REQUEST.to_owned(), MODEL_BAD_REQUEST.to_owned()),
         (MODEL_LOUD_ERROR.to_owned(), MODEL_LOUD_ERROR.to_owned()),
+        (MODEL_ECHO_ALL.to_owned(), MODEL_ECHO_ALL.to_owned()),
     ]);
     config.upstream = Some(UpstreamConfig {
         base_url: upstream.base_url(),
@@ -35,6 +45,7 @@ async fn proxy_app(upstream: &FakeUpstream, flavour: UpstreamFlavour) -> (TestAp
         context_tokens: 2000,
         response_cache_ttl_secs: 600,
     });
+    adjust(&mut config);
     (spawn_with(config).await, directory)
 }
 
@@ -318,7 +329,10 @@ async fn the_official_openai_python_client_works_through_the_proxy() {
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["chat"], "echo: Say hello");
     assert_eq!(result["streamed"], "echo: Stream a hello ");
-    assert_eq!(result["models"], json!(["fake-bad-request", "fake-loud-error", "fake-rejects-key", "gpt-test"]));
+    assert_eq!(
+        result["models"],
+        json!(["fake-bad-request", "fake-echo-all", "fake-loud-error", "fake-rejects-key", "gpt-test"])
+    );
     assert_eq!(result["continued"], "echo: And what did I ask before?");
     // The thread continuation carried the stored first exchange to the upstream.
     let last = upstream.chats().pop().unwrap();
