@@ -42,13 +42,16 @@ pub(super) struct FileConfig {
 }
 
 /// `[boundary]`: what model-bound text becomes (`[boundary.policies]`: a category's name and
-/// `pseudonymize`, `redact`, `block` or `off`), and the role that resolves secrets.
+/// `pseudonymize`, `redact`, `block` or `off`), the role that resolves secrets, and the
+/// origins whose memories are left out of prompts.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BoundarySection {
     #[serde(default)]
     pub(super) policies: std::collections::BTreeMap<String, String>,
     pub(super) resolve_role: Option<String>,
+    #[serde(default)]
+    pub(super) exclude_origins: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -170,6 +170,9 @@ pub struct BoundaryConfig {
     /// The role a token must carry to resolve a secret's value (a tool runtime's token, never
     /// the one a model-driven client holds).
     pub resolve_role: String,
+    /// Recalled memories of these origins are left out of prompts (`None`: memories stored
+    /// before origins were recorded, configured as `unrecorded`).
+    pub exclude_origins: Vec<Option<sealroom::rooms::Origin>>,
 }
 
 /// The MCP endpoint's settings.

@@ -309,5 +309,16 @@ pub(super) fn boundary_config(section: BoundarySection, path: Option<&Path>) -> 
     if resolve_role.is_empty() || resolve_role.len() > sealroom::limits::ROLE_BYTES_MAX {
         return Err(ConfigError::new(path, "boundary.resolve_role", "must be a role name of 1 to 64 bytes"));
     }
-    Ok(BoundaryConfig { policies, resolve_role })
+    let mut exclude_origins = Vec::new();
+    for name in section.exclude_origins {
+        let origin = match name.as_str() {
+            "unrecorded" => None,
+            other => Some(sealroom::rooms::Origin::parse(other).ok_or_else(|| {
+                let message = "must name origins: user, model, tool, tenant, mcp or unrecorded";
+                ConfigError::new(path, "boundary.exclude_origins", message)
+            })?),
+        };
+        exclude_origins.push(origin);
+    }
+    Ok(BoundaryConfig { policies, resolve_role, exclude_origins })
 }

@@ -122,6 +122,9 @@ pub struct MessageResponse {
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     pub created_at: i64,
+    /// Who wrote it, recorded by the server: `user`, `model`, `tool`, `tenant`, `mcp`, or
+    /// `unrecorded` (stored before origins were recorded).
+    pub origin: &'static str,
 }
 
 impl From<&Message> for MessageResponse {
@@ -134,6 +137,7 @@ impl From<&Message> for MessageResponse {
             name: message.name.clone(),
             metadata: message.metadata.as_map().clone(),
             created_at: message.created_at,
+            origin: sealroom::rooms::Origin::name_of(message.origin),
         }
     }
 }
@@ -207,6 +211,8 @@ pub struct ItemResponse {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
+    /// Who wrote it, recorded by the server (as for messages).
+    pub origin: &'static str,
 }
 
 impl From<&Item> for ItemResponse {
@@ -221,6 +227,7 @@ impl From<&Item> for ItemResponse {
             created_at: item.created_at,
             updated_at: item.updated_at,
             expires_at: item.expires_at,
+            origin: sealroom::rooms::Origin::name_of(item.origin),
         }
     }
 }

@@ -181,6 +181,9 @@ pub(super) async fn call(
             Err(error) => return Some(failure(ApiError::from(error))),
         },
     };
+    // What a tool stores was written by a model-driven client: its origin says so, and an
+    // operator may keep such memories out of prompts (`[boundary] exclude_origins`).
+    let room = room.through_mcp();
     let operation = format!("mcp tools/call {name}");
     // A tool that writes records its entry in the commit of its write (see `Room::recording`);
     // the tool names the ids it touches before it commits.

@@ -78,6 +78,9 @@ struct SealroomOptions {
 struct RecallOptions {
     prefix: Option<String>,
     limit: Option<i64>,
+    /// Also recall from the tenant's shared room (set apart in the prompt as shared memories).
+    #[serde(default)]
+    tenant: bool,
 }
 
 /// A chat request after its first step: what the client asked, checked.
@@ -121,7 +124,9 @@ pub async fn chat_completions(
     })?;
     let request = parse_request(upstream, body)?;
     let room = caller.room.clone();
-    let mut builder = build_context(&state, &room, &request).await?;
+    let recalls_tenant = request.options.recall.as_ref().is_some_and(|recall| recall.tenant);
+    let tenant = if recalls_tenant { Some(state.rooms().tenant_room(&caller.principal)?) } else { None };
+    let mut builder = build_context(&state, &room, tenant.as_ref(), &request).await?;
     let ChatRequest { mut body, messages, thread, options } = request;
     let cache_key = (options.cache && deterministic(&body))
         .then(|| json!({"params": body.clone(), "messages": messages, "context": builder.cache_material()}));
@@ -204,9 +209,15 @@ fn parse_request(upstream: &Upstream, mut body: Map<String, Value>) -> Result<Ch
     Ok(ChatRequest { body, messages, thread, options })
 }
 
-/// Step two: thread history and recalled memories, from the caller's room only.
-async fn build_context(state: &AppState, room: &Room, request: &ChatRequest) -> Result<PromptBuilder, ProxyError> {
-    let mut builder = PromptBuilder::for_rooms(room, None)
+/// Step two: thread history and recalled memories, from the caller's room (and its tenant's
+/// shared room, if asked), less memories of origins the operator excluded.
+async fn build_context(
+    state: &AppState,
+    room: &Room,
+    tenant: Option<&Room>,
+    request: &ChatRequest,
+) -> Result<PromptBuilder, ProxyError> {
+    let mut builder = PromptBuilder::for_rooms(room, tenant)
         .map_err(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "internal", "random generator failed"))?;
     let provenance = |_| {
         let message = "a prompt fragment failed its provenance check";
@@ -232,9 +243,14 @@ async fn build_context(state: &AppState, room: &Room, request: &ChatRequest) -> 
         None => None,
     };
     let request = SearchRequest::parse(Some(query), embedding, prefix, None, Some(limit), None)?;
-    let hits = room.items().search(&request).await?;
-    for fragment in sealroom::prompt::memory_fragments(room, &hits) {
-        builder.add(fragment, room).map_err(provenance)?;
+    let excluded = &state.config().boundary.exclude_origins;
+    for source in std::iter::once(room).chain(tenant) {
+        let hits = source.items().search(&request).await?;
+        for fragment in sealroom::prompt::memory_fragments(source, &hits) {
+            if !excluded.contains(&fragment.origin()) {
+                builder.add(fragment, room).map_err(provenance)?;
+            }
+        }
     }
     Ok(builder)
 }

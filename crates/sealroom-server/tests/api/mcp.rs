@@ -84,13 +84,13 @@ async fn the_official_python_sdk_sees_each_user_only_their_own_room() {
 }
 
 /// A raw Streamable HTTP client of the handshake-era protocol (what a client library hides).
-struct RawMcp<'user> {
+pub struct RawMcp<'user> {
     user: &'user TestUser,
     session: Option<String>,
 }
 
 impl<'user> RawMcp<'user> {
-    fn new(user: &'user TestUser) -> RawMcp<'user> {
+    pub fn new(user: &'user TestUser) -> RawMcp<'user> {
         RawMcp { user, session: None }
     }
 
@@ -104,7 +104,7 @@ impl<'user> RawMcp<'user> {
     }
 
     /// Opens a session; the reply of `initialize`.
-    async fn initialize(&mut self) -> Reply {
+    pub async fn initialize(&mut self) -> Reply {
         let reply = self
             .post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                 "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
@@ -125,7 +125,7 @@ impl<'user> RawMcp<'user> {
         message["result"].clone()
     }
 
-    async fn call(&self, tool: &str, arguments: Value) -> Value {
+    pub async fn call(&self, tool: &str, arguments: Value) -> Value {
         self.request("tools/call", json!({"name": tool, "arguments": arguments})).await
     }
 

@@ -49,6 +49,7 @@ impl Rooms {
             actor: Actor { room: id, token_id: None },
             generation: Default::default(),
             recording: None,
+            origin: super::Origin::User,
         };
         room.audit().verify().await
     }

@@ -59,6 +59,7 @@ impl PlaintextItems {
             created_at,
             updated_at: now,
             expires_at,
+            origin: Some(crate::vocabulary::item::Origin::User),
         };
         let batch = Batch {
             room: room(),

@@ -7,17 +7,29 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::vocabulary::item::Origin;
+
 /// First byte of every payload: the version of its encoding. Version 2 writes an item's
 /// embedding as its raw little-endian bytes (read back in one pass, not float by float, which
 /// dominated opening a room's items for its first search); every other payload is encoded as
 /// in version 1. Records written as version 1 stay readable.
+///
+/// Version 3 adds an item's and a message's origin (a last field); every other payload is
+/// encoded as in version 2. Items and messages of versions 1 and 2 read back with no origin.
 const PAYLOAD_V1: u8 = 1;
 const PAYLOAD_V2: u8 = 2;
+const PAYLOAD_V3: u8 = 3;
 
 /// A payload as stored: encoded as the current version, decoded from any version still read.
 pub(crate) trait Payload: Serialize + DeserializeOwned {
     /// Decodes a version-1 payload; for all but items, version 1 and 2 encode alike.
     fn from_v1(bytes: &[u8]) -> Option<Self> {
+        Self::from_v2(bytes)
+    }
+
+    /// Decodes a version-2 payload; for all but items and messages, versions 2 and 3 encode
+    /// alike.
+    fn from_v2(bytes: &[u8]) -> Option<Self> {
         postcard::from_bytes(bytes).ok()
     }
 }
@@ -40,8 +52,10 @@ pub(crate) struct StoredThread {
     pub message_count: u64,
 }
 
+/// A message as stored. `O` is its origin's form: `Option<Origin>` as written since version 3,
+/// `()` (nothing in the bytes) to read earlier versions.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub(crate) struct StoredMessage {
+pub(crate) struct StoredMessageOf<O> {
     pub owner: [u8; 32],
     pub thread: [u8; 16],
     pub sequence: u64,
@@ -50,13 +64,25 @@ pub(crate) struct StoredMessage {
     pub name: Option<String>,
     pub metadata_json: String,
     pub created_at: i64,
+    pub origin: O,
+}
+
+pub(crate) type StoredMessage = StoredMessageOf<Option<Origin>>;
+
+impl Payload for StoredMessage {
+    fn from_v2(bytes: &[u8]) -> Option<StoredMessage> {
+        let StoredMessageOf { owner, thread, sequence, role, content, name, metadata_json, created_at, origin: () } =
+            postcard::from_bytes::<StoredMessageOf<()>>(bytes).ok()?;
+        Some(StoredMessage { owner, thread, sequence, role, content, name, metadata_json, created_at, origin: None })
+    }
 }
 
 /// An item as stored. `E` is the form its embedding takes: [`Embedding`] as the crate holds and
-/// writes it, `Vec<f32>` to read version 1 (a sequence of floats), `&[u8]` to read version 2
-/// without copying the embedding out of the plaintext.
+/// writes it, `Vec<f32>` to read version 1 (a sequence of floats), `&[u8]` to read versions 2
+/// and 3 without copying the embedding out of the plaintext. `O` is its origin's form, as for
+/// messages.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub(crate) struct StoredItemOf<E> {
+pub(crate) struct StoredItemOf<E, O = Option<Origin>> {
     pub owner: [u8; 32],
     pub namespace: Vec<String>,
     pub key: String,
@@ -67,11 +93,29 @@ pub(crate) struct StoredItemOf<E> {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
+    pub origin: O,
 }
 
 pub(crate) type StoredItem = StoredItemOf<Embedding>;
 
-impl<E> StoredItemOf<E> {
+/// Origins as read: none recorded before version 3.
+pub(crate) trait ReadOrigin {
+    fn read(self) -> Option<Origin>;
+}
+
+impl ReadOrigin for () {
+    fn read(self) -> Option<Origin> {
+        None
+    }
+}
+
+impl ReadOrigin for Option<Origin> {
+    fn read(self) -> Option<Origin> {
+        self
+    }
+}
+
+impl<E, O: ReadOrigin> StoredItemOf<E, O> {
     /// The item without its embedding (in whatever form `F` is wanted), and the embedding.
     fn split_embedding<F>(self) -> (StoredItemOf<F>, Option<E>) {
         let StoredItemOf {
@@ -85,6 +129,7 @@ impl<E> StoredItemOf<E> {
             created_at,
             updated_at,
             expires_at,
+            origin,
         } = self;
         let item = StoredItemOf {
             owner,
@@ -97,6 +142,7 @@ impl<E> StoredItemOf<E> {
             created_at,
             updated_at,
             expires_at,
+            origin: origin.read(),
         };
         (item, embedding)
     }
@@ -104,8 +150,14 @@ impl<E> StoredItemOf<E> {
 
 impl Payload for StoredItem {
     fn from_v1(bytes: &[u8]) -> Option<StoredItem> {
-        let (mut item, floats) = postcard::from_bytes::<StoredItemOf<Vec<f32>>>(bytes).ok()?.split_embedding();
+        let (mut item, floats) = postcard::from_bytes::<StoredItemOf<Vec<f32>, ()>>(bytes).ok()?.split_embedding();
         item.embedding = floats.map(Embedding);
+        Some(item)
+    }
+
+    fn from_v2(bytes: &[u8]) -> Option<StoredItem> {
+        let (mut item, embedding) = postcard::from_bytes::<StoredItemOf<Embedding, ()>>(bytes).ok()?.split_embedding();
+        item.embedding = embedding;
         Some(item)
     }
 }
@@ -114,16 +166,15 @@ impl Payload for StoredItem {
 /// without it, and the embedding's little-endian bytes are borrowed from `bytes`. A version-1
 /// payload comes back whole, its embedding in the item.
 pub(crate) fn decode_item_borrowing(bytes: &[u8]) -> Option<(StoredItem, Option<&[u8]>)> {
-    match bytes.split_first() {
-        Some((&PAYLOAD_V2, rest)) => {
-            let (item, embedding) = postcard::from_bytes::<StoredItemOf<&[u8]>>(rest).ok()?.split_embedding();
-            if embedding.is_some_and(|bytes| bytes.len() % 4 != 0) {
-                return None;
-            }
-            Some((item, embedding))
-        }
-        _ => Some((decode(bytes)?, None)),
+    let (item, embedding) = match bytes.split_first() {
+        Some((&PAYLOAD_V3, rest)) => postcard::from_bytes::<StoredItemOf<&[u8]>>(rest).ok()?.split_embedding(),
+        Some((&PAYLOAD_V2, rest)) => postcard::from_bytes::<StoredItemOf<&[u8], ()>>(rest).ok()?.split_embedding(),
+        _ => return Some((decode(bytes)?, None)),
+    };
+    if embedding.is_some_and(|bytes| bytes.len() % 4 != 0) {
+        return None;
     }
+    Some((item, embedding))
 }
 
 /// An embedding's floats, stored as one byte string of little-endian `f32`s (version 2): read
@@ -233,17 +284,17 @@ impl Payload for StoredCheckpoint {}
 impl Payload for StoredCheckpointWrite {}
 impl Payload for StoredCheckpointHead {}
 impl Payload for StoredThread {}
-impl Payload for StoredMessage {}
 impl Payload for StoredCacheEntry {}
 
 pub(crate) fn encode<T: Payload>(payload: &T) -> Vec<u8> {
     // Encoding plain structs of strings, numbers and vectors into memory cannot fail.
-    postcard::to_extend(payload, vec![PAYLOAD_V2]).expect("payload encoding into memory")
+    postcard::to_extend(payload, vec![PAYLOAD_V3]).expect("payload encoding into memory")
 }
 
 pub(crate) fn decode<T: Payload>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&PAYLOAD_V2, rest)) => postcard::from_bytes(rest).ok(),
+        Some((&PAYLOAD_V3, rest)) => postcard::from_bytes(rest).ok(),
+        Some((&PAYLOAD_V2, rest)) => T::from_v2(rest),
         Some((&PAYLOAD_V1, rest)) => T::from_v1(rest),
         _ => None,
     }
@@ -270,14 +321,55 @@ mod tests {
             created_at: 1,
             updated_at: 2,
             expires_at: Some(3),
+            origin: Some(Origin::Mcp),
         }
+    }
+
+    #[test]
+    fn items_and_messages_of_version_2_read_back_without_an_origin() {
+        let old_item = StoredItemOf::<Embedding, ()> {
+            owner: [7; 32],
+            namespace: vec!["docs".into()],
+            key: "a".into(),
+            value_json: "1".into(),
+            text: Some("window seat".into()),
+            embedding: Some(Embedding(vec![1.0, 2.0])),
+            metadata_json: "{}".into(),
+            created_at: 1,
+            updated_at: 2,
+            expires_at: None,
+            origin: (),
+        };
+        let bytes = postcard::to_extend(&old_item, vec![PAYLOAD_V2]).expect("encoding");
+        let item: StoredItem = decode(&bytes).expect("a version-2 item");
+        assert_eq!((item.key.as_str(), item.origin), ("a", None));
+        assert_eq!(item.embedding, Some(Embedding(vec![1.0, 2.0])));
+        let (borrowed, embedding) = decode_item_borrowing(&bytes).expect("a version-2 item");
+        assert_eq!((borrowed.origin, embedding.map(<[u8]>::len)), (None, Some(8)));
+        let old_message = StoredMessageOf::<()> {
+            owner: [7; 32],
+            thread: [1; 16],
+            sequence: 3,
+            role: "user".into(),
+            content: "hi".into(),
+            name: None,
+            metadata_json: "{}".into(),
+            created_at: 4,
+            origin: (),
+        };
+        let bytes = postcard::to_extend(&old_message, vec![PAYLOAD_V2]).expect("encoding");
+        let message: StoredMessage = decode(&bytes).expect("a version-2 message");
+        assert_eq!((message.content.as_str(), message.origin), ("hi", None));
+        let current = StoredMessage { origin: Some(Origin::Model), ..message };
+        let decoded: StoredMessage = decode(&encode(&current)).expect("a version-3 message");
+        assert_eq!(decoded.origin, Some(Origin::Model));
     }
 
     #[test]
     fn items_round_trip_with_their_embedding_as_bytes() {
         for embedding in [None, Some(vec![]), Some(vec![1.5, -0.0, f32::MIN_POSITIVE, f32::MAX, 3.25])] {
             let bytes = encode(&item(embedding.clone()));
-            assert_eq!(bytes[0], PAYLOAD_V2);
+            assert_eq!(bytes[0], PAYLOAD_V3);
             let decoded: StoredItem = decode(&bytes).expect("test payload");
             assert_eq!(
                 decoded.embedding.map(|values| values.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
@@ -323,13 +415,15 @@ mod tests {
     }
 
     #[test]
-    fn other_payloads_read_alike_in_both_versions_and_unknown_versions_are_refused() {
+    fn other_payloads_read_alike_in_every_version_and_unknown_versions_are_refused() {
         let entry =
             StoredCacheEntry { owner: [1; 32], digest: [2; 32], value_json: "{}".into(), created_at: 4, expires_at: 5 };
         let mut bytes = encode(&entry);
-        bytes[0] = PAYLOAD_V1;
-        assert_eq!(decode::<StoredCacheEntry>(&bytes).map(|entry| entry.expires_at), Some(5));
-        for version in [0, 3, 255] {
+        for version in [PAYLOAD_V1, PAYLOAD_V2] {
+            bytes[0] = version;
+            assert_eq!(decode::<StoredCacheEntry>(&bytes).map(|entry| entry.expires_at), Some(5));
+        }
+        for version in [0, 4, 255] {
             bytes[0] = version;
             assert!(decode::<StoredCacheEntry>(&bytes).is_none());
         }

@@ -461,6 +461,7 @@ pub async fn plant_foreign_item(
         created_at: now,
         updated_at: now,
         expires_at: None,
+        origin: None,
     };
     victim.plant_record(&keys, Collection::Items, item_record_key(&keys, namespace, key), &stored, None).await
 }
@@ -485,6 +486,7 @@ fn stored_item(
         created_at,
         updated_at: now,
         expires_at: input.ttl.map(|ttl| ttl.expires_at(now)),
+        origin: Some(room.origin()),
     }
 }
 
@@ -508,5 +510,6 @@ pub(crate) fn into_item(stored: StoredItem) -> Option<Item> {
         created_at: stored.created_at,
         updated_at: stored.updated_at,
         expires_at: stored.expires_at,
+        origin: stored.origin,
     })
 }

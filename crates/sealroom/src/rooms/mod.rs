@@ -56,7 +56,7 @@ pub use checkpoints::{CheckpointExportCursor, Checkpoints};
 pub use items::plant_foreign_item;
 pub use items::{ItemChange, ItemChangeOutcome, ItemCursor, ItemExportCursor, Items};
 // The vocabulary a room's operations take and return, re-exported where callers meet it.
-pub use crate::vocabulary::item::{Item, ItemInput, NamespaceQuery, check_embedding};
+pub use crate::vocabulary::item::{Item, ItemInput, NamespaceQuery, Origin, check_embedding};
 pub use crate::vocabulary::names::{
     InputError, ItemKey, MessageRole, Metadata, Namespace, NamespacePrefix, NewMessage, PageSize, ThreadId, Title,
     TokenBudget, Ttl, parse_item_path,
@@ -265,6 +265,7 @@ impl Rooms {
             actor,
             generation: Arc::default(),
             recording: None,
+            origin: Origin::User,
         }
     }
 
@@ -285,6 +286,7 @@ impl Rooms {
             actor,
             generation: Arc::default(),
             recording: None,
+            origin: Origin::Tenant,
         })
     }
 
@@ -376,6 +378,9 @@ pub struct Room {
     /// carries the entry in the same batch (one commit, one fsync, never a write without its
     /// entry). Shared by the clones of this `Room`.
     recording: Option<Arc<Recording>>,
+    /// Who this request's writes come from, stamped on the items and messages it stores (an
+    /// assistant or tool message is the model's or a tool's whatever the channel).
+    origin: Origin,
 }
 
 /// A writing request's audit entry, appended by each of its commits (see [`Room::recording`]).
@@ -463,6 +468,12 @@ impl Room {
             committed: std::sync::atomic::AtomicBool::new(false),
         };
         Room { recording: Some(Arc::new(recording)), ..self }
+    }
+
+    /// This request acts for a model-driven client on the MCP endpoint: what it stores is
+    /// stamped with that origin.
+    pub fn through_mcp(self) -> Room {
+        Room { origin: Origin::Mcp, ..self }
     }
 
     /// Names what the request's next commits touch, one entry each (a batch of items names
@@ -710,6 +721,10 @@ impl Room {
             Err(StoreError::RoomKeyChanged) => Err(self.generation_refused()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
     }
 
     pub(crate) fn actor_room(&self) -> RoomId {

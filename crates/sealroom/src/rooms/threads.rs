@@ -10,6 +10,7 @@ use super::{Room, RoomError, WriteFailure, conflict_backoff};
 use crate::limits::{CONTEXT_CHUNK_MESSAGES, MESSAGES_PER_APPEND_MAX, WRITE_CONFLICT_RETRIES_MAX};
 use crate::store::{Check, Operation, Quota, Range};
 use crate::vocabulary::clock::unix_now_secs;
+use crate::vocabulary::item::Origin;
 use crate::vocabulary::names::{MessageRole, Metadata, NewMessage, PageSize, ThreadId, Title, TokenBudget};
 use crate::vocabulary::records::{Collection, RecordKey};
 
@@ -38,6 +39,8 @@ pub struct Message {
     pub name: Option<String>,
     pub metadata: Metadata,
     pub created_at: i64,
+    /// Who wrote it (`None`: stored before origins were recorded).
+    pub origin: Option<Origin>,
 }
 
 /// The most recent messages that fit a token budget, oldest first.
@@ -303,6 +306,11 @@ impl<'room> Threads<'room> {
                     name: message.name().map(str::to_owned),
                     metadata_json: serde_json::Value::Object(message.metadata().as_map().clone()).to_string(),
                     created_at: now,
+                    origin: Some(match message.role().as_str() {
+                        "assistant" => Origin::Model,
+                        "tool" => Origin::Tool,
+                        _ => self.room.origin(),
+                    }),
                 })
                 .collect();
             thread.next_sequence += count;
@@ -453,5 +461,6 @@ fn message_of(stored: &StoredMessage) -> Option<Message> {
         name: stored.name.clone(),
         metadata: Metadata::from_stored(codec::json_map(&stored.metadata_json)),
         created_at: stored.created_at,
+        origin: stored.origin,
     })
 }

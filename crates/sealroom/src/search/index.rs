@@ -606,6 +606,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             expires_at: None,
+            origin: None,
         };
         (RecordKey::new(key.to_be_bytes().to_vec()), item)
     }

@@ -6,6 +6,47 @@ use serde_json::Value;
 use crate::limits::{EMBEDDING_DIMENSIONS_MAX, ITEM_TEXT_BYTES_MAX, ITEM_VALUE_BYTES_MAX};
 use crate::vocabulary::names::{InputError, ItemKey, Metadata, Namespace, Ttl};
 
+/// Who wrote a stored text, as the server saw it when it was written (never as a client claims
+/// it): the prompt builder labels every fragment with it, and an operator can keep fragments of
+/// origins they do not trust out of prompts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Origin {
+    /// The user, through the HTTP API with their own token.
+    User,
+    /// A model: an assistant message (a stored exchange of the proxy, or appended as one).
+    Model,
+    /// A tool: a message with the tool role.
+    Tool,
+    /// A writer of the tenant's shared room.
+    Tenant,
+    /// A tool call on the MCP endpoint (a model-driven client).
+    Mcp,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 5] = [Origin::User, Origin::Model, Origin::Tool, Origin::Tenant, Origin::Mcp];
+
+    /// The stable name in API answers, prompts and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::User => "user",
+            Origin::Model => "model",
+            Origin::Tool => "tool",
+            Origin::Tenant => "tenant",
+            Origin::Mcp => "mcp",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|origin| origin.name() == name)
+    }
+
+    /// The name of an origin that may be unknown (text stored before origins were recorded).
+    pub fn name_of(origin: Option<Origin>) -> &'static str {
+        origin.map_or("unrecorded", Origin::name)
+    }
+}
+
 /// A validated item to store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemInput {
@@ -107,6 +148,8 @@ pub struct Item {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
+    /// Who wrote it (`None`: stored before origins were recorded).
+    pub origin: Option<Origin>,
 }
 
 /// Which namespaces a namespace listing returns (LangGraph's `list_namespaces`): those with a
