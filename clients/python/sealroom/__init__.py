@@ -12,11 +12,12 @@ from ._async import (
     AsyncItems,
     AsyncMessages,
     AsyncSealroom,
+    AsyncSecrets,
     AsyncThreads,
     AsyncToolCache,
 )
 from ._core import UNSET
-from ._sync import Audit, Checkpoints, Items, Messages, Sealroom, Threads, ToolCache
+from ._sync import Audit, Checkpoints, Items, Messages, Sealroom, Secrets, Threads, ToolCache
 from .errors import (
     AuthError,
     Conflict,
@@ -39,12 +40,14 @@ __all__ = [
     "Messages",
     "Items",
     "ToolCache",
+    "Secrets",
     "Audit",
     "Checkpoints",
     "AsyncThreads",
     "AsyncMessages",
     "AsyncItems",
     "AsyncToolCache",
+    "AsyncSecrets",
     "AsyncAudit",
     "AsyncCheckpoints",
     "UNSET",

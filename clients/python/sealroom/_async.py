@@ -37,6 +37,7 @@ from .types import (
     SearchResult,
     Thread,
     ThreadPage,
+    SecretInfo,
     ToolLookup,
 )
 
@@ -81,6 +82,7 @@ class AsyncSealroom:
         self.items = AsyncItems(self, _core.ITEMS)
         self.tenant = AsyncItems(self, _core.TENANT_ITEMS)
         self.tool_cache = AsyncToolCache(self)
+        self.secrets = AsyncSecrets(self)
         self.audit = AsyncAudit(self)
         self.checkpoints = AsyncCheckpoints(self)
 
@@ -418,6 +420,30 @@ class AsyncToolCache(_AsyncResource):
     async def delete(self, tool: str) -> None:
         """Deletes every cached result of ``tool``."""
         await self._client._run(_core.delete_tool_results(tool))
+
+
+class AsyncSecrets(_AsyncResource):
+    """Named secrets of the caller's room (``/v1/secrets``). Model-bound text carries
+    ``{{secret:NAME}}`` instead of a value (the proxy replaces any stored value it finds); an
+    application's tool runtime resolves a reference with a token carrying the resolve role.
+    Values are never returned by any other read."""
+
+    async def put(self, name: str, value: str) -> bool:
+        """Stores or replaces ``name``; whether it is new."""
+        return await self._client._run(_core.put_secret(name, value))
+
+    async def list(self) -> builtins.list[SecretInfo]:
+        """Names and dates of the room's secrets (never their values)."""
+        return await self._client._run(_core.list_secrets())
+
+    async def delete(self, name: str) -> None:
+        """Deletes ``name`` (:class:`~sealroom.NotFound` if there is none)."""
+        await self._client._run(_core.delete_secret(name))
+
+    async def resolve(self, name: str) -> str:
+        """The value of ``name``, for a tool runtime: the token needs the resolve role
+        (``secrets-resolve`` by default), or this raises :class:`~sealroom.Forbidden`."""
+        return await self._client._run(_core.resolve_secret(name))
 
 
 class AsyncAudit(_AsyncResource):

@@ -37,6 +37,7 @@ from .types import (
     MessagePage,
     PendingWriteInput,
     SearchResult,
+    SecretInfo,
     Thread,
     ThreadPage,
     ToolLookup,
@@ -253,6 +254,32 @@ def lookup_tool_result(tool: str, args: Any) -> Call[ToolLookup]:
 
 def delete_tool_results(tool: str) -> Call[None]:
     return _call("DELETE", _tool_path(tool), _read_nothing)
+
+
+# Routes: secrets by reference
+
+
+def _secret_path(name: str, *rest: str) -> str:
+    return "/".join(["/v1/secrets", _segment(name, "name"), *rest])
+
+
+def put_secret(name: str, value: str) -> Call[bool]:
+    return _call("PUT", _secret_path(name), lambda response: bool(response.json()["created"]), json={"value": value})
+
+
+def list_secrets() -> Call[list[SecretInfo]]:
+    return _call("GET", "/v1/secrets", lambda response: response.json()["secrets"])
+
+
+def delete_secret(name: str) -> Call[None]:
+    return _call("DELETE", _secret_path(name), _read_nothing)
+
+
+def resolve_secret(name: str) -> Call[str]:
+    # Read-only: a lost answer may be asked for again.
+    return _call(
+        "POST", _secret_path(name, "resolve"), lambda response: str(response.json()["value"]), json={}, idempotent=True
+    )
 
 
 # Routes: items, in the caller's room or their tenant's

@@ -37,6 +37,7 @@ from .types import (
     SearchResult,
     Thread,
     ThreadPage,
+    SecretInfo,
     ToolLookup,
 )
 
@@ -66,6 +67,7 @@ class Sealroom:
         tenant: items of the caller's tenant's shared room (:class:`Items`); reading needs a
             token naming a tenant, writing also the ``tenant-writer`` role.
         tool_cache: cached tool results (:class:`ToolCache`).
+        secrets: named secrets, resolved by reference (:class:`Secrets`).
         checkpoints: an agent framework's checkpoints (:class:`Checkpoints`).
         audit: the room's audit trail (:class:`Audit`).
 
@@ -98,6 +100,7 @@ class Sealroom:
         self.items = Items(self, _core.ITEMS)
         self.tenant = Items(self, _core.TENANT_ITEMS)
         self.tool_cache = ToolCache(self)
+        self.secrets = Secrets(self)
         self.audit = Audit(self)
         self.checkpoints = Checkpoints(self)
 
@@ -449,6 +452,30 @@ class ToolCache(_Resource):
     def delete(self, tool: str) -> None:
         """Deletes every cached result of ``tool``."""
         self._client._run(_core.delete_tool_results(tool))
+
+
+class Secrets(_Resource):
+    """Named secrets of the caller's room (``/v1/secrets``). Model-bound text carries
+    ``{{secret:NAME}}`` instead of a value (the proxy replaces any stored value it finds); an
+    application's tool runtime resolves a reference with a token carrying the resolve role.
+    Values are never returned by any other read."""
+
+    def put(self, name: str, value: str) -> bool:
+        """Stores or replaces ``name``; whether it is new."""
+        return self._client._run(_core.put_secret(name, value))
+
+    def list(self) -> builtins.list[SecretInfo]:
+        """Names and dates of the room's secrets (never their values)."""
+        return self._client._run(_core.list_secrets())
+
+    def delete(self, name: str) -> None:
+        """Deletes ``name`` (:class:`~sealroom.NotFound` if there is none)."""
+        self._client._run(_core.delete_secret(name))
+
+    def resolve(self, name: str) -> str:
+        """The value of ``name``, for a tool runtime: the token needs the resolve role
+        (``secrets-resolve`` by default), or this raises :class:`~sealroom.Forbidden`."""
+        return self._client._run(_core.resolve_secret(name))
 
 
 class Audit(_Resource):

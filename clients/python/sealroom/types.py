@@ -82,6 +82,9 @@ class Message(TypedDict):
     name: str | None
     metadata: dict[str, Any]
     created_at: int
+    #: Who wrote it, recorded by the server: ``user``, ``model``, ``tool``, ``tenant``, ``mcp``
+    #: or ``unrecorded`` (stored before origins were recorded).
+    origin: str
 
 
 class MessagePage(TypedDict):
@@ -110,6 +113,8 @@ class Item(TypedDict):
     created_at: int
     updated_at: int
     expires_at: int | None
+    #: Who wrote it, recorded by the server (as for messages).
+    origin: str
 
 
 class ItemPage(TypedDict):
@@ -207,3 +212,11 @@ class CheckpointPage(TypedDict):
     #: Greatest checkpoint id first.
     checkpoints: list[Checkpoint]
     next_cursor: str | None
+
+
+class SecretInfo(TypedDict):
+    """A stored secret as any read shows it: its name and dates, never its value."""
+
+    name: str
+    created_at: int
+    updated_at: int

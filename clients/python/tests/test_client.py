@@ -406,6 +406,7 @@ def test_export_is_ndjson_of_the_whole_room(make_user: MakeUser) -> None:
         "checkpoints": 0,
         "checkpoint_writes": 0,
         "cache_entries": 1,
+        "secrets": 0,
         "audit_entries": kinds.count("audit"),
     }
     assert kinds.count("cache_entry") == 1 and kinds.count("audit") >= 4
@@ -464,3 +465,25 @@ def test_a_batch_of_puts_and_deletes_is_one_commit(make_user: Callable[..., User
         alice.client.items.batch([{"op": "put", "namespace": ("docs",), "key": "c", "value": 1}] * 2)
     with pytest.raises(ValueError):
         alice.client.items.batch([{"op": "rename", "namespace": ("docs",), "key": "c"}])
+
+
+def test_secrets_are_stored_by_name_and_resolved_only_by_a_tool_runtime(server: Server, make_user: MakeUser) -> None:
+    alice = make_user("alice")
+    assert alice.client.secrets.put("github", "ghp-value-of-alice") is True
+    assert alice.client.secrets.put("github", "ghp-value-of-alice") is False
+    assert [secret["name"] for secret in alice.client.secrets.list()] == ["github"]
+    # The user's ordinary token (the one a model-driven client holds) cannot read it back.
+    with pytest.raises(Forbidden):
+        alice.client.secrets.resolve("github")
+    # The application's tool runtime, with a token for the same user carrying the role, can.
+    with Sealroom(server.url, server.token(alice.sub, roles=["secrets-resolve"])) as runtime:
+        assert runtime.secrets.resolve("github") == "ghp-value-of-alice"
+        with pytest.raises(NotFound):
+            runtime.secrets.resolve("gitlab")
+    assert "ghp-value-of-alice" not in "".join(json.dumps(line) for line in alice.client.export())
+    alice.client.secrets.delete("github")
+    with pytest.raises(NotFound):
+        alice.client.secrets.delete("github")
+    # Items and messages say who wrote them.
+    item = alice.client.items.put(("notes",), "a", {"n": 1})
+    assert item["origin"] == "user"
