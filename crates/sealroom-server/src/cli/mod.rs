@@ -40,6 +40,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Operator commands against a running server's admin API (never returns user content).
     Admin(admin::AdminArgs),
+    /// Show what the model boundary detects in text read from standard input (personal data
+    /// and secrets, by category, with character offsets); nothing is stored or sent.
+    Detect(DetectArgs),
     /// Load benchmark: a mixed workload from many users beside a bare axum baseline; or
     /// noisy neighbours (--flood); or the chat proxy's added latency (--proxy).
     Bench(bench::BenchArgs),
@@ -59,6 +62,14 @@ pub struct MigrateArgs {
     /// The application role the server connects as; it is granted exactly what it needs.
     #[arg(long, default_value = "sealroom_app")]
     pub app_role: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// Read one JSON string per line and answer one JSON line of findings per line (for
+    /// evaluating the detector on a corpus); otherwise all of standard input is one text.
+    #[arg(long)]
+    pub lines: bool,
 }
 
 #[derive(Args, Debug)]
@@ -122,7 +133,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Detect(args) => detect(&args),
     }
+}
+
+fn detect(args: &DetectArgs) -> anyhow::Result<()> {
+    use std::io::{BufRead, Read};
+    let findings_of = |text: &str| {
+        let findings: Vec<serde_json::Value> = sealroom::detect::scan(text)
+            .into_iter()
+            .map(|finding| {
+                serde_json::json!({
+                    "category": finding.category.name(),
+                    "start": finding.chars.start,
+                    "end": finding.chars.end,
+                    "secret": finding.category.is_secret(),
+                })
+            })
+            .collect();
+        serde_json::json!({"findings": findings})
+    };
+    let stdin = std::io::stdin();
+    if args.lines {
+        for line in stdin.lock().lines() {
+            let line = line.context("reading standard input")?;
+            let text: String = serde_json::from_str(&line).context("each line must be a JSON string")?;
+            println!("{}", findings_of(&text));
+        }
+    } else {
+        let mut text = String::new();
+        stdin.lock().read_to_string(&mut text).context("standard input must be UTF-8 text")?;
+        println!("{}", serde_json::to_string_pretty(&findings_of(&text))?);
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
