@@ -33,9 +33,9 @@ fn the_mixed_load_and_the_proxy_benchmark_measure_successful_requests() {
 
     let proxy = run_bench(&["--proxy"]);
     let phases = proxy["phases"].as_object().unwrap();
-    assert_eq!(phases.len(), 5);
+    assert_eq!(phases.len(), 8);
     for (phase, summary) in phases {
         assert_worked(summary, phase);
     }
-    assert_eq!(proxy["added"].as_object().unwrap().len(), 3);
+    assert_eq!(proxy["added"].as_object().unwrap().len(), 6);
 }

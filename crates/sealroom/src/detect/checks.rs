@@ -110,9 +110,20 @@ pub(super) fn ipv6(candidate: &str) -> bool {
 /// Phone numbers: 7 to 15 digits that libphonenumber's metadata (the `phonenumber` crate) says
 /// form a valid number: international numbers as written with `+`, national ones in the
 /// numbering plans of the regions tried, in order.
+pub(super) fn phone_in_context(candidate: &str, text: &str, start: usize, end: usize) -> bool {
+    // A number that continues an identifier (`INV-2024-845865`, `ref_4155552671`) is part of
+    // it, not a number to dial.
+    let continues_before = text[..start].ends_with(|c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '/'));
+    let continues_after = {
+        let mut rest = text[end..].chars();
+        matches!(rest.next(), Some('-' | '_' | '/')) && rest.next().is_some_and(char::is_alphanumeric)
+    };
+    !continues_before && !continues_after && phone(candidate)
+}
+
 pub(super) fn phone(candidate: &str) -> bool {
     let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-    if !(7..=15).contains(&digits) || looks_like_a_date(candidate) {
+    if !(7..=15).contains(&digits) || looks_like_a_date(candidate) || candidate.parse::<Ipv4Addr>().is_ok() {
         return false;
     }
     let parse = |region: Option<phonenumber::country::Id>| {
@@ -132,13 +143,17 @@ pub(super) fn phone(candidate: &str) -> bool {
         .any(|region| parse(Some(region)))
 }
 
-/// `2024-01-15`, `15.01.2024`, `01/15/2024`: digits a phone candidate may look like.
+/// `2024-01-15`, `15.01.2024`, `01/15/2024 10`: digits a phone candidate may look like (a
+/// candidate holding a date anywhere is a timestamp, not a number to dial).
 fn looks_like_a_date(candidate: &str) -> bool {
-    let groups: Vec<&str> = candidate.split(['-', '.', '/']).collect();
-    groups.len() == 3
-        && groups.iter().all(|group| group.bytes().all(|byte| byte.is_ascii_digit()))
-        && groups.iter().any(|group| group.len() == 4)
-        && groups.iter().all(|group| (1..=4).contains(&group.len()))
+    candidate.split([' ', '(', ')']).any(|token| {
+        let groups: Vec<&str> = token.split(['-', '.', '/']).collect();
+        let digits = |group: &&str| !group.is_empty() && group.bytes().all(|byte| byte.is_ascii_digit());
+        let (first, last) = (groups.first().map_or(0, |g| g.len()), groups.last().map_or(0, |g| g.len()));
+        groups.len() == 3
+            && groups.iter().all(digits)
+            && ((first == 4 && groups[1].len() <= 2 && last <= 2) || (last == 4 && first <= 2 && groups[1].len() <= 2))
+    })
 }
 
 /// Shannon entropy of a text in bits per character: how random a value assigned to a
@@ -168,7 +183,10 @@ pub(super) fn entropy_bits_per_char(text: &str) -> f64 {
 /// placeholder (`your_password_here`).
 pub(super) fn assigned_secret(value: &str) -> bool {
     let has_digit_or_symbol = value.bytes().any(|byte| !byte.is_ascii_alphabetic() && byte != b'_');
-    value.len() >= 8 && entropy_bits_per_char(value) >= 3.0 && has_digit_or_symbol
+    let mixed_case =
+        value.bytes().any(|byte| byte.is_ascii_uppercase()) && value.bytes().any(|byte| byte.is_ascii_lowercase());
+    let entropy = entropy_bits_per_char(value);
+    value.len() >= 8 && entropy >= 3.0 && (has_digit_or_symbol || (mixed_case && value.len() >= 12 && entropy >= 3.5))
 }
 
 /// Model-provider keys after their prefix: letters and digits mixed, not a hyphenated phrase.

@@ -15,7 +15,7 @@ mod checks;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 /// What a finding is. The first six are personal data; the rest are secrets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,7 +113,8 @@ impl Category {
     }
 
     /// Overlapping candidates are settled in this order (lower first): the more specific
-    /// credential formats before generic ones, checksummed numbers before phone numbers.
+    /// credential formats before generic ones, an IBAN before a card number inside it, checksummed
+    /// numbers before phone numbers.
     fn precedence(self) -> u8 {
         match self {
             Category::PrivateKey => 0,
@@ -124,8 +125,8 @@ impl Category {
             Category::ChatToken => 5,
             Category::ModelApiKey => 6,
             Category::AssignedSecret => 7,
-            Category::CardNumber => 8,
-            Category::Iban => 9,
+            Category::Iban => 8,
+            Category::CardNumber => 9,
             Category::UsSsn => 10,
             Category::Email => 11,
             Category::IpAddress => 12,
@@ -165,7 +166,7 @@ const RULES: &[Rule] = &[
     Rule {
         category: Category::Phone,
         pattern: r"(?:\+\d{1,3}[ .\-]?|\b)(?:\(\d{1,4}\)[ .\-]?)?\d{1,10}(?:[ .\-]\d{1,8}){0,5}\b|\(\d{1,4}\)[ .\-]?\d{1,10}(?:[ .\-]\d{1,8}){0,5}\b",
-        check: Check::Value(checks::phone),
+        check: Check::InContext(checks::phone_in_context),
     },
     Rule {
         category: Category::CardNumber,
@@ -235,8 +236,6 @@ const RULES: &[Rule] = &[
 ];
 
 struct Compiled {
-    /// One pass over the text says which rules can match at all.
-    set: RegexSet,
     rules: Vec<Regex>,
 }
 
@@ -246,8 +245,9 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     // or phone numbers. The patterns are constants of this file; a unit test compiles them.
     let patterns: Vec<String> =
         RULES.iter().map(|rule| rule.pattern.replace(r"\b", r"(?-u:\b)").replace(r"\d", "[0-9]")).collect();
+    // Each rule runs on its own automaton (with its literal prefilter): a set of all the rules
+    // measured forty times slower, falling back to the PikeVM over the whole text.
     Compiled {
-        set: RegexSet::new(&patterns).expect("the detection patterns compile"),
         rules: patterns.iter().map(|pattern| Regex::new(pattern).expect("a detection pattern compiles")).collect(),
     }
 });
@@ -256,9 +256,8 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
 pub fn scan(text: &str) -> Vec<Finding> {
     let compiled = &*COMPILED;
     let mut candidates: Vec<(Category, Range<usize>)> = Vec::new();
-    for index in compiled.set.matches(text).iter() {
-        let rule = &RULES[index];
-        for captures in compiled.rules[index].captures_iter(text) {
+    for (rule, regex) in RULES.iter().zip(&compiled.rules) {
+        for captures in regex.captures_iter(text) {
             let Some(whole) = captures.get(0) else { continue };
             let value = captures.name("value").unwrap_or(whole);
             let checked = captures.name("tail").unwrap_or(value);
@@ -361,9 +360,27 @@ mod tests {
             "sk-learn-is-a-library-for-machine-learning",
             "password = changeme",
             "released 2024-01-15",
+            // Found by the comparison corpus (clients/python/benchmarks/detection.py):
+            "[2024-03-01 10:22] user wrote: hello",
+            "invoice INV-2024-845865, total EUR 4310.48",
         ] {
             assert_eq!(found(text), vec![], "{text}");
         }
+    }
+
+    /// Regressions found by the comparison corpus: a card number inside an IBAN, a random
+    /// letters-only password, a US number whose groups look like a date.
+    #[test]
+    fn what_the_comparison_corpus_found() {
+        assert_eq!(
+            found("pay FR53 4582 0387 6584 1620 8900 336 now"),
+            vec![(Category::Iban, "FR53 4582 0387 6584 1620 8900 336")]
+        );
+        assert_eq!(
+            found(r#"password = "GeIKMaidOnfvmLBzwdJY""#),
+            vec![(Category::AssignedSecret, "GeIKMaidOnfvmLBzwdJY")]
+        );
+        assert_eq!(found("call +1 840-933-6659 today"), vec![(Category::Phone, "+1 840-933-6659")]);
     }
 
     #[test]

@@ -95,6 +95,81 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.users > 0 && args.clients > 0 && args.seconds > 0,
         "users, clients and seconds must be positive"
     );
+    let upstream = if args.proxy {
+        let (address, server) = proxy::instant_upstream().await.context("starting the local upstream")?;
+        Some((address, server))
+    } else {
+        None
+    };
+    let upstream_address = upstream.as_ref().map(|(address, _)| *address);
+    let main = start(&args, upstream_address, |_| {}).await?;
+    let users = main.users.clone();
+    let (target, state) = (&main.target, &main.state);
+    let output = match upstream_address {
+        Some(address) => {
+            // The same server with every boundary policy off, seeded alike, for the boundary's cost.
+            let off = start(&args, upstream_address, |config| {
+                for category in sealroom::detect::Category::ALL {
+                    config.boundary.policies.set(category, sealroom::boundary::Action::Off);
+                }
+            })
+            .await?;
+            let targets = proxy::Servers { on: (&target.base, users), off: (&off.target.base, off.users.clone()) };
+            let output = proxy::measure(&target.http, targets, address, args.clients, args.seconds).await?;
+            off.stop().await;
+            output
+        }
+        None if args.flood => flood(&args, target, users).await?,
+        None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
+        None if args.reads => {
+            let first = state.verifier().verify(&users[0].token).await?;
+            reads::measure(target, users, args.clients, args.seconds, state.rooms().clone(), first).await?
+        }
+        None if args.writes => {
+            let mut principals = Vec::with_capacity(users.len());
+            for user in users.iter() {
+                principals.push(state.verifier().verify(&user.token).await?);
+            }
+            let rooms = state.rooms().clone();
+            writes::measure(rooms, Arc::new(principals), &target.http, &target.base, users, args.clients, args.seconds)
+                .await?
+        }
+        None => throughput(&args, target, users).await?,
+    };
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&output)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    main.stop().await;
+    if let Some((_, upstream)) = upstream {
+        upstream.abort();
+    }
+    Ok(())
+}
+
+/// A server under test, running in this process on a fresh data directory, with its users.
+struct Running {
+    target: Target,
+    users: Arc<Vec<User>>,
+    state: crate::state::AppState,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _directory: tempfile::TempDir,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Starts a server (its configuration adjusted by `adjust`) and seeds its users.
+async fn start(
+    args: &BenchArgs,
+    upstream: Option<std::net::SocketAddr>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> anyhow::Result<Running> {
     let directory = tempfile::tempdir().context("temporary data directory")?;
     let mut config = ServerConfig::development(directory.path().join("data"), "127.0.0.1:0".parse()?);
     config.limits.principal = if args.flood {
@@ -103,13 +178,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         PrincipalLimits { requests_per_sec: 1e9, burst: 1e9, in_flight_max: 1_000_000 }
     };
     config.limits.requests_in_flight_max = 10_000;
-    let upstream = if args.proxy {
-        let (address, server) = proxy::instant_upstream().await.context("starting the local upstream")?;
-        config.upstream = Some(proxy::upstream_config(address));
-        Some((address, server))
-    } else {
-        None
-    };
+    config.upstream = upstream.map(proxy::upstream_config);
+    adjust(&mut config);
     let app = App::build(config).await.context("starting the server under test")?;
     let address = app.address();
     let state = app.state().clone();
@@ -123,7 +193,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Seeded concurrently, as many at once as there are clients (in index order in the end).
     let seeded = futures::stream::iter(0..args.users)
         .map(|index| {
-            let (target, bar) = (&target, &bar);
+            let (target, bar, issuer) = (&target, &bar, &issuer);
             async move {
                 let request = DevTokenRequest {
                     subject: format!("bench-user-{index}"),
@@ -143,38 +213,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await;
     let users = seeded.into_iter().collect::<anyhow::Result<Vec<User>>>()?;
     bar.finish_and_clear();
-    let users = Arc::new(users);
-    let output = match &upstream {
-        Some((address, _)) => {
-            proxy::measure(&target.http, &target.base, *address, users, args.clients, args.seconds).await?
-        }
-        None if args.flood => flood(&args, &target, users).await?,
-        None if args.mcp => mcp::measure(&target.http, &target.base, users, args.clients, args.seconds).await?,
-        None if args.reads => {
-            let first = state.verifier().verify(&users[0].token).await?;
-            reads::measure(&target, users, args.clients, args.seconds, state.rooms().clone(), first).await?
-        }
-        None if args.writes => {
-            let mut principals = Vec::with_capacity(users.len());
-            for user in users.iter() {
-                principals.push(state.verifier().verify(&user.token).await?);
-            }
-            let rooms = state.rooms().clone();
-            writes::measure(rooms, Arc::new(principals), &target.http, &target.base, users, args.clients, args.seconds)
-                .await?
-        }
-        None => throughput(&args, &target, users).await?,
-    };
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&output)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let _ = stop.send(());
-    let _ = server.await;
-    if let Some((_, upstream)) = upstream {
-        upstream.abort();
-    }
-    Ok(())
+    Ok(Running { target, users: Arc::new(users), state, stop, server, _directory: directory })
 }
 
 fn client(clients: usize) -> anyhow::Result<reqwest::Client> {
@@ -207,7 +246,7 @@ async fn seed(target: &Target, token: &str, index: usize, history: bool) -> anyh
         let messages: Vec<Value> = (0..12)
             .map(|turn| {
                 let role = if turn % 2 == 0 { "user" } else { "assistant" };
-                json!({"role": role, "content": format!("turn {turn}: planning a trip, weighing topic{} against the budget", turn % 5)})
+                json!({"role": role, "content": format!("turn {turn}: planning a trip, weighing topic{} against the budget; mail traveller{index}@example.org or call +44 20 7946 0{:03}", turn % 5, index % 1000)})
             })
             .collect();
         target

@@ -1,7 +1,9 @@
 //! `sealroom bench --proxy`: the latency the proxy adds. A local upstream answers at once; the
 //! same requests go to it directly and through sealroom (bare, with thread history and recall,
 //! and streamed), one phase after another in one run, so the difference is sealroom's cost:
-//! authentication, room lookup, prompt assembly, retrieval, the relay.
+//! authentication, room lookup, prompt assembly, retrieval, the model boundary, the relay.
+//! The thread histories hold an address and a phone number each; the same requests also go to
+//! a second server whose boundary policies are all off, to show what the boundary costs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,8 +69,21 @@ pub fn upstream_config(address: SocketAddr) -> crate::config::UpstreamConfig {
 /// One way of sending the chat request.
 #[derive(Clone, Copy)]
 enum Route {
-    Direct { streamed: bool },
-    Proxy { recall: bool, streamed: bool },
+    Direct {
+        streamed: bool,
+    },
+    /// Through the server with the boundary on (its default policies) or off.
+    Proxy {
+        recall: bool,
+        streamed: bool,
+        boundary: bool,
+    },
+}
+
+/// The two servers under test (base URL and users): boundary policies on and off.
+pub struct Servers<'a> {
+    pub on: (&'a str, Arc<Vec<User>>),
+    pub off: (&'a str, Arc<Vec<User>>),
 }
 
 struct Phase {
@@ -76,22 +91,38 @@ struct Phase {
     route: Route,
 }
 
-const PHASES: [Phase; 5] = [
+const PHASES: [Phase; 8] = [
     Phase { label: "direct to upstream", route: Route::Direct { streamed: false } },
-    Phase { label: "via proxy, bare", route: Route::Proxy { recall: false, streamed: false } },
-    Phase { label: "via proxy, thread + recall", route: Route::Proxy { recall: true, streamed: false } },
+    Phase { label: "via proxy, bare", route: Route::Proxy { recall: false, streamed: false, boundary: true } },
+    Phase {
+        label: "via proxy, thread + recall",
+        route: Route::Proxy { recall: true, streamed: false, boundary: true },
+    },
+    Phase {
+        label: "thread + recall, boundary off",
+        route: Route::Proxy { recall: true, streamed: false, boundary: false },
+    },
     Phase { label: "direct, streamed", route: Route::Direct { streamed: true } },
-    Phase { label: "via proxy, streamed + recall", route: Route::Proxy { recall: true, streamed: true } },
+    Phase {
+        label: "via proxy, streamed + recall",
+        route: Route::Proxy { recall: true, streamed: true, boundary: true },
+    },
+    Phase {
+        label: "streamed + recall, boundary off",
+        route: Route::Proxy { recall: true, streamed: true, boundary: false },
+    },
+    // The first boundary phase again, so drift over the run shows.
+    Phase { label: "thread + recall, again", route: Route::Proxy { recall: true, streamed: false, boundary: true } },
 ];
 
 async fn send(http: &reqwest::Client, proxy: &str, upstream: SocketAddr, user: &User, route: Route) -> bool {
-    let question = "Where should I travel in May?";
+    let question = "Where should I travel in May? Write to me at ana.lopez@example.org.";
     let request = match route {
         Route::Direct { streamed } => http.post(format!("http://{upstream}/v1/chat/completions")).json(&json!({
             "model": "bench-upstream", "stream": streamed,
             "messages": [{"role": "user", "content": question}],
         })),
-        Route::Proxy { recall, streamed } => {
+        Route::Proxy { recall, streamed, .. } => {
             let mut body = json!({
                 "model": "bench-model", "stream": streamed,
                 "messages": [{"role": "user", "content": question}],
@@ -118,9 +149,8 @@ async fn send(http: &reqwest::Client, proxy: &str, upstream: SocketAddr, user: &
 /// added latency of each proxy phase over its direct counterpart.
 pub async fn measure(
     http: &reqwest::Client,
-    proxy: &str,
+    servers: Servers<'_>,
     upstream: SocketAddr,
-    users: Arc<Vec<User>>,
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<Value> {
@@ -130,8 +160,12 @@ pub async fn measure(
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let bar = super::bar(1, phase.label);
         let mut workers = Vec::with_capacity(clients);
+        let (proxy, users) = match phase.route {
+            Route::Proxy { boundary: false, .. } => &servers.off,
+            _ => &servers.on,
+        };
         for worker in 0..clients {
-            let (http, proxy, users, route) = (http.clone(), proxy.to_owned(), users.clone(), phase.route);
+            let (http, proxy, users, route) = (http.clone(), (*proxy).to_owned(), users.clone(), phase.route);
             workers.push(tokio::spawn(async move {
                 let mut random = Random(0x2545_f491_4f6c_dd1d ^ (worker as u64 + 1));
                 let mut samples = Samples::default();
@@ -163,7 +197,10 @@ pub async fn measure(
     for (proxy_label, direct_label) in [
         ("via proxy, bare", "direct to upstream"),
         ("via proxy, thread + recall", "direct to upstream"),
+        ("thread + recall, boundary off", "direct to upstream"),
+        ("thread + recall, again", "direct to upstream"),
         ("via proxy, streamed + recall", "direct, streamed"),
+        ("streamed + recall, boundary off", "direct, streamed"),
     ] {
         added.insert(
             proxy_label.to_owned(),
