@@ -186,6 +186,36 @@ async fn no_detected_value_reaches_the_upstream_and_the_client_gets_them_back() 
     app.assert_logs_clean();
 }
 
+/// Values in every kind of message a client sends (system, earlier assistant and tool turns,
+/// text parts, tool-call arguments) are masked too, each message on its own.
+#[tokio::test]
+async fn values_in_every_message_of_a_request_are_masked() {
+    let upstream = FakeUpstream::start().await;
+    let (app, _directory) = proxy_app_with(&upstream, UpstreamFlavour::OpenAi, |_| {}).await;
+    let alice = app.user("alice");
+    let request = json!({
+        "model": MODEL_ECHO_ALL,
+        "messages": [
+            {"role": "system", "content": format!("the user's card is {}", PERSONAL[4])},
+            {"role": "user", "content": [{"type": "text", "text": format!("my iban: {}", PERSONAL[7])}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "lookup", "arguments": format!("{{\"ssn\": \"{}\"}}", PERSONAL[9])}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": format!("found {}", PERSONAL[1])},
+            {"role": "user", "content": format!("and write to {}", PERSONAL[0])},
+        ],
+    });
+    let reply = alice.post("/v1/chat/completions", request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let sent = upstream.chats().last().unwrap().body.to_string();
+    for value in [PERSONAL[4], PERSONAL[7], PERSONAL[9], PERSONAL[1], PERSONAL[0]] {
+        assert!(!sent.contains(value), "{value} reached the upstream: {sent}");
+    }
+    let answer = answer_text(&reply.text, false);
+    for value in [PERSONAL[4], PERSONAL[7], PERSONAL[1], PERSONAL[0]] {
+        assert!(answer.contains(value), "{value} comes back: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn a_blocked_category_is_refused_by_name_and_nothing_is_sent() {
     let upstream = FakeUpstream::start().await;
@@ -239,6 +269,7 @@ async fn secrets_are_stored_by_name_and_resolved_only_with_the_resolve_role() {
     let thread = thread_with(&alice, &format!("my token is {value}")).await;
     let reply = alice.post("/v1/chat/completions", chat(&thread, "what is my token?", false)).await;
     assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.text.contains(&value) && reply.text.contains("{{secret:github}}"), "{}", reply.text);
     let audit = alice.get("/v1/me/audit?limit=200").await;
     for (what, text) in [
         ("export", export.text.as_str()),
