@@ -24,7 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sealroom::Room;
 use sealroom::prompt::PromptBuilder;
-use sealroom::rooms::{AuditEvent, NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
+use sealroom::rooms::{NamespacePrefix, NewMessage, ThreadId, TokenBudget, Ttl};
 use sealroom::search::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -134,7 +134,11 @@ pub async fn chat_completions(
     let mut masker = boundary::masker(&state, &room).await?;
     let messages = boundary::mask_messages(&mut masker, &messages)?;
     boundary::mask_context(&mut masker, &mut builder)?;
-    record(&room, &builder, boundary::account(&state, &room, masker.counts())).await?;
+    record_recall(&room, &builder).await?;
+    if let Some(event) = boundary::account(&state, &room, masker.counts()) {
+        // Counts, like a read's entry: appended with the next batch of queued entries.
+        state.audit_queue().enqueue(room.clone(), event).await;
+    }
     if let Some(key) = &cache_key
         && let Some(hit) = room.response_cache().lookup(key).await?
     {
@@ -255,16 +259,15 @@ async fn build_context(
     Ok(builder)
 }
 
-/// Step four: which memories went into the prompt, and what the model boundary rewrote
-/// (categories and counts), in the room's audit trail.
-async fn record(room: &Room, builder: &PromptBuilder, boundary: Option<AuditEvent>) -> Result<(), ProxyError> {
+/// Step four: which memories went into the prompt, in the room's audit trail (before the
+/// upstream sees them).
+async fn record_recall(room: &Room, builder: &PromptBuilder) -> Result<(), ProxyError> {
     let sources = builder.memory_sources();
-    let mut events: Vec<AuditEvent> = boundary.into_iter().collect();
     if !sources.is_empty() {
         let target = truncate(&sources.join(", "), RECALL_AUDIT_TARGET_BYTES_MAX);
-        events.push(room.audit().event("recall", &target, "used in a prompt", None));
+        let event = room.audit().event("recall", &target, "used in a prompt", None);
+        room.audit().record(vec![event]).await?;
     }
-    room.audit().record(events).await?;
     Ok(())
 }
 
