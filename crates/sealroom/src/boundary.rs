@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::detect::{self, Category};
-use crate::limits::SECRET_VALUE_CHARS_MIN;
+use crate::limits::{JSON_DEPTH_MAX, SECRET_VALUE_CHARS_MIN};
 use crate::rooms::PseudonymSecret;
 
 /// What happens to a detected value of a category.
@@ -120,9 +120,9 @@ impl Counts {
 pub struct Masker<'a> {
     policies: &'a Policies,
     secret: PseudonymSecret,
-    /// Stored secrets as (name, value), longest value first, so a value that contains another
-    /// is replaced whole.
-    secrets: Vec<(String, String)>,
+    /// The room's stored secrets' values, found in one leftmost-longest pass (an inserted
+    /// reference is never searched again), and the reference each becomes.
+    secrets: Option<(aho_corasick::AhoCorasick, Vec<String>)>,
     placeholders: HashMap<String, String>,
     counts: Counts,
 }
@@ -138,26 +138,36 @@ impl<'a> Masker<'a> {
     /// room's stored `secrets` (name, value) by reference.
     pub fn new(policies: &'a Policies, secret: PseudonymSecret, mut secrets: Vec<(String, String)>) -> Masker<'a> {
         secrets.retain(|(_, value)| value.chars().count() >= SECRET_VALUE_CHARS_MIN);
-        secrets.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-        Masker { policies, secret, secrets, placeholders: HashMap::new(), counts: Counts::default() }
+        let references: Vec<String> = secrets.iter().map(|(name, _)| format!("{{{{secret:{name}}}}}")).collect();
+        let searcher = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(secrets.iter().map(|(_, value)| value.as_bytes()))
+            .ok()
+            .filter(|_| !secrets.is_empty());
+        Masker {
+            policies,
+            secret,
+            secrets: searcher.map(|searcher| (searcher, references)),
+            placeholders: HashMap::new(),
+            counts: Counts::default(),
+        }
     }
 
     /// `text` as it may be sent to a model.
     pub fn mask(&mut self, text: &str) -> Result<String, Blocked> {
-        let referenced = self.reference_secrets(text);
+        let (referenced, inserted) = self.reference_secrets(text);
         let text = referenced.as_deref().unwrap_or(text);
         if !self.policies.any_active() {
             return Ok(text.to_owned());
         }
-        let references: Vec<std::ops::Range<usize>> =
-            SECRET_REFERENCE.find_iter(text).map(|reference| reference.range()).collect();
         let mut findings = detect::scan(text);
-        // A reference is what replaces a secret: never a finding itself (`secret:NAME` looks
-        // like a value assigned to a secret-looking name).
+        // A reference this masker inserted is what replaces a secret, never a finding itself
+        // (`secret:NAME` looks like a value assigned to a secret-looking name). Text a client
+        // wrote in the shape of a reference is scanned like any other.
         findings.retain(|finding| {
-            !references
+            !inserted
                 .iter()
-                .any(|reference| finding.bytes.start < reference.end && reference.start < finding.bytes.end)
+                .any(|reference| reference.start <= finding.bytes.start && finding.bytes.end <= reference.end)
         });
         if let Some(finding) = findings.iter().find(|finding| self.policies.action(finding.category) == Action::Block) {
             return Err(Blocked(finding.category));
@@ -185,6 +195,45 @@ impl<'a> Masker<'a> {
         Ok(masked)
     }
 
+    /// Like [`Masker::mask`], for text that may be JSON (tool-call arguments, tool results,
+    /// stored values): if it is an object or an array, each string in it (keys included) is
+    /// masked on its own and the JSON written again, so an escape such as `\n` never hides a
+    /// value from detection and a replacement never breaks the JSON; otherwise it is text.
+    pub fn mask_structured(&mut self, text: &str) -> Result<String, Blocked> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with(['{', '['])
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            self.mask_value(&mut value, 0)?;
+            return Ok(value.to_string());
+        }
+        self.mask(text)
+    }
+
+    fn mask_value(&mut self, value: &mut serde_json::Value, depth: usize) -> Result<(), Blocked> {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => *text = self.mask(text)?,
+            Value::Array(items) if depth < JSON_DEPTH_MAX => {
+                for item in items {
+                    self.mask_value(item, depth + 1)?;
+                }
+            }
+            Value::Object(members) if depth < JSON_DEPTH_MAX => {
+                let mut masked = serde_json::Map::with_capacity(members.len());
+                for (key, mut member) in std::mem::take(members) {
+                    self.mask_value(&mut member, depth + 1)?;
+                    masked.insert(self.mask(&key)?, member);
+                }
+                *members = masked;
+            }
+            // Deeper than the parsers downstream accept: masked as its text.
+            Value::Array(_) | Value::Object(_) => *value = Value::String(self.mask(&value.to_string())?),
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// What was rewritten so far.
     pub fn counts(&self) -> &Counts {
         &self.counts
@@ -195,17 +244,26 @@ impl<'a> Masker<'a> {
         Rehydrator { placeholders: self.placeholders.clone() }
     }
 
-    fn reference_secrets(&mut self, text: &str) -> Option<String> {
-        let mut rewritten: Option<String> = None;
-        for (name, value) in &self.secrets {
-            let current = rewritten.as_deref().unwrap_or(text);
-            let occurrences = current.matches(value.as_str()).count();
-            if occurrences > 0 {
-                self.counts.secret_references += occurrences as u64;
-                rewritten = Some(current.replace(value.as_str(), &format!("{{{{secret:{name}}}}}")));
-            }
+    /// `text` with every stored secret's value replaced by its reference in one pass over the
+    /// original text, and where the references were inserted; `None` if there was none.
+    fn reference_secrets(&mut self, text: &str) -> (Option<String>, Vec<std::ops::Range<usize>>) {
+        let Some((searcher, references)) = &self.secrets else { return (None, Vec::new()) };
+        let mut rewritten = String::new();
+        let mut inserted = Vec::new();
+        let mut copied = 0;
+        for found in searcher.find_iter(text) {
+            rewritten.push_str(&text[copied..found.start()]);
+            let reference = &references[found.pattern().as_usize()];
+            inserted.push(rewritten.len()..rewritten.len() + reference.len());
+            rewritten.push_str(reference);
+            copied = found.end();
         }
-        rewritten
+        if inserted.is_empty() {
+            return (None, inserted);
+        }
+        rewritten.push_str(&text[copied..]);
+        self.counts.secret_references += inserted.len() as u64;
+        (Some(rewritten), inserted)
     }
 
     /// The room's pseudonym of `value` as written (so rehydration gives back exactly what was
@@ -241,45 +299,112 @@ static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\[[A-Z_]{2,19}_[0-9a-f]{8}(?:[0-9a-f]{8})?\]").expect("the placeholder pattern compiles")
 });
 
-static SECRET_REFERENCE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{\{secret:[A-Za-z0-9_.\-]{1,64}\}\}").expect("the reference pattern compiles"));
-
 /// Puts one request's pseudonymized values back into the model's answer. Placeholders it did
 /// not make (a model can invent one) are left as they are.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Rehydrator {
     placeholders: HashMap<String, String>,
 }
 
+impl std::fmt::Debug for Rehydrator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Rehydrator").field("pseudonyms", &self.placeholders.len()).finish()
+    }
+}
+
 impl Rehydrator {
+    /// Like [`Rehydrator::rehydrate`], for text that may be JSON (tool-call arguments): each
+    /// string of a JSON object or array is rehydrated on its own and the JSON written again, so
+    /// a value holding a quote cannot break out of its string.
+    pub fn rehydrate_structured(&self, text: &str) -> String {
+        if self.placeholders.is_empty() || !text.contains('[') {
+            return text.to_owned();
+        }
+        let trimmed = text.trim_start();
+        if trimmed.starts_with(['{', '['])
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            self.rehydrate_value(&mut value);
+            return value.to_string();
+        }
+        self.rehydrate(text)
+    }
+
+    fn rehydrate_value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => *text = self.rehydrate(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.rehydrate_value(item)),
+            Value::Object(members) => {
+                let rehydrated = std::mem::take(members)
+                    .into_iter()
+                    .map(|(key, mut member)| {
+                        self.rehydrate_value(&mut member);
+                        (self.rehydrate(&key), member)
+                    })
+                    .collect();
+                *members = rehydrated;
+            }
+            _ => {}
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.placeholders.is_empty()
     }
 
     pub fn rehydrate(&self, text: &str) -> String {
+        self.substitute(text, false)
+    }
+
+    /// Like [`Rehydrator::rehydrate`] for pieces of JSON text (streamed tool-call arguments):
+    /// values are written escaped as the inside of a JSON string.
+    pub fn rehydrate_json_escaped(&self, text: &str) -> String {
+        self.substitute(text, true)
+    }
+
+    fn substitute(&self, text: &str, json_escaped: bool) -> String {
         if self.placeholders.is_empty() || !text.contains('[') {
             return text.to_owned();
         }
         PLACEHOLDER
             .replace_all(text, |captures: &regex::Captures<'_>| {
                 let placeholder = &captures[0];
-                self.placeholders.get(placeholder).cloned().unwrap_or_else(|| placeholder.to_owned())
+                match self.placeholders.get(placeholder) {
+                    None => placeholder.to_owned(),
+                    Some(value) if json_escaped => {
+                        let quoted = serde_json::Value::String(value.clone()).to_string();
+                        quoted[1..quoted.len() - 1].to_owned()
+                    }
+                    Some(value) => value.clone(),
+                }
             })
             .into_owned()
     }
 
-    /// A rehydrator for one streamed answer (one per choice).
+    /// A rehydrator for one streamed text (one per choice).
     pub fn stream(&self) -> StreamRehydrator {
-        StreamRehydrator { rehydrator: self.clone(), carry: String::new() }
+        StreamRehydrator { rehydrator: self.clone(), carry: String::new(), json_escaped: false }
+    }
+
+    /// A rehydrator for one streamed piece of JSON text (a tool call's arguments).
+    pub fn stream_json_escaped(&self) -> StreamRehydrator {
+        StreamRehydrator { rehydrator: self.clone(), carry: String::new(), json_escaped: true }
     }
 }
 
 /// Rehydrates text arriving in pieces: the end of a piece that may be the start of a
 /// placeholder is held back until the next piece says whether it is one.
-#[derive(Debug)]
 pub struct StreamRehydrator {
     rehydrator: Rehydrator,
     carry: String,
+    json_escaped: bool,
+}
+
+impl std::fmt::Debug for StreamRehydrator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("StreamRehydrator").field("held_back_bytes", &self.carry.len()).finish()
+    }
 }
 
 impl StreamRehydrator {
@@ -288,13 +413,13 @@ impl StreamRehydrator {
         self.carry.push_str(piece);
         let hold_from = self.possible_placeholder_start();
         let ready: String = self.carry.drain(..hold_from).collect();
-        self.rehydrator.rehydrate(&ready)
+        self.rehydrator.substitute(&ready, self.json_escaped)
     }
 
     /// The text still held back, at the end of the stream.
     pub fn finish(&mut self) -> String {
         let rest = std::mem::take(&mut self.carry);
-        self.rehydrator.rehydrate(&rest)
+        self.rehydrator.substitute(&rest, self.json_escaped)
     }
 
     /// Where the held-back part begins: the last `[` whose text so far could still become a
@@ -354,6 +479,42 @@ mod tests {
         let mut masker = Masker::new(&policies, secret(1), vec![("db-password".into(), "Tr0ub4dor-3".into())]);
         assert_eq!(masker.mask("the password Tr0ub4dor-3").expect("masked"), "the password {{secret:db-password}}");
         assert_eq!(masker.counts().secret_references, 1);
+    }
+
+    /// Regressions from the review of this module: stored secrets replaced in one pass (a name
+    /// holding another secret's value once made the text grow tenfold per secret), references
+    /// a client writes are scanned like any text, JSON escapes never hide a value.
+    #[test]
+    fn secrets_are_referenced_in_one_pass_and_client_text_shaped_like_a_reference_is_scanned() {
+        let policies = Policies::default();
+        let secrets: Vec<(String, String)> =
+            (10..20).map(|index| (format!("{}{index}", "a".repeat(62)), "aaaaaaaa".to_owned())).collect();
+        let mut masker = Masker::new(&policies, secret(1), secrets);
+        let masked = masker.mask("x aaaaaaaa y").expect("masked");
+        assert!(masked.len() < 100 && masked.matches("{{secret:").count() == 1, "{masked}");
+        let mut masker = Masker::new(&policies, secret(1), vec![("db".into(), "secret:dbx".into())]);
+        assert_eq!(masker.mask("{{secret:dbx}}").expect("masked").matches("{{secret:").count(), 1);
+        let mut masker = Masker::new(&policies, secret(1), vec![]);
+        let masked =
+            masker.mask("{{secret:AKIAIOSFODNN7EXAMPLE}} postgres://u:{{secret:db}}REALPASS1@h").expect("masked");
+        assert!(!masked.contains("AKIAIOSFODNN7EXAMPLE") && !masked.contains("REALPASS1"), "{masked}");
+    }
+
+    #[test]
+    fn json_is_masked_string_by_string_and_rehydrated_without_breaking_it() {
+        let mut policies = Policies::default();
+        policies.set(Category::ConnectionPassword, Action::Pseudonymize);
+        let mut masker = Masker::new(&policies, secret(1), vec![]);
+        let arguments = r#"{"note":"x\n4111111111111111","db":"redis://u:pa\"ss99word@h","ana@example.org":1}"#;
+        let masked = masker.mask_structured(arguments).expect("masked");
+        let parsed: serde_json::Value = serde_json::from_str(&masked).expect("still JSON");
+        assert!(
+            !masked.contains("4111111111111111") && !masked.contains("pa\\\"ss99word") && !masked.contains("ana@"),
+            "{parsed}"
+        );
+        let back: serde_json::Value =
+            serde_json::from_str(&masker.rehydrator().rehydrate_structured(&masked)).expect("rehydrated JSON");
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(arguments).expect("the original"));
     }
 
     #[test]

@@ -150,9 +150,15 @@ pub const WRITE_CONFLICT_RETRIES_MAX: usize = 16;
 pub const SECRET_NAME_BYTES_MAX: usize = 64;
 /// A secret's value: room for a private key or a long token, not for documents.
 pub const SECRET_VALUE_BYTES_MAX: usize = 8 * 1024;
-/// Stored secrets shorter than this are not looked for in model-bound text: a short value
-/// would turn ordinary words into references.
-pub const SECRET_VALUE_CHARS_MIN: usize = 6;
+/// A stored secret's shortest value: the boundary replaces every occurrence of a stored value in
+/// model-bound text, so a short one would turn ordinary words into references and let a client
+/// without the resolve role test guesses of it cheaply (a four-digit PIN in a few requests).
+pub const SECRET_VALUE_CHARS_MIN: usize = 8;
+/// Phone-number candidates confirmed with libphonenumber's metadata in one scan (up to ten
+/// parses each, some microseconds apiece); beyond it, candidates of a phone number's shape are
+/// taken as phone numbers without the check (failing closed: masked, never sent), so a text
+/// full of digit runs cannot hold a worker for seconds.
+pub const PHONE_CHECKS_PER_SCAN_MAX: usize = 1000;
 /// Secrets per room: every proxied request reads them all to replace their values by reference.
 pub const SECRETS_PER_ROOM_MAX: u64 = 100;
 

@@ -24,7 +24,8 @@ pub(super) async fn masker<'s>(state: &'s AppState, room: &Room) -> Result<Maske
     Ok(Masker::new(&state.config().boundary.policies, secret, secrets))
 }
 
-/// The client's messages as they may be sent: every text they carry masked.
+/// The client's messages as they may be sent: every text they carry masked (content, text
+/// parts, tool-call and legacy function-call arguments; JSON string by string).
 pub(super) fn mask_messages(masker: &mut Masker<'_>, messages: &[Value]) -> Result<Vec<Value>, ProxyError> {
     let mut masked = messages.to_vec();
     for message in &mut masked {
@@ -37,13 +38,29 @@ pub(super) fn mask_messages(masker: &mut Masker<'_>, messages: &[Value]) -> Resu
                 mask_string(masker, arguments)?;
             }
         }
+        if let Some(arguments) = message.get_mut("function_call").and_then(|call| call.get_mut("arguments")) {
+            mask_string(masker, arguments)?;
+        }
     }
     Ok(masked)
 }
 
+/// Text the client sends outside its messages: a predicted output (`prediction.content`).
+/// Tool definitions and response schemas are the application's, not the user's, and pass as
+/// they are.
+pub(super) fn mask_fields(
+    masker: &mut Masker<'_>,
+    body: &mut serde_json::Map<String, Value>,
+) -> Result<(), ProxyError> {
+    if let Some(content) = body.get_mut("prediction").and_then(|prediction| prediction.get_mut("content")) {
+        mask_content(masker, content)?;
+    }
+    Ok(())
+}
+
 /// The thread history and recalled memories in the builder, masked in place.
 pub(super) fn mask_context(masker: &mut Masker<'_>, builder: &mut PromptBuilder) -> Result<(), ProxyError> {
-    builder.rewrite_texts(|text| masker.mask(text)).map_err(blocked)
+    builder.rewrite_texts(|text| masker.mask_structured(text)).map_err(blocked)
 }
 
 /// Puts the request's values back into a complete answer: each choice's text and tool-call
@@ -59,8 +76,11 @@ pub(super) fn rehydrate_answer(rehydrator: &Rehydrator, answer: &mut Value) {
         }
         for call in message.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
             if let Some(Value::String(arguments)) = call.pointer_mut("/function/arguments") {
-                *arguments = rehydrator.rehydrate(arguments);
+                *arguments = rehydrator.rehydrate_structured(arguments);
             }
+        }
+        if let Some(Value::String(arguments)) = message.pointer_mut("/function_call/arguments") {
+            *arguments = rehydrator.rehydrate_structured(arguments);
         }
     }
 }
@@ -99,7 +119,7 @@ fn mask_content(masker: &mut Masker<'_>, content: &mut Value) -> Result<(), Prox
 
 fn mask_string(masker: &mut Masker<'_>, value: &mut Value) -> Result<(), ProxyError> {
     if let Value::String(text) = value {
-        *text = masker.mask(text).map_err(blocked)?;
+        *text = masker.mask_structured(text).map_err(blocked)?;
     }
     Ok(())
 }

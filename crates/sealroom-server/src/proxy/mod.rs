@@ -122,17 +122,22 @@ pub async fn chat_completions(
     let upstream = state.upstream().ok_or_else(|| {
         refused(StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured", "no model upstream is configured")
     })?;
-    let request = parse_request(upstream, body)?;
+    let mut request = parse_request(upstream, body)?;
     let room = caller.room.clone();
+    // The client's text passes the boundary first: a blocked value refuses the request before
+    // anything leaves for any upstream (the recall query's embedding included).
+    let mut masker = boundary::masker(&state, &room).await?;
+    let masked_messages = boundary::mask_messages(&mut masker, &request.messages)?;
+    boundary::mask_fields(&mut masker, &mut request.body)?;
     let recalls_tenant = request.options.recall.as_ref().is_some_and(|recall| recall.tenant);
     let tenant = if recalls_tenant { Some(state.rooms().tenant_room(&caller.principal)?) } else { None };
-    let mut builder = build_context(&state, &room, tenant.as_ref(), &request).await?;
+    let masked_query = last_user_text(&masked_messages);
+    let mut builder = build_context(&state, &room, tenant.as_ref(), &request, masked_query).await?;
     let ChatRequest { mut body, messages, thread, options } = request;
     let cache_key = (options.cache && deterministic(&body))
         .then(|| json!({"params": body.clone(), "messages": messages, "context": builder.cache_material()}));
     let store = options.store.then_some(thread).flatten().zip(last_user_text(&messages));
-    let mut masker = boundary::masker(&state, &room).await?;
-    let messages = boundary::mask_messages(&mut masker, &messages)?;
+    let messages = masked_messages;
     boundary::mask_context(&mut masker, &mut builder)?;
     record_recall(&room, &builder).await?;
     if let Some(event) = boundary::account(&state, &room, masker.counts()) {
@@ -220,6 +225,7 @@ async fn build_context(
     room: &Room,
     tenant: Option<&Room>,
     request: &ChatRequest,
+    masked_query: Option<String>,
 ) -> Result<PromptBuilder, ProxyError> {
     let mut builder = PromptBuilder::for_rooms(room, tenant)
         .map_err(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "internal", "random generator failed"))?;
@@ -242,18 +248,24 @@ async fn build_context(
     };
     let query: String = query.chars().take(RECALL_QUERY_CHARS_MAX).collect();
     let prefix = NamespacePrefix::parse_path(recall.prefix.as_deref().unwrap_or(""))?;
-    let embedding = match state.embedder() {
-        Some(embedder) => embedder.embed(room, std::slice::from_ref(&query)).await?.pop(),
-        None => None,
+    // The embeddings upstream is a provider too: it gets the query as the model would.
+    let embedding = match (state.embedder(), masked_query) {
+        (Some(embedder), Some(masked)) => {
+            let masked: String = masked.chars().take(RECALL_QUERY_CHARS_MAX).collect();
+            embedder.embed(room, std::slice::from_ref(&masked)).await?.pop()
+        }
+        _ => None,
     };
-    let request = SearchRequest::parse(Some(query), embedding, prefix, None, Some(limit), None)?;
+    // Excluded origins are filtered after the search: ask for the most, keep `limit` of the rest.
     let excluded = &state.config().boundary.exclude_origins;
+    let search_limit = if excluded.is_empty() { limit } else { RECALL_MEMORIES_MAX };
+    let request = SearchRequest::parse(Some(query), embedding, prefix, None, Some(search_limit), None)?;
+    let kept = usize::try_from(limit).unwrap_or(0);
     for source in std::iter::once(room).chain(tenant) {
         let hits = source.items().search(&request).await?;
-        for fragment in sealroom::prompt::memory_fragments(source, &hits) {
-            if !excluded.contains(&fragment.origin()) {
-                builder.add(fragment, room).map_err(provenance)?;
-            }
+        let fragments = sealroom::prompt::memory_fragments(source, &hits);
+        for fragment in fragments.into_iter().filter(|fragment| !excluded.contains(&fragment.origin())).take(kept) {
+            builder.add(fragment, room).map_err(provenance)?;
         }
     }
     Ok(builder)

@@ -33,8 +33,9 @@ pub struct Collected {
     pub content: String,
     pub finished: bool,
     rehydrator: Rehydrator,
-    /// Each choice's rehydration state, by choice index.
-    choices: BTreeMap<u64, StreamRehydrator>,
+    /// The rehydration state of each streamed text: a choice's content (`None`) or one of its
+    /// tool calls' arguments (`Some(tool call index)`), by choice index.
+    streams: BTreeMap<(u64, Option<u64>), StreamRehydrator>,
     /// The last event with choices, as the template of an event that flushes held-back text.
     last_event: Option<Value>,
 }
@@ -86,7 +87,10 @@ impl Collected {
             return Some(STREAM_ERROR_EVENT.to_owned());
         }
         let rewritten = !self.rehydrator.is_empty() && self.rehydrate(&mut event);
-        if let Some(text) = event["choices"][0]["delta"]["content"].as_str() {
+        let first_choice = event["choices"]
+            .as_array()
+            .and_then(|choices| choices.iter().find(|choice| choice["index"].as_u64().unwrap_or(0) == 0));
+        if let Some(text) = first_choice.and_then(|choice| choice["delta"]["content"].as_str()) {
             self.content.push_str(text);
         }
         if event.get("choices").is_some() {
@@ -95,22 +99,54 @@ impl Collected {
         rewritten.then(|| format!("data: {event}"))
     }
 
-    /// Rehydrates each choice's delta in `event`; returns whether anything changed.
+    /// Rehydrates each choice's delta in `event` (its text and its tool calls' arguments);
+    /// returns whether anything changed. A finishing choice gets everything held back for it.
     fn rehydrate(&mut self, event: &mut Value) -> bool {
         let mut changed = false;
         for choice in event.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
-            let index = choice["index"].as_u64().unwrap_or(0);
-            let stream = self.choices.entry(index).or_insert_with(|| self.rehydrator.stream());
+            let Some(choice) = choice.as_object_mut() else { continue };
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finishing = choice.get("finish_reason").is_some_and(|reason| !reason.is_null());
-            let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else { continue };
-            let original = delta.get("content").and_then(Value::as_str).map(str::to_owned);
-            let mut text = original.as_deref().map(|piece| stream.push(piece)).unwrap_or_default();
-            if finishing {
-                text.push_str(&stream.finish());
+            if !choice.get("delta").is_some_and(Value::is_object) {
+                if !finishing {
+                    continue;
+                }
+                choice.insert("delta".into(), Value::Object(serde_json::Map::new()));
             }
-            if original.as_deref() != Some(text.as_str()) && !(original.is_none() && text.is_empty()) {
-                delta.insert("content".into(), Value::String(text));
-                changed = true;
+            let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else { continue };
+            let stream = self.streams.entry((index, None)).or_insert_with(|| self.rehydrator.stream());
+            changed |= rehydrate_piece(delta, "content", stream, finishing);
+            let mut calls_seen = Vec::new();
+            for call in delta.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
+                let call_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                calls_seen.push(call_index);
+                let Some(function) = call.get_mut("function").and_then(Value::as_object_mut) else { continue };
+                let stream = self
+                    .streams
+                    .entry((index, Some(call_index)))
+                    .or_insert_with(|| self.rehydrator.stream_json_escaped());
+                changed |= rehydrate_piece(function, "arguments", stream, finishing);
+            }
+            if finishing {
+                // Arguments held back for tool calls this event does not name.
+                let held: Vec<(u64, String)> = self
+                    .streams
+                    .iter_mut()
+                    .filter(|((choice_index, call), _)| {
+                        *choice_index == index && call.is_some_and(|call| !calls_seen.contains(&call))
+                    })
+                    .map(|((_, call), stream)| (call.unwrap_or(0), stream.finish()))
+                    .filter(|(_, rest)| !rest.is_empty())
+                    .collect();
+                if !held.is_empty() {
+                    let calls = delta.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new()));
+                    if let Some(calls) = calls.as_array_mut() {
+                        for (call_index, rest) in held {
+                            calls.push(serde_json::json!({"index": call_index, "function": {"arguments": rest}}));
+                        }
+                        changed = true;
+                    }
+                }
             }
         }
         changed
@@ -119,24 +155,64 @@ impl Collected {
     /// Text still held back when the stream says `[DONE]` (an upstream that never finished a
     /// choice): an event of its own, then `[DONE]`.
     fn flush_before_done(&mut self) -> Option<String> {
-        let mut choices = Vec::new();
-        for (index, stream) in &mut self.choices {
+        let mut deltas: BTreeMap<u64, serde_json::Map<String, Value>> = BTreeMap::new();
+        for ((index, call), stream) in &mut self.streams {
             let rest = stream.finish();
-            if !rest.is_empty() {
-                if *index == 0 {
-                    self.content.push_str(&rest);
+            if rest.is_empty() {
+                continue;
+            }
+            let delta = deltas.entry(*index).or_default();
+            match call {
+                None => {
+                    if *index == 0 {
+                        self.content.push_str(&rest);
+                    }
+                    delta.insert("content".into(), Value::String(rest));
                 }
-                choices.push(serde_json::json!({"index": index, "delta": {"content": rest}, "finish_reason": null}));
+                Some(call) => {
+                    let calls = delta.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new()));
+                    if let Some(calls) = calls.as_array_mut() {
+                        calls.push(serde_json::json!({"index": call, "function": {"arguments": rest}}));
+                    }
+                }
             }
         }
-        if choices.is_empty() {
+        if deltas.is_empty() {
             return None;
         }
+        let choices: Vec<Value> = deltas
+            .into_iter()
+            .map(|(index, delta)| serde_json::json!({"index": index, "delta": delta, "finish_reason": null}))
+            .collect();
         let mut event =
             self.last_event.clone().unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
+        if let Some(event) = event.as_object_mut() {
+            // The template is only for the event's identity; its usage was reported already.
+            event.remove("usage");
+        }
         event["choices"] = Value::Array(choices);
         Some(format!("data: {event}\n\ndata: [DONE]"))
     }
+}
+
+/// Rehydrates `object[field]` (a piece of streamed text) through `stream`, adding what it held
+/// back if `finishing`; returns whether the field changed.
+fn rehydrate_piece(
+    object: &mut serde_json::Map<String, Value>,
+    field: &str,
+    stream: &mut StreamRehydrator,
+    finishing: bool,
+) -> bool {
+    let original = object.get(field).and_then(Value::as_str).map(str::to_owned);
+    let mut text = original.as_deref().map(|piece| stream.push(piece)).unwrap_or_default();
+    if finishing {
+        text.push_str(&stream.finish());
+    }
+    let unchanged = original.as_deref() == Some(text.as_str()) || (original.is_none() && text.is_empty());
+    if !unchanged {
+        object.insert(field.to_owned(), Value::String(text));
+    }
+    !unchanged
 }
 
 /// Relays `upstream` into `sender`; returns what was collected, or `None` if the client went
@@ -178,6 +254,81 @@ mod tests {
         assert!(collected.finished);
         let forwarded = String::from_utf8([first, second].concat()).expect("utf-8");
         assert_eq!(forwarded.matches("data:").count(), 3, "every event is forwarded whole: {forwarded}");
+    }
+
+    /// A rehydrator that knows the pseudonym of `value`, and that pseudonym.
+    fn rehydrator_for(value: &str) -> (Rehydrator, String) {
+        let policies = sealroom::boundary::Policies::default();
+        let mut masker = sealroom::boundary::Masker::new(
+            &policies,
+            sealroom::rooms::PseudonymSecret::from_bytes([9; 32]),
+            Vec::new(),
+        );
+        let masked = masker.mask(value).expect("masked");
+        (masker.rehydrator(), masked)
+    }
+
+    fn event(choices: serde_json::Value) -> String {
+        format!("data: {}\n\n", serde_json::json!({"id": "c", "object": "chat.completion.chunk", "choices": choices}))
+    }
+
+    fn streamed_text(forwarded: &[u8], pointer: &str) -> String {
+        String::from_utf8_lossy(forwarded)
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+            .filter(|event| event.pointer("/choices/0/index").and_then(|index| index.as_u64()).unwrap_or(0) == 0)
+            .filter_map(|event| event.pointer(pointer).and_then(|text| text.as_str()).map(str::to_owned))
+            .collect()
+    }
+
+    /// Regressions from the review: tool-call arguments are rehydrated in streams too (escaped
+    /// for JSON), text held back is flushed by a finishing event without a delta, only the
+    /// first choice is collected for the thread, and the flushing event repeats no usage.
+    #[test]
+    fn streamed_tool_calls_other_choices_and_finishing_events_are_rehydrated() {
+        let (rehydrator, placeholder) = rehydrator_for("ana@example.org");
+        let (head, tail) = placeholder.split_at(5);
+        let mut collected = Collected::new(rehydrator);
+        let mut forwarded = Vec::new();
+        for line in [
+            event(
+                serde_json::json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": format!("{{\"to\": \"{head}")}}]}}]),
+            ),
+            event(
+                serde_json::json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": format!("{tail}\"}}")}}]}}]),
+            ),
+            event(serde_json::json!([{"index": 1, "delta": {"content": "other choice"}}])),
+            event(serde_json::json!([{"index": 0, "delta": {"content": format!("mail {head}")}}])),
+            event(serde_json::json!([{"index": 0, "delta": {"content": format!("{tail} or [EM")}}])),
+            event(serde_json::json!([{"index": 0, "finish_reason": "stop"}])),
+            "data: [DONE]\n\n".to_owned(),
+        ] {
+            forwarded.extend(collected.feed(line.as_bytes()));
+        }
+        let arguments = streamed_text(&forwarded, "/choices/0/delta/tool_calls/0/function/arguments");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&arguments).expect("JSON"),
+            serde_json::json!({"to": "ana@example.org"})
+        );
+        let expected = "mail ana@example.org or [EM";
+        assert_eq!(
+            streamed_text(&forwarded, "/choices/0/delta/content"),
+            expected,
+            "held back until the finishing event"
+        );
+        assert_eq!(collected.content, expected, "only the first choice is the stored answer");
+
+        let mut collected = Collected::new(rehydrator_for("ana@example.org").0);
+        let usage = format!(
+            "data: {}\n\n",
+            serde_json::json!({"id": "c", "choices": [{"index": 0, "delta": {"content": head}}], "usage": {"total_tokens": 3}})
+        );
+        let mut forwarded = collected.feed(usage.as_bytes());
+        forwarded.extend(collected.feed(b"data: [DONE]\n\n"));
+        let text = String::from_utf8(forwarded).expect("utf-8");
+        assert_eq!(text.matches("total_tokens").count(), 1, "{text}");
+        assert_eq!(collected.content, head, "held-back text that never became a placeholder is sent as it is");
     }
 
     #[test]

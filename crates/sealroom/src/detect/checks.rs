@@ -110,20 +110,25 @@ pub(super) fn ipv6(candidate: &str) -> bool {
 /// Phone numbers: 7 to 15 digits that libphonenumber's metadata (the `phonenumber` crate) says
 /// form a valid number: international numbers as written with `+`, national ones in the
 /// numbering plans of the regions tried, in order.
-pub(super) fn phone_in_context(candidate: &str, text: &str, start: usize, end: usize) -> bool {
-    // A number that continues an identifier (`INV-2024-845865`, `ref_4155552671`) is part of
-    // it, not a number to dial.
+/// Everything about a phone number but its numbering plan: 7 to 15 digits, not a date or an
+/// address, not part of an identifier (`INV-2024-845865`, `ref_4155552671`).
+pub(super) fn phone_shape_in_context(candidate: &str, text: &str, start: usize, end: usize) -> bool {
     let continues_before = text[..start].ends_with(|c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '/'));
     let continues_after = {
         let mut rest = text[end..].chars();
         matches!(rest.next(), Some('-' | '_' | '/')) && rest.next().is_some_and(char::is_alphanumeric)
     };
-    !continues_before && !continues_after && phone(candidate)
+    let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+    !continues_before
+        && !continues_after
+        && (7..=15).contains(&digits)
+        && !looks_like_a_date(candidate)
+        && candidate.parse::<Ipv4Addr>().is_err()
 }
 
 pub(super) fn phone(candidate: &str) -> bool {
     let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-    if !(7..=15).contains(&digits) || looks_like_a_date(candidate) || candidate.parse::<Ipv4Addr>().is_ok() {
+    if !(7..=15).contains(&digits) {
         return false;
     }
     let parse = |region: Option<phonenumber::country::Id>| {
@@ -245,7 +250,8 @@ mod tests {
         assert!(phone("+1 415 555 2671") || phone("+1 (202) 456-1111"));
         assert!(phone("+44 20 7946 0958"));
         assert!(phone("(202) 456-1111"));
-        assert!(!phone("2024-01-15"));
+        assert!(!phone_shape_in_context("2024-01-15", "on 2024-01-15", 3, 13));
+        assert!(!phone_shape_in_context("2024-845865", "INV-2024-845865", 4, 15));
         assert!(!phone("+1 000 000 0000"));
     }
 }

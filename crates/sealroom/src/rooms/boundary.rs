@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Owned, Payload};
 use super::{Room, RoomError, WriteFailure};
-use crate::limits::{SECRET_NAME_BYTES_MAX, SECRET_VALUE_BYTES_MAX, SECRETS_PER_ROOM_MAX, WRITE_CONFLICT_RETRIES_MAX};
+use crate::limits::{
+    SECRET_NAME_BYTES_MAX, SECRET_VALUE_BYTES_MAX, SECRET_VALUE_CHARS_MIN, SECRETS_PER_ROOM_MAX,
+    WRITE_CONFLICT_RETRIES_MAX,
+};
 use crate::seal::RoomKeys;
 use crate::store::{Operation, Quota, Range};
 use crate::vocabulary::clock::unix_now_secs;
@@ -69,7 +72,7 @@ impl SecretName {
     }
 }
 
-/// A secret's value: 1 to [`SECRET_VALUE_BYTES_MAX`] bytes of text.
+/// A secret's value: [`SECRET_VALUE_CHARS_MIN`] characters to [`SECRET_VALUE_BYTES_MAX`] bytes.
 pub struct SecretValue(zeroize::Zeroizing<String>);
 
 impl std::fmt::Debug for SecretValue {
@@ -80,8 +83,12 @@ impl std::fmt::Debug for SecretValue {
 
 impl SecretValue {
     pub fn parse(value: String) -> Result<SecretValue, InputError> {
-        if value.is_empty() || value.len() > SECRET_VALUE_BYTES_MAX {
-            return Err(InputError::new("value", format!("must be 1 to {SECRET_VALUE_BYTES_MAX} bytes")));
+        if value.chars().count() < SECRET_VALUE_CHARS_MIN || value.len() > SECRET_VALUE_BYTES_MAX {
+            let problem = format!(
+                "must be at least {SECRET_VALUE_CHARS_MIN} characters (so it can be found in text) and at most \
+                 {SECRET_VALUE_BYTES_MAX} bytes"
+            );
+            return Err(InputError::new("value", problem));
         }
         Ok(SecretValue(zeroize::Zeroizing::new(value)))
     }

@@ -306,10 +306,12 @@ impl<'room> Threads<'room> {
                     name: message.name().map(str::to_owned),
                     metadata_json: serde_json::Value::Object(message.metadata().as_map().clone()).to_string(),
                     created_at: now,
-                    origin: Some(match message.role().as_str() {
-                        "assistant" => Origin::Model,
-                        "tool" => Origin::Tool,
-                        _ => self.room.origin(),
+                    // Through the user's own API, an assistant turn is the model's and a tool turn
+                    // a tool's; through MCP (a model-driven client) everything is `mcp`.
+                    origin: Some(match (self.room.origin(), message.role().as_str()) {
+                        (Origin::User, "assistant") => Origin::Model,
+                        (Origin::User, "tool") => Origin::Tool,
+                        (origin, _) => origin,
                     }),
                 })
                 .collect();
