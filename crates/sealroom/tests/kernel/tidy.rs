@@ -112,7 +112,7 @@ const KERNEL_LAYERS: &[(&str, &[&str])] = &[
     ("identity", &["limits", "secrets", "vocabulary"]),
     ("search", &["limits", "room_id", "vocabulary"]),
     ("rooms", &["identity", "limits", "room_id", "seal", "search", "secrets", "store", "vocabulary"]),
-    ("detect", &[]),
+    ("detect", &["limits"]),
     ("prompt", &["limits", "room_id", "rooms", "search", "vocabulary"]),
     ("boundary", &["detect", "limits", "rooms"]),
 ];
