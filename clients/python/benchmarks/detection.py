@@ -14,6 +14,10 @@ label once); otherwise it is a false positive of its category. Run (from the rep
     cargo build --release -p sealroom-server
     SEALROOM_BIN=target/release/sealroom /tmp/detection/bin/python clients/python/benchmarks/detection.py
 
+`--corpus FILE` evaluates a corpus written elsewhere instead (JSON lines of
+``{"text": ..., "labels": [[category, start, end], ...]}``, offsets in code points): a held-out
+corpus written without looking at sealroom's rules is the fairer test.
+
 Presidio runs its pattern recognizers alone (no spaCy model: names and addresses are out of
 scope for all three); detect-secrets runs its default plugins line by line. Neither covers every
 category: a dash means the tool has no rule for it.
@@ -357,12 +361,40 @@ def score(documents: list[Document], found: list[list[tuple[str, int, int]]], ca
     return {category: tuple(counts[category]) for category in categories}  # type: ignore[misc]
 
 
+def show_errors(documents: list[Document], found: list[list[tuple[str, int, int]]], per_category: int = 5) -> None:
+    """Prints up to `per_category` false positives and misses of one tool, for reading."""
+    shown: dict[str, int] = defaultdict(int)
+    for document, findings in zip(documents, found, strict=True):
+        for category, start, end in findings:
+            hit = any(label == category and start < e and s < end for label, s, e in document.labels)
+            if not hit and shown["FP " + category] < per_category:
+                shown["FP " + category] += 1
+                print(f"FP {category}: {document.text[start:end]!r} in {document.text[:160]!r}")
+        for label, start, end in document.labels:
+            hit = any(category == label and s < end and start < e for category, s, e in findings)
+            if not hit and shown["FN " + label] < per_category:
+                shown["FN " + label] += 1
+                print(f"FN {label}: {document.text[start:end]!r} in {document.text[:160]!r}")
+
+
 def ratio(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.3f}" if denominator else "—"
 
 
+def load(path: str) -> list[Document]:
+    documents = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            documents.append(Document(record["text"], [tuple(label) for label in record["labels"]]))  # type: ignore[misc]
+    return documents
+
+
 def main() -> None:
-    documents = corpus()
+    if "--corpus" in sys.argv:
+        documents = load(sys.argv[sys.argv.index("--corpus") + 1])
+    else:
+        documents = corpus()
     megabytes = sum(len(d.text.encode()) for d in documents) / 1e6
     results = {}
     timings = {}
@@ -372,10 +404,13 @@ def main() -> None:
         ("detect-secrets (default plugins)", detect_secrets_findings, SECRETS),
     ]:
         found, elapsed = run(documents)
+        if "--show-errors" in sys.argv and name == "sealroom":
+            show_errors(documents, found)
         results[name] = score(documents, found, categories)
         timings[name] = elapsed
-    positives = PER_CATEGORY
-    print(f"{len(documents)} documents ({positives} per category, {LOOK_ALIKES} look-alikes), {megabytes:.2f} MB\n")
+    labels = sum(len(document.labels) for document in documents)
+    negatives = sum(1 for document in documents if not document.labels)
+    print(f"{len(documents)} documents ({labels} labelled values, {negatives} without any), {megabytes:.2f} MB\n")
     names = list(results)
     print("| category | " + " | ".join(f"{n} precision / recall" for n in names) + " |")
     print("|---|" + "---|" * len(names))
