@@ -229,12 +229,12 @@ const RULES: &[Rule] = &[
     },
     Rule {
         category: Category::ConnectionPassword,
-        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]+:(?P<value>[^\s@/]+)@[A-Za-z0-9\-.\[\]]+",
+        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]*:(?P<value>[^\s@/]+)@[A-Za-z0-9\-.\[\]]+",
         check: Check::Value(|password| !password.bytes().all(|byte| byte == b'*') && !password.starts_with("${")),
     },
     Rule {
         category: Category::AssignedSecret,
-        pattern: r#"(?i)\b(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|auth[_\-]?token|private[_\-]?key)["']?\s{0,4}(?::|=|=>)\s{0,4}["']?(?P<value>[^\s"'`,;\[\]{}()<>]{8,})"#,
+        pattern: r#"(?i)\b(?:[a-z0-9]{1,20}[_\-]){0,4}(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|auth[_\-]?token|private[_\-]?key)(?:[_\-][a-z0-9]{1,20}){0,3}["']?\s{0,4}(?::|=|=>)\s{0,4}["']?(?P<value>[^\s"'`,;\[\]{}()<>]{8,})"#,
         check: Check::Value(checks::assigned_secret),
     },
 ];
@@ -378,6 +378,24 @@ mod tests {
         ] {
             assert_eq!(found(text), vec![], "{text}");
         }
+    }
+
+    /// Found by a held-out corpus a reviewer wrote without reading these rules: secret names in
+    /// snake case (`AWS_SECRET_ACCESS_KEY=`), and a connection URL without a user name.
+    #[test]
+    fn what_the_held_out_corpus_found() {
+        assert_eq!(
+            found("export AWS_SECRET_ACCESS_KEY=oRJDFkNfdTkNSwHVBFEsojnx1wng4Ttu4HzlGFLQ"),
+            vec![(Category::AssignedSecret, "oRJDFkNfdTkNSwHVBFEsojnx1wng4Ttu4HzlGFLQ")]
+        );
+        assert_eq!(
+            found("  secret_access_key: ygUNCDl73WBniJpt9LTYl"),
+            vec![(Category::AssignedSecret, "ygUNCDl73WBniJpt9LTYl")]
+        );
+        assert_eq!(
+            found("REDIS_URL=redis://:Pz8Ovn21vyHZen3m1@cache.example.net:6379/0"),
+            vec![(Category::ConnectionPassword, "Pz8Ovn21vyHZen3m1")]
+        );
     }
 
     /// Regressions found by the comparison corpus: a card number inside an IBAN, a random
