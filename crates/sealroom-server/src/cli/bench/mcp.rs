@@ -5,11 +5,10 @@
 //! tool's result shape and the untrusted-data wrapping.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::stats::{Report, Samples, merge, summarize};
+use super::stats::{Report, merge, summarize};
 use super::{Random, User};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -68,34 +67,16 @@ pub async fn measure(
     let mut combined: [Report; 2] = [Report::new(), Report::new()];
     let mut tables = Vec::new();
     for (label, route) in PHASES {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        let bar = super::bar(1, label);
-        let mut workers = Vec::with_capacity(clients);
-        for worker in 0..clients {
-            let (http, base, users) = (http.clone(), base.to_owned(), users.clone());
-            workers.push(tokio::spawn(async move {
-                let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1));
-                let mut samples = Samples::default();
-                while Instant::now() < deadline {
-                    let user = &users[random.next() as usize % users.len()];
-                    let query = format!("topic{}", random.next() % 17);
-                    let started = Instant::now();
-                    if send(&http, &base, user, route, &query).await {
-                        samples.record(started.elapsed());
-                    } else {
-                        samples.errors += 1;
-                    }
-                }
-                samples
-            }));
-        }
-        let mut report = Report::new();
-        for worker in workers {
-            if let Ok(samples) = worker.await {
-                merge(&mut report, Report::from([("search".to_owned(), samples)]));
+        let (http, base, users) = (http.clone(), base.to_owned(), users.clone());
+        let step = move |_, _, mut random: Random| {
+            let (http, base, users) = (http.clone(), base.clone(), users.clone());
+            async move {
+                let user = &users[random.next() as usize % users.len()];
+                let query = format!("topic{}", random.next() % 17);
+                (usize::from(send(&http, &base, user, route, &query).await), random)
             }
-        }
-        bar.finish_and_clear();
+        };
+        let (mut report, _) = super::run_workers(clients, seconds, label, "search", 0x9e37_79b9_7f4a_7c15, step).await;
         merge(&mut combined[usize::from(route == Route::Mcp)], report.clone());
         tables.push(summarize(label, &mut report, seconds as f64).0);
     }

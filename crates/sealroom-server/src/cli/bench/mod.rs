@@ -372,6 +372,60 @@ where
     report
 }
 
+/// The seed the workers' generators are derived from, unless a phase wants another workload.
+const WORKER_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// Runs `clients` workers for `seconds`, each calling `step` with its worker number, a running
+/// sequence number and its own generator (seeded from `seed` and the worker number); a step
+/// returns how much it did (0: it failed). The timings go under `operation` in the report,
+/// returned with the total done.
+async fn run_workers<F, Fut>(
+    clients: usize,
+    seconds: u64,
+    label: &str,
+    operation: &str,
+    seed: u64,
+    step: F,
+) -> (Report, u64)
+where
+    F: Fn(usize, u64, Random) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = (usize, Random)> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let bar = bar(1, label);
+    let mut workers = Vec::with_capacity(clients);
+    for worker in 0..clients {
+        let step = step.clone();
+        workers.push(tokio::spawn(async move {
+            let mut random = Random(seed ^ (worker as u64 + 1));
+            let (mut samples, mut done_total) = (stats::Samples::default(), 0u64);
+            let mut sequence = 0u64;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let (done, next) = step(worker, sequence, random).await;
+                random = next;
+                sequence += 1;
+                if done > 0 {
+                    samples.record(started.elapsed());
+                    done_total += done as u64;
+                } else {
+                    samples.errors += 1;
+                }
+            }
+            (samples, done_total)
+        }));
+    }
+    let (mut report, mut done) = (Report::new(), 0);
+    for worker in workers {
+        if let Ok((samples, worker_done)) = worker.await {
+            merge(&mut report, Report::from([(operation.to_owned(), samples)]));
+            done += worker_done;
+        }
+    }
+    bar.finish_and_clear();
+    (report, done)
+}
+
 /// The bare baseline: an axum handler returning a same-sized JSON body, under the same load.
 async fn bare_baseline(clients: usize, seconds: u64, body_bytes: usize) -> anyhow::Result<Report> {
     let body = json!({"padding": "x".repeat(body_bytes.saturating_sub(14))}).to_string();

@@ -7,13 +7,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
-use super::stats::{Report, Samples, merge, summarize};
+use super::stats::summarize;
 use super::{Random, User};
 
 const COMPLETION_TEXT: &str = "Lisbon in May: mild, bright, and not yet crowded.";
@@ -157,37 +156,19 @@ pub async fn measure(
     let mut results = serde_json::Map::new();
     let mut tables = Vec::new();
     for phase in &PHASES {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        let bar = super::bar(1, phase.label);
-        let mut workers = Vec::with_capacity(clients);
         let (proxy, users) = match phase.route {
             Route::Proxy { boundary: false, .. } => &servers.off,
             _ => &servers.on,
         };
-        for worker in 0..clients {
-            let (http, proxy, users, route) = (http.clone(), (*proxy).to_owned(), users.clone(), phase.route);
-            workers.push(tokio::spawn(async move {
-                let mut random = Random(0x2545_f491_4f6c_dd1d ^ (worker as u64 + 1));
-                let mut samples = Samples::default();
-                while Instant::now() < deadline {
-                    let user = &users[random.next() as usize % users.len()];
-                    let started = Instant::now();
-                    if send(&http, &proxy, upstream, user, route).await {
-                        samples.record(started.elapsed());
-                    } else {
-                        samples.errors += 1;
-                    }
-                }
-                samples
-            }));
-        }
-        let mut report = Report::new();
-        for worker in workers {
-            if let Ok(samples) = worker.await {
-                merge(&mut report, Report::from([("chat".to_owned(), samples)]));
+        let (http, proxy, users, route) = (http.clone(), (*proxy).to_owned(), users.clone(), phase.route);
+        let step = move |_, _, mut random: Random| {
+            let (http, proxy, users) = (http.clone(), proxy.clone(), users.clone());
+            async move {
+                let user = &users[random.next() as usize % users.len()];
+                (usize::from(send(&http, &proxy, upstream, user, route).await), random)
             }
-        }
-        bar.finish_and_clear();
+        };
+        let (mut report, _) = super::run_workers(clients, seconds, phase.label, "chat", super::WORKER_SEED, step).await;
         let (table, summary) = summarize(phase.label, &mut report, seconds as f64);
         tables.push(table);
         results.insert(phase.label.to_owned(), summary["total"].clone());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::stats::{Report, Samples, merge, summarize};
+use super::stats::{Report, Samples, summarize};
 use super::{Random, Target, User};
 
 /// Items in the large room, and their dimensions.
@@ -54,41 +54,19 @@ struct Load {
 /// Runs one read for `seconds` over the users `pick` chooses; returns the report and the mean
 /// body size.
 async fn phase(load: &Load, read: Read, pick: Pick, seconds: u64, label: &str) -> (Report, usize) {
-    let (target, users, query, clients) = (&load.target, &load.users, &load.query, load.clients);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let bar = super::bar(1, label);
-    let mut workers = Vec::with_capacity(clients);
-    for worker in 0..clients {
+    let (target, users, query) = (load.target.clone(), load.users.clone(), load.query.clone());
+    let step = move |_, _, mut random: Random| {
         let (target, users, query) = (target.clone(), users.clone(), query.clone());
-        workers.push(tokio::spawn(async move {
-            let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 11));
-            let (mut samples, mut bytes, mut count) = (Samples::default(), 0usize, 0usize);
-            while Instant::now() < deadline {
-                let user = &users[pick(&mut random, users.len())];
-                let started = Instant::now();
-                match send(&target, user, read, &mut random, &query).await {
-                    Some(size) => {
-                        samples.record(started.elapsed());
-                        bytes += size;
-                        count += 1;
-                    }
-                    None => samples.errors += 1,
-                }
-            }
-            (samples, bytes, count)
-        }));
-    }
-    let mut report = Report::new();
-    let (mut bytes, mut count) = (0, 0);
-    for worker in workers {
-        if let Ok((samples, worker_bytes, worker_count)) = worker.await {
-            merge(&mut report, Report::from([("read".to_owned(), samples)]));
-            bytes += worker_bytes;
-            count += worker_count;
+        async move {
+            let user = &users[pick(&mut random, users.len())];
+            // The body's size, for the bare baseline's; 0 (failed) if there is none.
+            (send(&target, user, read, &mut random, &query).await.unwrap_or(0), random)
         }
-    }
-    bar.finish_and_clear();
-    (report, bytes / count.max(1))
+    };
+    let (mut report, bytes) =
+        super::run_workers(load.clients, seconds, label, "read", 0x9e37_79b9_7f4a_7c15, step).await;
+    let count = report.get_mut("read").map_or(0, |samples| samples.count());
+    (report, usize::try_from(bytes).unwrap_or(usize::MAX) / count.max(1))
 }
 
 /// Fills user 0's room with the large room's items (batches of 100).

@@ -9,16 +9,14 @@
 //! Every put stores a new item with a 384-dimension embedding, as a memory-ingestion client does.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use sealroom::Rooms;
 use sealroom::identity::Principal;
 use sealroom::rooms::{ItemInput, ItemKey, Namespace};
 use serde_json::{Value, json};
 
-use super::stats::{Report, Samples, merge, summarize};
-use super::{Random, User};
+use super::stats::{Report, summarize};
+use super::{Random, User, run_workers};
 
 /// Dimensions of the embedding each put carries.
 const DIMENSIONS: usize = 384;
@@ -32,48 +30,6 @@ fn embedding(random: &mut Random) -> Vec<f32> {
 fn item_body(random: &mut Random, sequence: u64) -> Value {
     json!({"value": {"n": sequence}, "text": format!("memory {sequence} about topic{}", random.next() % 17),
            "embedding": embedding(random)})
-}
-
-/// Runs `clients` workers for `seconds`, each calling `step` with its worker number and a
-/// running sequence number; `step` returns how many puts it made (0 on failure).
-async fn run<F, Fut>(clients: usize, seconds: u64, label: &str, step: F) -> (Report, u64)
-where
-    F: Fn(usize, u64, Random) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = (usize, Random)> + Send,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let bar = super::bar(1, label);
-    let puts = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::with_capacity(clients);
-    for worker in 0..clients {
-        let (step, puts) = (step.clone(), puts.clone());
-        workers.push(tokio::spawn(async move {
-            let mut random = Random(0x2545_f491_4f6c_dd1d ^ (worker as u64 + 1));
-            let mut samples = Samples::default();
-            let mut sequence = 0u64;
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let (done, next) = step(worker, sequence, random).await;
-                random = next;
-                sequence += 1;
-                if done > 0 {
-                    samples.record(started.elapsed());
-                    puts.fetch_add(done as u64, Ordering::Relaxed);
-                } else {
-                    samples.errors += 1;
-                }
-            }
-            samples
-        }));
-    }
-    let mut report = Report::new();
-    for worker in workers {
-        if let Ok(samples) = worker.await {
-            merge(&mut report, Report::from([("request".to_owned(), samples)]));
-        }
-    }
-    bar.finish_and_clear();
-    (report, puts.load(Ordering::Relaxed))
 }
 
 async fn http_put(http: &reqwest::Client, base: &str, token: &str, path: &str, body: &Value) -> bool {
@@ -128,7 +84,8 @@ pub async fn measure(
             }
         }
     };
-    let (mut report, puts) = run(clients, seconds, "kernel sealed puts", kernel).await;
+    let (mut report, puts) =
+        run_workers(clients, seconds, "kernel sealed puts", "request", super::WORKER_SEED, kernel).await;
     let kernel_rate = record("kernel: sealed puts, group commit (no HTTP, no audit)", &mut report, puts);
 
     // 2. Audited puts over HTTP, spread over every user.
@@ -144,7 +101,8 @@ pub async fn measure(
             }
         }
     };
-    let (mut report, puts) = run(clients, seconds, "HTTP puts, many users", spread).await;
+    let (mut report, puts) =
+        run_workers(clients, seconds, "HTTP puts, many users", "request", super::WORKER_SEED, spread).await;
     let http_rate = record(&format!("HTTP: audited puts, {} users", users.len()), &mut report, puts);
 
     // 3. One user's room, from all clients and from one.
@@ -159,9 +117,10 @@ pub async fn measure(
             }
         }
     };
-    let (mut report, puts) = run(clients, seconds, "one room, all clients", hot.clone()).await;
+    let (mut report, puts) =
+        run_workers(clients, seconds, "one room, all clients", "request", super::WORKER_SEED, hot.clone()).await;
     let hot_rate = record(&format!("HTTP: one room, {clients} clients"), &mut report, puts);
-    let (mut report, puts) = run(1, seconds, "one room, one client", hot).await;
+    let (mut report, puts) = run_workers(1, seconds, "one room, one client", "request", super::WORKER_SEED, hot).await;
     let single_rate = record("HTTP: one room, 1 client", &mut report, puts);
 
     // 4. The batch route.
@@ -194,7 +153,7 @@ pub async fn measure(
             }
         }
     };
-    let (mut report, puts) = run(clients, seconds, "batch route", batched).await;
+    let (mut report, puts) = run_workers(clients, seconds, "batch route", "request", super::WORKER_SEED, batched).await;
     let batch_rate = record(&format!("HTTP: batch route, {BATCH_PUTS} puts a request"), &mut report, puts);
 
     println!("{}", rows.join("\n"));
