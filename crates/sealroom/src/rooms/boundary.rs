@@ -276,14 +276,12 @@ impl<'room> Secrets<'room> {
 
 impl Room {
     /// See [`Room::pseudonym_secret`]: derived from the room's key (created if the room has
-    /// none yet), confirmed with the store so an erased generation's key is never used.
+    /// none yet). Unlike a cache scope, it needs no confirmation read: nothing is served from
+    /// memory under it, so a key of an erased generation still in this node's memory yields only
+    /// tags that mean nothing to anyone, and the request's first store read or write under that
+    /// generation fails as an erasure does.
     pub(super) async fn derive_pseudonym_secret(&self) -> Result<PseudonymSecret, RoomError> {
-        in_one_generation!(self, self.derive_pseudonym_secret_once())
-    }
-
-    async fn derive_pseudonym_secret_once(&self) -> Result<PseudonymSecret, RoomError> {
         let keys = self.system_write_keys().await?;
-        self.collection_version(&keys, Collection::RoomMeta).await?;
         Ok(PseudonymSecret::from_bytes(keys.index_hash(b"pseudonym", &[])))
     }
 }
