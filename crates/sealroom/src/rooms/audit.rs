@@ -41,12 +41,8 @@ pub struct AuditEvent {
     /// its entry is written only into that generation, never into a room that replaced an
     /// erased one. Empty if the request touched nothing stored.
     generation: Arc<std::sync::Mutex<Option<RoomKeyId>>>,
-    actor_room: RoomId,
-    token_id: Option<String>,
-    operation: String,
-    target: String,
-    outcome: String,
-    request_id: Option<String>,
+    /// What the entry will say (actor, token, operation, target, outcome, request id).
+    entry: ChainEntry,
 }
 
 /// Cuts `text` to at most [`AUDIT_FIELD_BYTES_MAX`] bytes on a character boundary, marking the cut.
@@ -80,12 +76,14 @@ impl<'room> Audit<'room> {
         AuditEvent {
             room: room.id(),
             generation: room.generation_cell(),
-            actor_room: room.actor_room(),
-            token_id: room.actor_token_id().map(bounded_field),
-            operation: bounded_field(operation),
-            target: bounded_field(target),
-            outcome: bounded_field(outcome),
-            request_id: request_id.map(bounded_field),
+            entry: ChainEntry::bounded(
+                room.actor_room(),
+                room.actor_token_id(),
+                operation,
+                target,
+                outcome,
+                request_id,
+            ),
         }
     }
 
@@ -134,17 +132,7 @@ impl AuditEvent {
 
 impl PartialEq for AuditEvent {
     fn eq(&self, other: &AuditEvent) -> bool {
-        (self.room, self.actor_room, &self.token_id, &self.operation, &self.target, &self.outcome, &self.request_id)
-            == (
-                other.room,
-                other.actor_room,
-                &other.token_id,
-                &other.operation,
-                &other.target,
-                &other.outcome,
-                &other.request_id,
-            )
-            && self.generation() == other.generation()
+        self.room == other.room && self.entry == other.entry && self.generation() == other.generation()
     }
 }
 
@@ -253,7 +241,7 @@ fn chain_hash(entry: &StoredAuditEntry) -> [u8; 32] {
 }
 
 /// The fields of one entry to append (the chain gives it its sequence, time and hashes).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ChainEntry {
     pub actor_room: RoomId,
     pub token_id: Option<String>,
@@ -264,17 +252,6 @@ pub(crate) struct ChainEntry {
 }
 
 impl ChainEntry {
-    fn of(event: &AuditEvent) -> ChainEntry {
-        ChainEntry {
-            actor_room: event.actor_room,
-            token_id: event.token_id.clone(),
-            operation: event.operation.clone(),
-            target: event.target.clone(),
-            outcome: event.outcome.clone(),
-            request_id: event.request_id.clone(),
-        }
-    }
-
     /// An entry with its fields bounded like an event's.
     pub(crate) fn bounded(
         actor_room: RoomId,
@@ -400,7 +377,7 @@ impl Room {
                 Some(keys) => keys,
                 None => self.system_write_keys().await?,
             };
-            let entries = kept.iter().map(|event| ChainEntry::of(event)).collect();
+            let entries = kept.iter().map(|event| event.entry.clone()).collect();
             let chain = AuditChain::new(self.id(), keys.clone(), entries);
             match self
                 .commit_with_chain(&keys, Vec::new(), Vec::new(), vec![self.room_bytes_quota()], Some(chain))
